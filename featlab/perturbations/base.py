@@ -1,0 +1,72 @@
+"""The perturbation contract.
+
+Every perturbation is a subclass of :class:`Perturbation` registered in
+:data:`featlab.perturbations.PERTURBATIONS` under the name used in condition strings
+(``blur``, ``fgsm``, ...). Images are float NCHW tensors in ``[0, 1]``; normalization
+belongs to the model wrapper.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import torch
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a perturbation.
+
+    ``kind`` converts the string from a condition (``float``, ``int``, ``str``);
+    ``choices`` restricts a string; ``low``/``high`` bound a number (inclusive);
+    ``multi`` marks the parameter that may take several values in one condition string
+    (``blur:sigma=1:5:10``); ``default=None`` with ``required=True`` must be given.
+    """
+
+    name: str
+    kind: Callable[[str], Any] = float
+    default: Any = None
+    required: bool = False
+    choices: Optional[tuple] = None
+    low: Optional[float] = None
+    high: Optional[float] = None
+    multi: bool = False
+    help: str = ""
+
+
+class Perturbation:
+    """Base class: override :meth:`perturb` (and optionally :meth:`perturb_many`).
+
+    Class attributes
+    ----------------
+    name : str — registry name
+    params : tuple of Param
+    needs_boxes : bool — requires object boxes (``region=object`` blur, ``target=fg`` ...)
+    needs_model : bool — requires a differentiable classifier (gradient attacks)
+    """
+
+    name: str = ""
+    params: tuple = ()
+    needs_boxes: bool = False
+    needs_model: bool = False
+
+    def perturb(self, images: torch.Tensor, *, labels: torch.Tensor, boxes: torch.Tensor,
+                model: Optional[torch.nn.Module], generator: torch.Generator,
+                **params) -> torch.Tensor:
+        """Return perturbed images of the same shape and dtype, in ``[0, 1]``.
+
+        Parameters
+        ----------
+        images : Tensor of shape (n, 3, H, W), float32 in [0, 1]
+        labels : Tensor of shape (n,), int64
+        boxes : Tensor of shape (n, MAX_INSTANCES, 4), float32, ``x0, y0, x1, y1`` in pixels,
+            NaN rows for absent instances
+        model : classifier mapping images in [0, 1] to logits, or None
+        generator : torch.Generator seeded per (run seed, condition, chunk)
+        **params : this perturbation's parameters, already validated
+        """
+        raise NotImplementedError
+
+    def perturb_many(self, images, params_list: list, **kwargs) -> list:
+        """Perturb one batch at several parameter settings (override to share work)."""
+        return [self.perturb(images, **kwargs, **p) for p in params_list]

@@ -1,0 +1,134 @@
+"""Condition strings: ``name[:param=value[:value...]]...``.
+
+``blur:sigma=1:5:10:region=object`` expands to three conditions; a bare token after a
+``param=value`` token is another value of that parameter. Every condition has a canonical
+key with all parameters, defaults filled in and in declared order
+(``blur:sigma=5:region=object``), which is how stores name it; ``label`` drops defaults.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+from ..errors import FeatlabError
+
+
+def format_value(value) -> str:
+    if isinstance(value, float):
+        text = format(value, ".10g")
+        return text
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A perturbation name with a complete, validated parameter set."""
+
+    name: str
+    params: dict = field(default_factory=dict, compare=False, hash=False)
+    key: str = ""
+
+    @property
+    def perturbation(self):
+        from . import PERTURBATIONS
+
+        return PERTURBATIONS.get(self.name)()
+
+    @property
+    def label(self) -> str:
+        """Short form: parameters that differ from their defaults only."""
+        spec = {p.name: p for p in PERTURBATIONS_get(self.name).params}
+        parts = [self.name] + [f"{k}={format_value(v)}" for k, v in self.params.items()
+                               if spec[k].required or v != spec[k].default]
+        return ":".join(parts)
+
+    def __str__(self) -> str:
+        return self.key
+
+
+def PERTURBATIONS_get(name):
+    from . import PERTURBATIONS
+
+    return PERTURBATIONS.get(name)
+
+
+def _convert(text: str, param, condition: str):
+    try:
+        value = param.kind(text)
+    except ValueError:
+        raise FeatlabError(
+            f"condition {condition!r}: {param.name}={text!r} is not a valid "
+            f"{param.kind.__name__}") from None
+    if param.choices is not None and value not in param.choices:
+        raise FeatlabError(f"condition {condition!r}: {param.name}={text!r}; expected one of "
+                           f"{', '.join(map(str, param.choices))}")
+    if param.low is not None and value < param.low or param.high is not None and value > param.high:
+        raise FeatlabError(f"condition {condition!r}: {param.name}={text} is out of range "
+                           f"[{param.low}, {param.high}]")
+    return value
+
+
+def _tokenize(text: str) -> tuple[str, dict]:
+    tokens = [t.strip() for t in text.strip().split(":")]
+    name, raw = tokens[0], {}
+    if not name:
+        raise FeatlabError(f"condition {text!r} has no perturbation name; e.g. 'blur:sigma=5'")
+    current = None
+    for token in tokens[1:]:
+        if "=" in token:
+            current, _, value = token.partition("=")
+            current = current.strip()
+            if not current or current in raw:
+                raise FeatlabError(f"condition {text!r}: parameter {current!r} is empty or repeated")
+            raw[current] = [value.strip()]
+        elif current is None or not token:
+            raise FeatlabError(f"condition {text!r}: expected 'param=value' after {name!r}, "
+                               f"got {token!r}")
+        else:
+            raw[current].append(token)
+    return name, raw
+
+
+def parse_condition(text: str) -> list[Condition]:
+    """Parse one condition string into the conditions it expands to."""
+    name, raw = _tokenize(text)
+    cls = PERTURBATIONS_get(name)
+    spec = {p.name: p for p in cls.params}
+    unknown = sorted(set(raw) - set(spec))
+    if unknown:
+        known = ", ".join(spec) or "none"
+        raise FeatlabError(f"condition {text!r}: unknown parameter {unknown[0]!r} for {name}; "
+                           f"known: {known}")
+    values = {}
+    for pname, param in spec.items():
+        if pname not in raw:
+            if param.required:
+                raise FeatlabError(f"condition {text!r}: {name} needs {pname}=..., "
+                                   f"e.g. '{name}:{pname}=...'")
+            values[pname] = [param.default]
+            continue
+        if len(raw[pname]) > 1 and not param.multi:
+            raise FeatlabError(f"condition {text!r}: {pname} takes one value")
+        values[pname] = [_convert(v, param, text) for v in raw[pname]]
+    out = []
+    for combo in itertools.product(*values.values()):
+        params = dict(zip(values, combo))
+        key = ":".join([name] + [f"{k}={format_value(v)}" for k, v in params.items()])
+        out.append(Condition(name=name, params=params, key=key))
+    return out
+
+
+def parse_conditions(text) -> list[Condition]:
+    """Parse a comma-separated list (or a list of strings); duplicates are dropped."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    seen, out = set(), []
+    for item in items:
+        if not item.strip():
+            continue
+        for cond in parse_condition(item):
+            if cond.key not in seen:
+                seen.add(cond.key)
+                out.append(cond)
+    if not out:
+        raise FeatlabError("no conditions given; e.g. --conditions clean,blur:sigma=5")
+    return out

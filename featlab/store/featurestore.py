@@ -1,0 +1,217 @@
+"""Reading a store: ``FeatureStore(path).read(backbone=, layer=, condition=)``.
+
+Blocks come back as numpy arrays aligned with the sample table (``store.samples``), or with
+its rows restricted by ``split`` / ``subset``. Everything goes through ``store.h5``, which is
+a plain HDF5 file: ``h5py.File("STORE/store.h5")["conditions/clean/<backbone>/penultimate"]``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Optional
+
+import h5py
+import numpy as np
+
+from ..errors import FeatlabError
+from ..perturbations.conditions import parse_condition
+from ..utils.paths import fsync_dir
+from .index import build_index, parts_signature
+from .layout import INDEX, WriterLock
+from .samples import read_samples
+from .writer import check_schema, read_manifest
+
+log = logging.getLogger(__name__)
+
+
+def _names(items) -> str:
+    items = list(items)
+    return ", ".join(items) if items else "(none)"
+
+
+class FeatureStore:
+    """A read view of the store directory ``path`` (see :mod:`featlab.store.layout`)."""
+
+    def __init__(self, path: str):
+        self.path = os.path.abspath(path)
+        if not os.path.isdir(self.path):
+            raise FeatlabError(f"no feature store at {path}; create one with "
+                               f"'featlab extract --store {path} ...'")
+        self.manifest = read_manifest(self.path)
+        self._refresh_index()
+        with h5py.File(self.index_path, "r") as index:
+            check_schema({"schema_version": int(index.attrs["schema_version"])}, self.path)
+            self.samples = read_samples(index["samples"])
+            self._conditions = {key: json.loads(group.attrs["info"]) | {
+                "complete": bool(group.attrs["complete"]), "n_parts": int(group.attrs["n_parts"]),
+                "n_chunks": int(group.attrs["n_chunks"])}
+                for key, group in index["conditions"].items()}
+
+    @property
+    def index_path(self) -> str:
+        return os.path.join(self.path, INDEX)
+
+    def _refresh_index(self) -> None:
+        """Rebuild ``store.h5`` when parts were added since it was written (e.g. a killed run)."""
+        current = None
+        if os.path.isfile(self.index_path):
+            with h5py.File(self.index_path, "r") as index:
+                current = index.attrs.get("parts_signature")
+        if current == parts_signature(self.path):
+            return
+        try:
+            with WriterLock(self.path):
+                build_index(self.path)
+        except FeatlabError:
+            if current is None:
+                raise
+            log.warning("store %s is being written; reading its last index", self.path)
+
+    # -- descriptors -------------------------------------------------------------------
+    @property
+    def backbones(self) -> list[str]:
+        return list(self.manifest["backbones"])
+
+    @property
+    def conditions(self) -> list[str]:
+        return list(self._conditions)
+
+    def layers(self, backbone: str) -> list[str]:
+        self._check_backbone(backbone)
+        return list(self.manifest["backbones"][backbone]["layers"])
+
+    def condition_info(self, condition: str) -> dict:
+        return self._conditions[self.resolve_condition(condition)]
+
+    def resolve_condition(self, text: str) -> str:
+        """Canonical key of a stored condition given any spelling of it."""
+        if text in self._conditions:
+            return text
+        try:
+            parsed = parse_condition(text)
+        except FeatlabError:
+            parsed = []
+        key = parsed[0].key if len(parsed) == 1 else text
+        if key not in self._conditions:
+            raise FeatlabError(f"condition {text!r} is not in store {self.path}; stored: "
+                               f"{_names(self._conditions)}")
+        return key
+
+    def _check_backbone(self, backbone: str) -> None:
+        if backbone not in self.manifest["backbones"]:
+            raise FeatlabError(f"backbone {backbone!r} is not in store {self.path}; stored: "
+                               f"{_names(self.backbones)}")
+
+    def rows(self, split: Optional[str] = None, subset: Optional[str] = None) -> np.ndarray:
+        """Row indices for ``split`` (train/test/None) and class ``subset`` (None: all)."""
+        if split not in (None, "train", "test"):
+            raise FeatlabError(f"split {split!r}: expected train or test")
+        classes = None
+        if subset not in (None, "all"):
+            if subset not in self.samples.subsets:
+                raise FeatlabError(f"subset {subset!r} is not defined for this store; defined: "
+                                   f"{_names(self.samples.subsets)}")
+            classes = self.samples.subsets[subset]
+        return self.samples.indices(split, classes)
+
+    # -- data --------------------------------------------------------------------------
+    def read(self, *, backbone: str, layer: str, condition: str = "clean",
+             split: Optional[str] = None, subset: Optional[str] = None) -> np.ndarray:
+        """Features of ``layer`` of ``backbone`` under ``condition``.
+
+        Returns
+        -------
+        ndarray of shape (n_rows, n_features), float32, rows as :meth:`rows` (NaN rows:
+        images that could not be decoded; see :meth:`valid`).
+        """
+        key = self.resolve_condition(condition)
+        self._check_backbone(backbone)
+        if layer not in self.manifest["backbones"][backbone]["layers"]:
+            raise FeatlabError(f"layer {layer!r} is not stored for {backbone}; stored: "
+                               f"{_names(self.layers(backbone))}")
+        return self.read_array(f"{backbone}/{layer}", key, split=split, subset=subset)
+
+    def read_array(self, name: str, condition: str, *, split=None, subset=None) -> np.ndarray:
+        """Any per-row array stored with a condition (features, ``valid``, extras)."""
+        key = self.resolve_condition(condition)
+        info = self._conditions[key]
+        if not info["complete"]:
+            raise FeatlabError(f"condition {key} is incomplete in {self.path} ({info['n_parts']}"
+                               f"/{info['n_chunks']} chunks); rerun the extract command to finish")
+        rows = self.rows(split, subset)
+        with h5py.File(self.index_path, "r") as index:
+            group = index["conditions"][key]
+            if name not in group:
+                stored = []
+                group.visit(lambda n: stored.append(n) if isinstance(group[n], h5py.Dataset) else None)
+                raise FeatlabError(f"{name!r} is not stored with {key}; stored: {_names(stored)}")
+            data = group[name][()]
+        return data[rows]
+
+    def valid(self, condition: str = "clean", *, split=None, subset=None) -> np.ndarray:
+        """Boolean mask: the image was decoded and its features are finite."""
+        return self.read_array("valid", condition, split=split, subset=subset).astype(bool)
+
+    def labels(self, *, split=None, subset=None) -> np.ndarray:
+        """Labels of the rows, re-indexed 0..k-1 within ``subset`` when one is given."""
+        rows = self.rows(split, subset)
+        names = self.samples.class_name[rows]
+        classes = self.classes(subset)
+        lookup = {name: i for i, name in enumerate(classes)}
+        return np.array([lookup[n] for n in names], dtype=np.int64)
+
+    def classes(self, subset=None) -> list:
+        if subset in (None, "all"):
+            return list(self.samples.classes)
+        return [c for c in self.samples.classes if c in set(self.samples.subsets[subset])]
+
+    # -- heads ------------------------------------------------------------------------
+    def heads(self) -> list[str]:
+        folder = os.path.join(self.path, "heads")
+        return sorted(n[:-3] for n in os.listdir(folder) if n.endswith(".h5")
+                      and not n.startswith(".tmp-")) if os.path.isdir(folder) else []
+
+    def load_head(self, name: str) -> tuple[dict, dict]:
+        """Arrays and attributes of a fitted head."""
+        path = os.path.join(self.path, "heads", f"{name}.h5")
+        if not os.path.isfile(path):
+            raise FeatlabError(f"no head {name!r} in {self.path}; fitted: {_names(self.heads())}; "
+                               f"fit one with 'featlab fit-head --store {self.path}'")
+        with h5py.File(path, "r") as handle:
+            arrays = {k: handle[k][()] for k in handle}
+            attrs = {k: json.loads(v) for k, v in handle.attrs.items()}
+        return arrays, attrs
+
+    def save_heads(self, heads: dict) -> None:
+        """Write heads (name -> (arrays, attrs)) and refresh the index, under the lock."""
+        folder = os.path.join(self.path, "heads")
+        os.makedirs(folder, exist_ok=True)
+        with WriterLock(self.path):
+            for name, (arrays, attrs) in heads.items():
+                tmp = os.path.join(folder, f".tmp-{name}.h5")
+                with h5py.File(tmp, "w") as handle:
+                    for key, value in arrays.items():
+                        handle.create_dataset(key, data=value, track_times=False)
+                    for key, value in attrs.items():
+                        handle.attrs[key] = json.dumps(value)
+                os.replace(tmp, os.path.join(folder, f"{name}.h5"))
+            fsync_dir(folder)
+            build_index(self.path)
+
+    def info(self) -> dict:
+        """A JSON-able summary (what ``featlab store info`` prints)."""
+        m = self.manifest
+        splits = {s: int((self.samples.split == s).sum()) for s in ("train", "test")}
+        return dict(path=self.path, schema_version=m["schema_version"],
+                    featlab_version=m["featlab_version"], dataset=m["dataset"],
+                    n_samples=m["n_samples"], splits=splits, classes=len(self.samples.classes),
+                    subsets={k: len(v) for k, v in self.samples.subsets.items()},
+                    skipped=len(self.samples.skipped),
+                    backbones={k: dict(weights_sha256=v["weights_sha256"],
+                                       layers=len(v["layers"]))
+                               for k, v in m["backbones"].items()},
+                    conditions={k: "complete" if v["complete"] else
+                                f"{v['n_parts']}/{v['n_chunks']} chunks"
+                                for k, v in self._conditions.items()},
+                    heads=self.heads())
