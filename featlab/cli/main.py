@@ -48,7 +48,7 @@ def cli(verbose, quiet):
 
 
 def _register_commands() -> None:
-    from . import data_cmd, demo_cmd, extract_cmd, heads_cmd, pca_cmd, store_cmd  # noqa: F401
+    from . import data_cmd, demo_cmd, extract_cmd, heads_cmd, local_cmd, pca_cmd, store_cmd  # noqa: F401
 
 
 def main(argv=None):

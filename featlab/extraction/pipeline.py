@@ -25,6 +25,7 @@ from ..store import StoreWriter
 from ..utils.progress import progress
 from ..utils.seeding import generator
 from .decode import iter_chunks
+from .probes import ProbeRunner
 from .targets import TargetModels
 
 log = logging.getLogger(__name__)
@@ -140,7 +141,7 @@ def _perturb_chunk(group, images, labels, boxes, models, targets, batch_size, se
         for cond, result, adv in zip(group, results, perturbed):
             feats = forward(models, adv)
             if model is not None:
-                feats.update(targets.extras(cond, model, adv, labels[sl]))
+                feats.update(targets.extras(model, adv, labels[sl], perturbation))
             for name, values in feats.items():
                 result.setdefault(name, []).append(values)
     return [{k: np.concatenate(v) for k, v in r.items()} for r in results]
@@ -169,6 +170,7 @@ def extract(spec: ExtractionSpec) -> dict:
         summary = dict(store=writer.root, images=writer.n_rows, device=str(device),
                        conditions={c.key: dict(computed=len(missing[c.key])) for c in conditions},
                        decode_failures={})
+        probes = None
         labels_all = torch.from_numpy(dataset.samples.label.astype(np.int64))
         bar = progress(total=sum(len(v) for v in missing.values()) * spec.chunk_size,
                        desc="extract", unit="img")
@@ -181,8 +183,12 @@ def extract(spec: ExtractionSpec) -> dict:
                     summary["decode_failures"][str(dataset.samples.file[start + row])] = reason
             todo = [c for c in conditions if (start, stop) in missing[c.key]]
             for group in _groups(todo):
-                results = _perturb_chunk(group, images, labels, boxes, models, targets,
-                                         spec.batch_size, spec.seed, start)
+                if getattr(group[0].perturbation, "kind", "image") == "probe":
+                    probes = probes or ProbeRunner(writer.root, dataset, models, targets, spec)
+                    results = probes.chunk(group, start, stop, images, labels)
+                else:
+                    results = _perturb_chunk(group, images, labels, boxes, models, targets,
+                                             spec.batch_size, spec.seed, start)
                 for cond, arrays in zip(group, results):
                     for name, values in arrays.items():
                         if values.dtype.kind == "f":

@@ -36,10 +36,10 @@ class Condition:
 
     @property
     def label(self) -> str:
-        """Short form: parameters that differ from their defaults only."""
+        """Short form: the strength parameter and parameters that differ from their defaults."""
         spec = {p.name: p for p in PERTURBATIONS_get(self.name).params}
         parts = [self.name] + [f"{k}={format_value(v)}" for k, v in self.params.items()
-                               if spec[k].required or v != spec[k].default]
+                               if spec[k].required or spec[k].multi or v != spec[k].default]
         return ":".join(parts)
 
     def __str__(self) -> str:
@@ -111,8 +111,11 @@ def parse_condition(text: str) -> list[Condition]:
             raise FeatlabError(f"condition {text!r}: {pname} takes one value")
         values[pname] = [_convert(v, param, text) for v in raw[pname]]
     out = []
+    check = getattr(cls, "validate_params", None)
     for combo in itertools.product(*values.values()):
         params = dict(zip(values, combo))
+        if check is not None:
+            params = check(params)
         key = ":".join([name] + [f"{k}={format_value(v)}" for k, v in params.items()])
         out.append(Condition(name=name, params=params, key=key))
     return out

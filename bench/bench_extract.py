@@ -1,0 +1,125 @@
+"""Extraction benchmarks (issue 2), ratios measured side by side in one run.
+
+1. Throughput: featlab's extraction of ``clean`` with both backbones and every captured layer
+   (hooks on 20 BN layers + penultimate + logits, copy to numpy, compressed write of the part)
+   versus the two bare backbones' forward passes, on the same pre-decoded batches.
+   Target: ratio >= 0.8.
+2. Peak memory: a whole ``featlab extract`` run (fresh process, ru_maxrss) of 2N images versus
+   N images. Target: within 10 %.
+
+    python bench/bench_extract.py [--size 224] [--batch 32] [--batches 6] [--n 300]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+import torchvision
+
+from featlab.backbones import Backbone
+from featlab.extraction.pipeline import forward
+from featlab.store import StoreWriter
+
+
+def _backbones():
+    torch.manual_seed(0)
+    return [Backbone(name, torchvision.models.resnet18(weights=None, num_classes=k)).eval()
+            for name, k in (("object", 1000), ("scene", 365))]
+
+
+def _bare(models, batches):
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for images in batches:
+            for model in models:
+                model(images)
+    return time.perf_counter() - start
+
+
+def _featlab(models, batches, writer, samples_per_batch):
+    start = time.perf_counter()
+    for i, images in enumerate(batches):
+        arrays = forward(models, images)
+        arrays["valid"] = np.ones(len(images), bool)
+        writer.write_part("clean", i * samples_per_batch, (i + 1) * samples_per_batch, arrays)
+    return time.perf_counter() - start
+
+
+def throughput(size: int, batch: int, n_batches: int, repeats: int) -> float:
+    from featlab.data.base import SampleTable
+
+    models = _backbones()
+    gen = torch.Generator().manual_seed(0)
+    batches = [torch.rand(batch, 3, size, size, generator=gen) for _ in range(n_batches)]
+    n = batch * n_batches
+    samples = SampleTable(np.arange(n), np.array(["x"] * n), np.zeros(n, int), np.array(["c"] * n),
+                          np.array(["s"] * n), np.array(["train"] * n),
+                          np.full((n, 2, 4), np.nan, np.float32), np.ones(n, int), np.ones(n, int),
+                          ["c"], ["s"])
+    meta = {m.name: dict(weights_sha256="0", layers=m.layer_dims()) for m in models}
+    _bare(models, batches[:1])
+    bare, ours = [], []
+    for r in range(repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            with StoreWriter(os.path.join(tmp, "s"), samples=samples, backbones=meta,
+                             dataset_spec={}, chunk_size=batch) as writer:
+                writer.add_condition("clean", {})
+                bare.append(_bare(models, batches))
+                ours.append(_featlab(models, batches, writer, batch))
+    ratio = statistics.median(bare) / statistics.median(ours)
+    print(f"throughput at {size}px, batch {batch}: bare {n / statistics.median(bare):.1f} img/s, "
+          f"featlab {n / statistics.median(ours):.1f} img/s -> ratio {ratio:.3f} (target >= 0.8)")
+    return ratio
+
+
+def _extract_rss(root: str, store: str, weights: dict, limit: int) -> int:
+    code = (
+        "import resource, sys\n"
+        "from featlab.extraction import ExtractionSpec, extract\n"
+        f"extract(ExtractionSpec(store={store!r}, root={root!r}, conditions='clean,blur:sigma=2',"
+        f" device='cpu', batch_size=32, chunk_size=64, weights={weights!r}, limit={limit}))\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
+    env = dict(os.environ, FEATLAB_NO_PROGRESS="1")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         check=True)
+    return int(out.stdout.strip().splitlines()[-1])
+
+
+def memory(n: int) -> float:
+    from featlab.data.synthetic import generate_synthetic
+
+    with tempfile.TemporaryDirectory() as tmp:
+        generate_synthetic(os.path.join(tmp, "data"), seed=0, n_images=2 * n, image_size=64)
+        weights = {}
+        for name, k in (("synthetic-object", 8), ("synthetic-scene", 8)):
+            path = os.path.join(tmp, f"{name}.pt")
+            torch.save({"state_dict": torchvision.models.resnet18(num_classes=k).state_dict()}, path)
+            weights[name] = path
+        root = os.path.join(tmp, "data")
+        small = _extract_rss(root, os.path.join(tmp, "small"), weights, n)
+        large = _extract_rss(root, os.path.join(tmp, "large"), weights, 2 * n)
+    ratio = large / small
+    print(f"peak memory: {n} images {small / 1024:.0f} MiB, {2 * n} images {large / 1024:.0f} MiB"
+          f" -> ratio {ratio:.3f} (target <= 1.10)")
+    return ratio
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--batches", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--n", type=int, default=400)
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, cpu count {os.cpu_count()}")
+    throughput(args.size, args.batch, args.batches, args.repeats)
+    throughput(64, 64, 8, args.repeats)
+    memory(args.n)

@@ -1,0 +1,3 @@
+from featlab.cli.main import main
+
+main()

@@ -1,0 +1,155 @@
+"""Figures of the fusion paper (Figures 2–5) as functions ``f(..., ax=None) -> ax``.
+
+Without ``ax`` a new ``matplotlib.figure.Figure`` is made (no pyplot, no display, so nothing
+depends on the interactive backend); save it with ``ax.figure.savefig("x.png")`` / ``.pdf``.
+"""
+from __future__ import annotations
+
+import colorsys
+
+import numpy as np
+import seaborn as sns
+from matplotlib.colors import to_rgb
+from matplotlib.figure import Figure
+
+HEAD_COLOURS = {"fg": "#1f77b4", "bg": "#ff7f0e", "joint": "#2ca02c"}
+HEAD_LABELS = {"fg": "foreground", "bg": "background", "joint": "joint"}
+
+
+def _axes(ax, size=(5.0, 4.0)):
+    return Figure(figsize=size).add_subplot() if ax is None else ax
+
+
+def _darker(colour, factor=0.55):
+    h, l, s = colorsys.rgb_to_hls(*to_rgb(colour))
+    return colorsys.hls_to_rgb(h, l * factor, s)
+
+
+def _name(class_names, label):
+    if class_names is None:
+        return str(label)
+    try:
+        return str(class_names[label])
+    except (KeyError, IndexError, TypeError):
+        return str(label)
+
+
+def plot_pca_shift(clean_2d, perturbed_2d, labels, *, class_names=None, ax=None, title=None):
+    """Figure 2: clean (small, bright) and perturbed (large, dark) 2-D features per class.
+
+    Parameters
+    ----------
+    clean_2d, perturbed_2d : ndarray (n_samples, 2). Embeddings of the same images.
+    labels : ndarray (n_samples,). One colour per class (seaborn "bright" palette); the
+        perturbed dots use a darker shade of the class colour.
+    class_names : sequence or dict indexed by label, optional. Legend names.
+    """
+    ax = _axes(ax)
+    clean_2d, perturbed_2d, labels = map(np.asarray, (clean_2d, perturbed_2d, labels))
+    classes = np.unique(labels)
+    palette = sns.color_palette("bright", len(classes))
+    for colour, c in zip(palette, classes):
+        rows = labels == c
+        ax.scatter(*clean_2d[rows].T, s=8, color=colour, alpha=0.7, linewidths=0,
+                   label=_name(class_names, c.item()))
+        ax.scatter(*perturbed_2d[rows].T, s=36, color=_darker(colour), alpha=0.85,
+                   linewidths=0)
+    ax.set_xlabel("component 1")
+    ax.set_ylabel("component 2")
+    ax.legend(fontsize="small", markerscale=1.8, frameon=False, loc="best")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def _x_value(row, x):
+    if x in row:
+        return row[x]
+    if row.get("condition") == "clean" or row.get("parameter") in (x, ""):
+        return row.get("strength", 0.0)
+    return None
+
+
+def _curves(rows, x):
+    """{(head, alpha): sorted arrays (x, acc, lo, hi)} from evaluate-style rows."""
+    acc = {}
+    for r in rows:
+        xv = _x_value(r, x)
+        if xv is not None:
+            acc.setdefault((r["head"], r.get("alpha")), []).append(
+                (float(xv), r["accuracy"], r["ci_low"], r["ci_high"]))
+    return {k: np.array(sorted(v)).T for k, v in acc.items()}
+
+
+def plot_accuracy_curves(rows, x="sigma", ax=None):
+    """Figure 3 / 4a: accuracy against perturbation strength per head, 95% Wilson bands.
+
+    ``rows`` are dicts with ``head``, ``alpha``, ``accuracy``, ``ci_low``, ``ci_high`` and the
+    strength either under key ``x`` or as ``strength`` with ``parameter == x`` (clean rows count
+    as strength 0), as produced by :func:`featlab.analyses.fusion.evaluate` plus the strength.
+    """
+    ax = _axes(ax)
+    for (head, alpha), (xs, acc, lo, hi) in sorted(_curves(rows, x).items(),
+                                                   key=lambda kv: (kv[0][0], kv[0][1] or 0)):
+        label = HEAD_LABELS.get(head, head) + (f" (α={alpha:g})" if alpha else "")
+        colour = HEAD_COLOURS.get(head)
+        ax.plot(xs, acc, marker="o", ms=3, color=colour, label=label)
+        ax.fill_between(xs, lo, hi, color=colour, alpha=0.2, linewidth=0)
+    ax.set_xlabel({"sigma": "σ", "eps": "ε"}.get(x, x))
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1)
+    ax.legend(frameon=False)
+    return ax
+
+
+def plot_weight_bars(fg, bg, ax=None):
+    """Figure 4b/d: mean |weight| from the foreground and background blocks of a joint head."""
+    ax = _axes(ax, (3.2, 4.0))
+    ax.bar(["foreground", "background"], [fg, bg],
+           color=[HEAD_COLOURS["fg"], HEAD_COLOURS["bg"]], width=0.6)
+    ax.set_ylabel("mean |weight|")
+    return ax
+
+
+def plot_alpha_sweep(rows, ax=None, x="eps"):
+    """Figure 5a–b: joint-head accuracy against strength, one green per alpha (darker = larger).
+
+    Foreground and background heads in ``rows`` are drawn for reference (dashed). With rows of
+    ``{alpha, fg, bg}`` (mean |weight|, :func:`featlab.analyses.fusion.mean_abs_weights`) it
+    draws Figure 5c–d instead: the two mean |weights| against alpha.
+    """
+    ax = _axes(ax)
+    rows = list(rows)
+    if rows and "accuracy" not in rows[0]:
+        return _plot_weights_vs_alpha(rows, ax)
+    curves = _curves(rows, x)
+    alphas = sorted({a for (h, a) in curves if h == "joint"})
+    greens = sns.light_palette("#006400", n_colors=len(alphas) + 2)[2:]
+    for colour, alpha in zip(greens, alphas):
+        xs, acc, lo, hi = curves[("joint", alpha)]
+        ax.plot(xs, acc, marker="o", ms=3, color=colour, label=f"joint α={alpha:g}")
+        ax.fill_between(xs, lo, hi, color=colour, alpha=0.15, linewidth=0)
+    for head in ("fg", "bg"):
+        if (head, None) in curves:
+            xs, acc = curves[(head, None)][:2]
+            ax.plot(xs, acc, "--", color=HEAD_COLOURS[head], label=HEAD_LABELS[head])
+    ax.set_xlabel({"sigma": "σ", "eps": "ε"}.get(x, x))
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1)
+    ax.legend(frameon=False, fontsize="small")
+    return ax
+
+
+def _plot_weights_vs_alpha(rows, ax):
+    rows = sorted(rows, key=lambda r: r["alpha"])
+    alphas = np.array([r["alpha"] for r in rows], float)
+    for key in ("fg", "bg"):
+        ax.plot(alphas, [r[key] for r in rows], marker="o", color=HEAD_COLOURS[key],
+                label=HEAD_LABELS[key])
+    positive = alphas[alphas > 0]
+    if len(positive):
+        ax.set_xscale("symlog", linthresh=float(positive.min()))
+    ax.set_xlabel("α")
+    ax.set_ylabel("mean |weight|")
+    ax.legend(frameon=False)
+    return ax

@@ -1,0 +1,46 @@
+"""Figures of ``fit-head`` results: Figure 3/4a curves per perturbation family, Figure 4b
+weights, Figure 5 alpha sweep (accuracy and weights against alpha)."""
+from __future__ import annotations
+
+import os
+
+from .plots import plot_accuracy_curves, plot_alpha_sweep, plot_weight_bars
+
+
+def _families(rows) -> dict:
+    families: dict = {}
+    for row in rows:
+        if row["family"] != "clean":
+            families.setdefault(row["family"], row["parameter"])
+    return families
+
+
+def heads_figures(result: dict, out_dir: str) -> list[str]:
+    """Write every figure of a :func:`~featlab.analyses.run_heads.fit_heads` result."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..cli.common import save_figure
+
+    paths, subset = [], result["subset"]
+    for family, parameter in _families(result["rows"]).items():
+        rows = [r for r in result["rows"] if r["family"] in (family, "clean")]
+        fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.0))
+        plot_accuracy_curves([r for r in rows if r["alpha"] in (None, result["alphas"][0])],
+                             x=parameter, ax=axes[0])
+        axes[0].set_title(f"{family} — {subset}")
+        plot_alpha_sweep(rows, ax=axes[1], x=parameter)
+        axes[1].set_title(f"joint head per alpha — {subset}")
+        fig.tight_layout()
+        slug = family.replace(":", "_").replace("=", "-")
+        paths += save_figure(fig, os.path.join(out_dir, f"accuracy-{slug}-{subset}"))
+    fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.6))
+    first = result["weights"][0]
+    plot_weight_bars(first["fg"], first["bg"], ax=axes[0])
+    axes[0].set_title(f"joint head, alpha={first['alpha']:g}")
+    plot_alpha_sweep(result["weights"], ax=axes[1])
+    fig.tight_layout()
+    paths += save_figure(fig, os.path.join(out_dir, f"weights-{subset}"))
+    return paths

@@ -1,0 +1,90 @@
+"""``fit-head``: foreground, background and joint linear heads on cached features.
+
+Fusion paper Sections 2.1 and 3.2–3.4: a foreground head on the object backbone's 512-d
+penultimate features, a background head on the scene backbone's, and a joint head on their
+1024-d concatenation whose foreground weights carry the L2 penalty ``alpha·|θ_fg|²``.
+Heads are trained on clean train features and scored on the test split of every stored
+condition; they are saved in the store (with alpha, subset and training conditions) so that
+attacks and later analyses reuse them.
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from ..errors import FeatlabError
+from . import ANALYSES
+from .features import block, condition_family, fg_bg
+from .fusion import evaluate, fit_fusion_heads, mean_abs_weights
+
+log = logging.getLogger(__name__)
+
+
+def head_name(kind: str, subset: str, alpha=None) -> str:
+    """Store name of a head: ``fg-all``, ``bg-similar``, ``joint-all-alpha=10``."""
+    from ..perturbations.conditions import format_value
+
+    return f"{kind}-{subset}" if alpha is None else f"{kind}-{subset}-alpha={format_value(float(alpha))}"
+
+
+def _head_record(head, **attrs):
+    arrays = dict(coef=head.coef_.astype(np.float32), intercept=head.intercept_.astype(np.float32),
+                  mean=head.mean_.astype(np.float32), scale=head.scale_.astype(np.float32),
+                  coef_std=head.coef_std_.astype(np.float32))
+    return arrays, attrs
+
+
+def _conditions(store, conditions):
+    keys = [store.resolve_condition(c) for c in conditions] if conditions else [
+        k for k in store.conditions if store.condition_info(k)["complete"]]
+    if "clean" not in store.conditions:
+        raise FeatlabError(f"store {store.path} has no clean features to train heads on; "
+                           f"run 'featlab extract --store {store.path} --conditions clean ...'")
+    return keys
+
+
+@ANALYSES.register("fit-head")
+def fit_heads(store, *, alphas=(0.0,), subset="all", layer="penultimate", fg=None, bg=None,
+              l2=1e-4, conditions=None, save=True) -> dict:
+    """Fit the three heads (one joint head per alpha) and score them on every condition.
+
+    Returns a dict with ``rows`` (condition, head, alpha, n, correct, accuracy, ci_low,
+    ci_high, family, strength), ``weights`` (mean |weight| per backbone per alpha) and
+    ``heads`` (names saved in the store).
+    """
+    alphas = sorted({float(a) for a in alphas})
+    if any(a < 0 for a in alphas):
+        raise FeatlabError(f"--alpha {min(alphas)}: the penalty weight must be >= 0")
+    fg, bg = fg_bg(store, fg, bg)
+    keys = _conditions(store, conditions)
+    (x_fg, x_bg), y, _ = block(store, (fg, bg), layer=layer, split="train", subset=subset)
+    classes = store.classes(subset)
+    if len(np.unique(y)) < 2:
+        raise FeatlabError(f"subset {subset!r} has fewer than 2 classes with training images")
+    heads = fit_fusion_heads(x_fg, x_bg, y, alphas=alphas, l2=l2, n_classes=len(classes))
+    rows = []
+    for key in keys:
+        (t_fg, t_bg), t_y, _ = block(store, (fg, bg), layer=layer, condition=key, split="test",
+                                     subset=subset)
+        family, param, value = condition_family(key)
+        for row in evaluate(heads, {key: (t_fg, t_bg)}, t_y):
+            rows.append(dict(row, family=family, parameter=param, strength=value, subset=subset))
+    weights = []
+    for alpha, head in heads["joint"].items():
+        w_fg, w_bg = mean_abs_weights(head, x_fg.shape[1])
+        weights.append(dict(alpha=alpha, fg=float(w_fg), bg=float(w_bg)))
+    common = dict(subset=subset, layer=layer, l2=l2, training_conditions=["clean"],
+                  classes=classes, n_train=int(len(y)), backbones=[fg, bg])
+    records = {head_name("fg", subset): _head_record(heads["fg"], kind="fg", alpha=None,
+                                                     inputs=[fg], **common),
+               head_name("bg", subset): _head_record(heads["bg"], kind="bg", alpha=None,
+                                                     inputs=[bg], **common)}
+    for alpha, head in heads["joint"].items():
+        records[head_name("joint", subset, alpha)] = _head_record(
+            head, kind="joint", alpha=alpha, inputs=[fg, bg], **common)
+    if save:
+        store.save_heads(records)
+    return dict(store=store.path, fg=fg, bg=bg, layer=layer, subset=subset, alphas=alphas,
+                n_train=int(len(y)), classes=classes, rows=rows, weights=weights,
+                heads=sorted(records))

@@ -1,0 +1,254 @@
+"""``isotropy``, ``symmetry``, ``mantel``, ``lipschitz``: local properties from probe conditions.
+
+Aghdam, Heravi & Puig (VISAPP 2017), on the copies stored by the ``isotropy`` / ``symmetry``
+probe conditions (:mod:`featlab.perturbations.probes`), CPU only:
+
+* ``isotropy`` / ``symmetry`` (Sections 2.1-2.2, Figures 1 and 3): per head and radius, the
+  range ``max - min`` of the true-class score over the copies, its mean, whether a copy was
+  misclassified; with ``layers``, the same range for the feature displacement
+  ``|phi(x+v) - phi(x)|`` relative to its mean (0 for a locally isotropic layer);
+* ``mantel`` (Section 2.3, Figure 4): per image, the Mantel r between the copies' input
+  distances and their feature distances, with permutation p-values (scikit-bio's test);
+* ``lipschitz`` (Section 2.4, equation 9, Figure 6): ratios with min-max normalizers ``g``
+  (clean train features of each layer) and ``h`` (input ranges of the train images); with
+  ``bounds=True`` also gradient-norm and CLEVER estimates (:mod:`.local_bounds`).
+
+Every runner returns a JSON-able dict and, with ``out_dir``, writes its figures there.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from scipy.spatial.distance import pdist
+
+from ..errors import FeatlabError
+from . import ANALYSES
+from .local import (MinMaxNormalizer, fraction_below_one, isotropy_rows, local_lipschitz,
+                    mantel_batch, polynomial_fits, range_by_radius, summarize)
+from .local_store import (PIXELS, check_backbones, check_layers, choose_family, choose_radii,
+                          finite_block, heads_in, probed_rows, read_rows, stack_radii)
+
+
+def _setup(store, kind, probe, radii, command):
+    family = choose_family(store, kind, probe)
+    radii = choose_radii(family, radii)
+    rows = probed_rows(store, family, radii)
+    params = "_".join(_slug(t) for t in family.name.split(":")[1:])
+    stem = f"{command}_{params}" if command == family.kind else f"{command}-{family.kind}_{params}"
+    common = dict(store=store.path, probe=family.name, kind=family.kind, stem=stem, radii=radii,
+                  copies=family.copies, n_samples=int(len(rows)),
+                  image_ids=store.samples.image_id[rows].tolist())
+    return family, radii, rows, common
+
+
+def _features(store, family, radii, rows, backbone, layer):
+    """Copies' features (n, R, T, d) and clean features (n, R, d), checked finite."""
+    what = f"{family.name} {backbone}/{layer}"
+    f = finite_block(stack_radii(store, family, radii, f"{backbone}/{layer}", rows), what)
+    c = finite_block(stack_radii(store, family, radii, f"clean/{backbone}/{layer}", rows), what)
+    return f.astype(np.float64), c.astype(np.float64)
+
+
+def _figure(panels, out_dir, stem, draw, width=5.5):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..cli.common import save_figure
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(width * len(panels), 4.2), squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        draw(ax, *panel)
+    fig.tight_layout()
+    return save_figure(fig, os.path.join(out_dir, stem))
+
+
+def _slug(text: str) -> str:
+    return text.replace(":", "_").replace("=", "-").replace("/", "-")
+
+
+def score_ranges(store, *, kind="isotropy", probe=None, radii=None, heads=None,
+                 backbones=None, layers=(), out_dir=None) -> dict:
+    """Figures 1 / 3: score range over the copies per head and radius (see module doc)."""
+    family, radii, rows, result = _setup(store, kind, probe, radii, kind)
+    labels = store.samples.label[rows]
+    names = heads_in(store, family, radii, heads, backbones and check_backbones(store, backbones))
+    result.update(heads={}, rows=[], features=[])
+    panels = []
+    for head in names:
+        what = f"{family.name} scores/{head}"
+        scores = finite_block(stack_radii(store, family, radii, f"scores/{head}", rows), what)
+        mis = stack_radii(store, family, radii, f"pred/{head}", rows) != labels[:, None, None]
+        result["rows"] += isotropy_rows(scores, radii, mis, result["image_ids"], head=head)
+        result["heads"][head] = range_by_radius([r for r in result["rows"] if r["head"] == head])
+        summ = summarize(scores, mis)
+        panels.append((summ["range"], summ["mean_score"], summ["misclassified_any"], radii,
+                       f"{family.kind}: {head}"))
+    if layers:
+        result["features"] = _feature_ranges(store, family, radii, rows,
+                                             check_backbones(store, backbones), layers)
+    if out_dir:
+        from .local.plots import plot_score_range
+
+        result["figures"] = _figure(panels, out_dir, result["stem"], lambda ax, *p:
+                                    plot_score_range(*p[:4], ax=ax, title=p[4]))
+    return result
+
+
+def _feature_ranges(store, family, radii, rows, backbones, layers) -> list[dict]:
+    out = []
+    for b in backbones:
+        for layer in check_layers(store, [b], layers):
+            f, c = _features(store, family, radii, rows, b, layer)
+            disp = np.linalg.norm(f - c[:, :, None, :], axis=-1)  # (n, R, T)
+            rel = (disp.max(-1) - disp.min(-1)) / np.maximum(disp.mean(-1), np.finfo(float).tiny)
+            for k, r in enumerate(radii):
+                q1, med, q3 = np.percentile(rel[:, k], [25, 50, 75])
+                out.append(dict(backbone=b, layer=layer, radius=r, relative_range_median=med,
+                                relative_range_q1=q1, relative_range_q3=q3,
+                                displacement_median=float(np.median(disp[:, k]))))
+    return out
+
+
+@ANALYSES.register("isotropy")
+def isotropy(store, **options) -> dict:
+    """Section 2.1, Figure 1 on ``isotropy`` probes (options: :func:`score_ranges`)."""
+    return score_ranges(store, kind="isotropy", **options)
+
+
+@ANALYSES.register("symmetry")
+def symmetry(store, **options) -> dict:
+    """Section 2.2, Figure 3 on ``symmetry`` probes (options: :func:`score_ranges`)."""
+    return score_ranges(store, kind="symmetry", **options)
+
+
+@ANALYSES.register("mantel")
+def mantel_tests(store, *, radii=None, layers=("penultimate",), backbones=None, probe=None,
+                 method="pearson", permutations=999, alternative="two-sided", random_state=0,
+                 out_dir=None) -> dict:
+    """Section 2.3, Figure 4: Mantel test of input vs feature distances of each image's copies.
+
+    The input distances are the stored ``input_pdist`` (the permuted matrix, ``x`` in
+    scikit-bio's ``mantel(x, y)``); the feature distances are Euclidean, float64. All tests
+    share one set of ``permutations`` drawn from ``random_state`` (so each equals
+    ``skbio.stats.distance.mantel(x, y, permutations=P, seed=random_state)``).
+    """
+    family, radii, rows, result = _setup(store, None, probe, radii, "mantel")
+    backbones = check_backbones(store, backbones)
+    layers = check_layers(store, backbones, layers)
+    result.update(method=method, permutations=int(permutations), alternative=alternative,
+                  rows=[], summary=[])
+    panels = []
+    for b in backbones:
+        r_all, rad_all, lay_all = [], [], []
+        for r in radii:
+            key = family.keys[r]
+            x = finite_block(read_rows(store, key, "input_pdist", rows), f"{key} input_pdist")
+            for layer in layers:
+                f, _ = _features(store, family, [r], rows, b, layer)
+                y = np.stack([pdist(sample) for sample in f[:, 0]])
+                rr, pp, _ = mantel_batch(x, y, method, permutations, alternative, random_state)
+                result["rows"] += [dict(image_id=i, radius=r, backbone=b, layer=layer, r=a, p=q)
+                                   for i, a, q in zip(result["image_ids"], rr.tolist(),
+                                                      pp.tolist())]
+                result["summary"].append(_mantel_summary(rr, pp, b, layer, r))
+                r_all += rr.tolist()
+                rad_all += [r] * len(rr)
+                lay_all += [layer] * len(rr)
+        panels.append((r_all, rad_all, lay_all, f"{family.kind} probes: {b}"))
+    if out_dir:
+        from .local.plots import plot_mantel
+
+        result["figures"] = _figure(panels, out_dir, result["stem"],
+                                    lambda ax, r, rad, lay, t: plot_mantel(r, rad, lay, ax=ax,
+                                                                           title=t), width=6.5)
+    return result
+
+
+def _mantel_summary(r, p, backbone, layer, radius) -> dict:
+    ok = np.isfinite(r)
+    rf = r[ok]
+    q1, med, q3 = np.percentile(rf, [25, 50, 75]) if ok.any() else (np.nan,) * 3
+    return dict(backbone=backbone, layer=layer, radius=radius, n=int(ok.sum()), r_median=med,
+                r_q1=q1, r_q3=q3, fraction_abs_r_below_0_1=float(np.mean(np.abs(rf) < 0.1))
+                if ok.any() else np.nan, fraction_p_below_0_05=float(np.mean(p[ok] < 0.05))
+                if ok.any() else np.nan)
+
+
+def normalizers(store, family, backbone, layer, per_feature=False):
+    """(g, h): min-max normalizers of ``layer`` (clean train features) and of the input."""
+    if "clean" not in store.conditions:
+        raise FeatlabError(f"the Lipschitz normalizer g needs clean features; extract them: "
+                           f"featlab extract --store {store.path} --conditions clean ...")
+    clean = store.read(backbone=backbone, layer=layer, split="train")
+    ok = store.valid("clean", split="train") & np.isfinite(clean).all(axis=1)
+    key = family.keys[family.radii[0]]
+    ranges = store.read_array("input_range", key, split="train")
+    ranges = ranges[store.valid(key, split="train") & np.isfinite(ranges).all(axis=1)]
+    if ok.sum() < 2 or not len(ranges):
+        raise FeatlabError(f"too few clean train images in {store.path} to fit the normalizers")
+    return (MinMaxNormalizer(per_feature).fit(clean[ok]), MinMaxNormalizer().fit(ranges))
+
+
+@ANALYSES.register("lipschitz")
+def lipschitz(store, *, radii=None, layers=("penultimate",), backbones=None, probe=None,
+              per_feature=False, out_dir=None, bounds=False, **bound_options) -> dict:
+    """Section 2.4, equation 9, Figure 6: local Lipschitz ratios of each layer.
+
+    ``ratio = |g(phi(x+v)) - g(phi(x))| / |h(x+v) - h(x)|`` per (image, radius, copy), with
+    ``|x+v - x|`` the stored norm of the input fed; ``raw_ratio`` is the same without ``g``
+    and ``h`` (in feature units per image unit, images in [0, 1]). With ``bounds=True`` the
+    options of :func:`featlab.analyses.local_bounds.lipschitz_bounds` apply.
+    """
+    family, radii, rows, result = _setup(store, None, probe, radii, "lipschitz")
+    backbones = check_backbones(store, backbones)
+    layers = check_layers(store, backbones, layers)
+    norms = finite_block(stack_radii(store, family, radii, "norms", rows), "norms") / PIXELS
+    grid = np.broadcast_to(np.asarray(radii)[None, :, None], norms.shape)
+    result.update(per_feature=per_feature, layers=[], samples=[])
+    panels = []
+    for b in backbones:
+        for layer in layers:
+            g, h = normalizers(store, family, b, layer, per_feature)
+            f, c = _features(store, family, radii, rows, b, layer)
+            n, R, T, d = f.shape
+            res = local_lipschitz(f.reshape(n * R, T, d), c.reshape(n * R, d),
+                                  norms.reshape(n * R, T), g, h)
+            raw = local_lipschitz(f.reshape(n * R, T, d), c.reshape(n * R, d),
+                                  norms.reshape(n * R, T)).ratio.reshape(n, R, T)
+            ratio, dist = res.ratio.reshape(n, R, T), res.input_dist.reshape(n, R, T)
+            result["layers"].append(_lipschitz_summary(ratio, raw, dist, radii, b, layer, g, h))
+            result["samples"] += [dict(image_id=i, backbone=b, layer=layer, radius=r,
+                                       ratio_max=float(ratio[s, k].max()),
+                                       ratio_median=float(np.median(ratio[s, k])),
+                                       raw_ratio_max=float(raw[s, k].max()))
+                                  for s, i in enumerate(result["image_ids"])
+                                  for k, r in enumerate(radii)]
+            panels.append((dist, ratio, grid, f"{b} / {layer}"))
+    if bounds:
+        from .local_bounds import lipschitz_bounds
+
+        result["bounds"] = lipschitz_bounds(store, family, radii, rows, **bound_options)
+    if out_dir:
+        from .local.plots import plot_lipschitz
+
+        result["figures"] = _figure(panels, out_dir, result["stem"],
+                                    lambda ax, x, y, c, t: plot_lipschitz(x, y, c, ax=ax, title=t))
+    return result
+
+
+def _lipschitz_summary(ratio, raw, dist, radii, backbone, layer, g, h) -> dict:
+    degrees = tuple(d for d in (1, 2) if len(radii) > d)  # copies of one radius share |v|
+    fits = polynomial_fits(dist, ratio, degrees=degrees) if degrees else {}
+    n = ratio.shape[0]
+    return dict(backbone=backbone, layer=layer, fraction_below_one=fraction_below_one(ratio),
+                fraction_samples_below_one=fraction_below_one(ratio.reshape(n, -1), "sample"),
+                ratio_median=float(np.median(ratio)), raw_ratio_median=float(np.median(raw)),
+                by_radius=[dict(radius=r, fraction_below_one=fraction_below_one(ratio[:, k]),
+                                ratio_median=float(np.median(ratio[:, k])),
+                                raw_ratio_median=float(np.median(raw[:, k])))
+                           for k, r in enumerate(radii)],
+                fit_linear=fits.get(1, []), fit_quadratic=fits.get(2, []),
+                g=dict(min=g.min_, max=g.max_), h=dict(min=h.min_, max=h.max_))

@@ -1,0 +1,245 @@
+"""Extracting probe conditions (``isotropy``, ``symmetry``) for the local-property analyses.
+
+The pipeline routes every condition whose perturbation has ``kind = "probe"`` here, one
+decoded chunk at a time (one decode per image, reused for all its radii and copies).
+
+Which images are probed is decided up front, from the store, without forward passes: the
+selecting head (``select=fg|bg|joint`` -> ``fg-all``, ``bg-all``, ``joint-all-alpha=0``,
+the files ``featlab fit-head`` writes) applied to the store's clean features gives each
+test image's probability of its true label; images at or above ``threshold`` are
+candidates, and the first ``samples`` of a seeded permutation of them (seed: the run seed)
+are probed. The choice is therefore the same in every chunk, in a resumed run, for every
+radius, and for isotropy and symmetry with the same ``samples/threshold/select``.
+
+Per stored row (``probed`` says which rows were probed; the others read as NaN, or -1 / 0
+for ``pred``; a chunk without probed rows stores only ``probed`` and ``input_range``):
+
+=============================  ==========  =================================================
+``<backbone>/<layer>``         (T, d)      features of the T copies, every captured layer
+``clean/<backbone>/<layer>``   (d,)        features of the clean image, fed first in the
+                                           same batches as its copies
+``scores/<head>``              (T,)        softmax probability of the true label, per head
+``pred/<head>``                (T,)        predicted class of each copy, per head
+``clean_score/<head>``         ()          the clean image's true-class probability
+``norms``                      (T,)        ``|x_a - x|`` of the inputs fed, 0-255 units
+``input_pdist``                (T(T-1)/2,) condensed distances between the copies, 0-255
+                                           units, float64 (``scipy.spatial.distance.pdist``
+                                           order)
+``input_range``                (2,)        min and max of the clean image (every decoded
+                                           row, for the Lipschitz normalizer ``h``)
+``probed``                     ()          bool
+=============================  ==========  =================================================
+
+Heads: every one of ``fg-all``, ``bg-all``, ``joint-all-alpha=0`` fitted in the store whose
+backbones are all in this run, applied to the copies' features of the layer it was fitted on.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+import h5py
+import numpy as np
+import torch
+
+from ..errors import FeatlabError
+from ..perturbations.probes import SELECT_HEADS
+from ..store.layout import condition_dir, list_parts
+from ..utils.seeding import derive_seed
+
+log = logging.getLogger(__name__)
+PIXELS = 255.0
+
+
+def _head_files(root: str, names) -> dict:
+    """Fitted heads usable with backbones ``names``: name -> dict(coef, intercept, inputs, ...)."""
+    heads = {}
+    for head in SELECT_HEADS.values():
+        path = os.path.join(root, "heads", f"{head}.h5")
+        if not os.path.isfile(path):
+            continue
+        with h5py.File(path, "r") as handle:
+            attrs = {k: json.loads(v) for k, v in handle.attrs.items()}
+            coef, intercept = handle["coef"][()], handle["intercept"][()]
+        if all(b in names for b in attrs.get("inputs", [])):
+            heads[head] = dict(coef=coef.astype(np.float64),
+                               intercept=intercept.astype(np.float64),
+                               inputs=list(attrs["inputs"]),
+                               layer=attrs.get("layer", "penultimate"),
+                               classes=attrs.get("classes"))
+    return heads
+
+
+def head_probabilities(head: dict, feats: dict) -> np.ndarray:
+    """Softmax of a stored linear head on ``feats[f"{backbone}/{layer}"]`` (n, d) arrays."""
+    x = np.concatenate([np.asarray(feats[f"{b}/{head['layer']}"], dtype=np.float64)
+                        for b in head["inputs"]], axis=1)
+    logits = x @ head["coef"].T + head["intercept"]
+    logits -= logits.max(axis=1, keepdims=True)
+    p = np.exp(logits)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def read_parts(root: str, key: str, names, n_rows: int, chunk: int, how: str) -> dict:
+    """Arrays ``names`` of a complete condition, concatenated from its parts (no index)."""
+    parts = list_parts(condition_dir(root, key))
+    if len(parts) != -(-n_rows // chunk):
+        raise FeatlabError(f"probe selection needs the complete {key} features of store {root} "
+                           f"({len(parts)} of {-(-n_rows // chunk)} chunks present); {how}")
+    out = {name: [] for name in names}
+    for _, _, path in parts:
+        with h5py.File(path, "r") as part:
+            for name in names:
+                out[name].append(part[name][()])
+    return {name: np.concatenate(v) for name, v in out.items()}
+
+
+def select_rows(root, samples, heads, *, select, threshold, samples_wanted, seed, dataset,
+                chunk) -> np.ndarray:
+    """Sorted rows to probe (see the module docstring)."""
+    name = SELECT_HEADS[select]
+    if name not in heads:
+        raise FeatlabError(f"probe conditions select images with the head {name}, which store "
+                           f"{root} does not have; fit it: featlab fit-head --store {root}")
+    head = heads[name]
+    if head["classes"] is not None and list(head["classes"]) != list(samples.classes):
+        raise FeatlabError(f"head {name} was fitted on a class subset; probes need the "
+                           f"all-classes head: featlab fit-head --store {root} --subset all")
+    how = (f"extract them first: featlab extract --store {root} --root {dataset.root} "
+           f"--dataset {dataset.name} --conditions clean")
+    names = [f"{b}/{head['layer']}" for b in head["inputs"]] + ["valid"]
+    clean = read_parts(root, "clean", names, len(samples), chunk, how)
+    prob = head_probabilities(head, clean)
+    ok = clean["valid"].astype(bool) & np.isfinite(prob).all(axis=1) & (samples.split == "test")
+    p_true = np.where(ok, prob[np.arange(len(samples)), samples.label], -1.0)
+    candidates = np.flatnonzero(ok & (p_true >= threshold))
+    if not len(candidates):
+        best = p_true[ok].max() if ok.any() else float("nan")
+        raise FeatlabError(f"no test image reaches threshold={threshold:g} with head {name} "
+                           f"(highest true-class probability {best:.4g}); lower the threshold")
+    # one seeded order of the candidates: a larger ``samples`` extends a smaller one's choice
+    order = np.random.default_rng(derive_seed("probe-selection", seed))
+    chosen = np.sort(order.permutation(candidates)[:samples_wanted])
+    if len(chosen) < samples_wanted:
+        log.warning("only %d test images reach threshold %g with head %s (asked for %d)",
+                    len(chosen), threshold, name, samples_wanted)
+    return chosen
+
+
+class ProbeRunner:
+    """Computes the stored arrays of probe conditions, chunk by chunk (see module docstring).
+
+    Parameters
+    ----------
+    root : str — the store being written
+    dataset : ImageDataset — its sample table gives image ids, labels and splits
+    models : list of Backbone (on the run's device)
+    targets : TargetModels — unused (probe heads are applied to cached-layer features)
+    spec : ExtractionSpec — ``seed``, ``batch_size`` and ``chunk_size`` are used
+    """
+
+    def __init__(self, root, dataset, models, targets, spec):
+        self.root, self.dataset, self.models, self.spec = root, dataset, models, spec
+        self.samples = dataset.samples
+        self.device = next(models[0].parameters()).device
+        self.heads = _head_files(root, [m.name for m in models])
+        with open(os.path.join(root, "manifest.json")) as handle:
+            self.chunk_size = json.load(handle)["chunk_size"]
+        self._selection: dict = {}
+        self._checked: set = set()
+
+    def selected(self, params: dict) -> np.ndarray:
+        """Boolean mask over all rows: the images probed by conditions with these params."""
+        key = (params["select"], params["threshold"], params["samples"])
+        if key not in self._selection:
+            rows = select_rows(self.root, self.samples, self.heads, select=params["select"],
+                               threshold=params["threshold"], samples_wanted=params["samples"],
+                               seed=self.spec.seed, dataset=self.dataset, chunk=self.chunk_size)
+            mask = np.zeros(len(self.samples), dtype=bool)
+            mask[rows] = True
+            self._selection[key] = mask
+            log.info("probing %d test images (select=%s, threshold=%g)", len(rows), *key[:2])
+        return self._selection[key]
+
+    def _check_resume(self, cond, mask) -> None:
+        """Once per condition: parts already stored must have probed the same images."""
+        if cond.key in self._checked:
+            return
+        self._checked.add(cond.key)
+        dims = sum(sum(m.layer_dims().values()) for m in self.models)
+        size = self.chunk_size * (cond.params["copies"] + 1) * dims * 4 / 2 ** 30
+        if size > 2:
+            log.warning("%s holds %.1f GiB of features per chunk of %d rows; use fewer copies "
+                        "or a store with a smaller --chunk-size", cond.key, size, self.chunk_size)
+        for start, stop, path in list_parts(condition_dir(self.root, cond.key)):
+            with h5py.File(path, "r") as part:
+                same = "probed" in part and np.array_equal(part["probed"][()], mask[start:stop])
+            if not same:
+                raise FeatlabError(f"{cond.key}: the stored parts probed other images than the "
+                                   f"heads select now (refitted since?); delete "
+                                   f"{condition_dir(self.root, cond.key)} and extract again")
+
+    def chunk(self, group, start, stop, images, labels):
+        """Arrays of rows [start, stop) for each condition of ``group``.
+
+        Returns an iterator of dicts, one per condition, produced lazily so that memory
+        holds one radius at a time (rows x copies x features).
+        """
+        mask = self.selected(group[0].params)
+        for cond in group:
+            self._check_resume(cond, mask)
+        local = np.flatnonzero(mask[start:stop])
+        ranges = images.flatten(1).aminmax(dim=1)
+        base = {"probed": mask[start:stop].copy(),
+                "input_range": torch.stack([ranges.min, ranges.max], 1).float().cpu().numpy()}
+        if not len(local):
+            return iter([{k: v.copy() for k, v in base.items()} for _ in group])
+        labels = labels.cpu().numpy()
+        return (self._condition(cond, base, local, images, labels, start, stop) for cond in group)
+
+    # -- one condition of a chunk -------------------------------------------------------
+    def _forward(self, batch: torch.Tensor) -> dict:
+        from .pipeline import forward
+
+        parts = [forward(self.models, batch[b:b + self.spec.batch_size])
+                 for b in range(0, len(batch), self.spec.batch_size)]
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    def _condition(self, cond, base, local, images, labels, start, stop) -> dict:
+        probe, p = cond.perturbation, cond.params
+        t, n = p["copies"], stop - start
+        out = {k: v.copy() for k, v in base.items()}
+        out["norms"] = np.full((n, t), np.nan)
+        out["input_pdist"] = np.full((n, t * (t - 1) // 2), np.nan)
+        for head in self.heads:
+            out[f"scores/{head}"] = np.full((n, t), np.nan)
+            out[f"pred/{head}"] = np.full((n, t), -1, np.int64)
+            out[f"clean_score/{head}"] = np.full(n, np.nan)
+        for row in local:
+            self._sample(out, probe, p, row, images[row], int(labels[row]), start + row, n)
+        return out
+
+    def _sample(self, out, probe, p, row, x, label, global_row, n) -> None:
+        """Probe one image: the clean image and its copies through every backbone (one
+        batch sequence, so the clean reference is computed like the copies), the heads on
+        top, and the copies' input geometry."""
+        from ..analyses.local.probes import pairwise_condensed, perturbation_norms, sample_seed
+
+        seed = sample_seed(self.spec.seed, self.samples.image_id[global_row])
+        v = probe.probe_set(tuple(x.shape), radius=p["radius"], copies=p["copies"], seed=seed)
+        fed = torch.cat([x[None], x[None] + v.to(x.device, x.dtype)])
+        feats = self._forward(fed)
+        for name, values in feats.items():
+            for key, part in ((name, values[1:]), (f"clean/{name}", values[0])):
+                if key not in out:
+                    out[key] = np.full((n,) + part.shape, np.nan, np.float32)
+                out[key][row] = part
+        for head, spec in self.heads.items():
+            prob = head_probabilities(spec, feats)
+            out[f"scores/{head}"][row] = prob[1:, label]
+            out[f"pred/{head}"][row] = prob[1:].argmax(axis=1)
+            out[f"clean_score/{head}"][row] = prob[0, label]
+        cpu = fed[1:].detach().cpu()
+        out["norms"][row] = perturbation_norms(cpu, x.detach().cpu()) * PIXELS
+        out["input_pdist"][row] = pairwise_condensed(cpu) * PIXELS

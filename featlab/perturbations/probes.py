@@ -1,0 +1,110 @@
+"""Probe conditions for the local-property analyses (Aghdam, Heravi & Puig, VISAPP 2017).
+
+``isotropy:radius=1:5:10`` and ``symmetry:radius=1:5:10`` do not perturb each image once;
+for a seeded selection of test images the classifier gets right with high confidence,
+they feed ``copies`` perturbed copies of the image at each radius to every backbone
+(:class:`featlab.extraction.probes.ProbeRunner` does the work; ``kind = "probe"`` routes
+them there):
+
+* ``isotropy`` — equation 4: ``copies`` directions ``v ~ U(-1, 1)^D`` rescaled to L2 norm
+  ``radius``: the copies lie **on the sphere** of that radius around the image, not in the
+  ball;
+* ``symmetry`` — equation 6: one such vector of norm ``radius``, its elements re-ordered
+  by ``copies`` random permutations (every copy has the same values, hence the same norm).
+
+``radius`` is in 0-255 pixel units (the paper's ``eps, 1, ..., 20`` "pixels"); images are
+in [0, 1], so the perturbation's L2 norm over all ``C*H*W`` elements is ``radius / 255``.
+Copies are fed unclipped (clipping would change the norm). Each image has its own seed
+(from the run seed and its image id), so every backbone sees the same copies and a radius
+does not depend on which other radii were asked for.
+
+Parameters
+----------
+radius : float > 0, several values allowed — one stored condition per radius
+copies : int >= 3 — perturbed copies per image and radius (the paper's T = 100)
+samples : int >= 1 — images probed (the paper's 300)
+threshold : float in [0, 1] — minimum true-class probability of the selecting head on the
+    clean image (the paper's 0.99; any threshold >= 0.5 implies a correct prediction)
+select : fg | bg | joint — the fitted head that selects the images: ``fg-all``, ``bg-all``
+    or ``joint-all-alpha=0`` (``featlab fit-head``)
+"""
+from __future__ import annotations
+
+from ..errors import FeatlabError
+from . import PERTURBATIONS
+from .base import Param, Perturbation
+
+MIN_COPIES = 3
+SELECT_HEADS = {"fg": "fg-all", "bg": "bg-all", "joint": "joint-all-alpha=0"}
+
+
+class Probe(Perturbation):
+    """Base of the probe conditions: :meth:`probe_set` gives one image's copies."""
+
+    kind = "probe"
+    params = (
+        Param("radius", float, required=True, low=0.0, high=1e6, multi=True,
+              help="L2 norm of the perturbation in 0-255 pixel units (over all C*H*W values)"),
+        Param("copies", int, default=16, help="perturbed copies per image and radius (T)"),
+        Param("samples", int, default=24, low=1, high=10 ** 7, help="images probed"),
+        Param("threshold", float, default=0.99, low=0.0, high=1.0,
+              help="minimum clean true-class probability of the selecting head"),
+        Param("select", str, default="fg", choices=tuple(SELECT_HEADS),
+              help="head that selects the images: fg-all, bg-all or joint-all-alpha=0"),
+    )
+
+    @staticmethod
+    def validate_params(params: dict) -> dict:
+        if params["copies"] < MIN_COPIES:
+            raise FeatlabError(f"copies={params['copies']}: at least {MIN_COPIES} perturbed "
+                               f"copies per image are needed (score range, Mantel test); the "
+                               f"paper uses copies=100")
+        if params["radius"] <= 0:
+            raise FeatlabError(f"radius={params['radius']:g}: the radius must be > 0 (0-255 "
+                               f"pixel units), e.g. radius=0.1:1:5:10")
+        return params
+
+    def probe_set(self, shape, *, radius: float, copies: int, seed: int):
+        """The perturbations of one image at one radius.
+
+        Parameters
+        ----------
+        shape : tuple (C, H, W)
+        radius : float — 0-255 pixel units
+        copies : int
+        seed : int — the image's seed (``featlab.analyses.local.sample_seed``)
+
+        Returns
+        -------
+        Tensor of shape (copies, C, H, W), float32, each of L2 norm ``radius / 255``
+        """
+        raise NotImplementedError
+
+    def perturb(self, images, **kwargs):
+        raise FeatlabError(f"{self.name} is a probe condition: it feeds many copies of each "
+                           f"selected image; extract it with 'featlab extract --conditions "
+                           f"{self.name}:radius=1:5:10'")
+
+
+@PERTURBATIONS.register("isotropy")
+class Isotropy(Probe):
+    """Equation 4: ``copies`` uniform random directions at each radius, on the sphere."""
+
+    name = "isotropy"
+
+    def probe_set(self, shape, *, radius, copies, seed):
+        from ..analyses.local.probes import isotropy_perturbations
+
+        return isotropy_perturbations(shape, [radius], copies, seed)[0]
+
+
+@PERTURBATIONS.register("symmetry")
+class Symmetry(Probe):
+    """Equation 6: ``copies`` random permutations of one perturbation of norm ``radius``."""
+
+    name = "symmetry"
+
+    def probe_set(self, shape, *, radius, copies, seed):
+        from ..analyses.local.probes import symmetry_perturbations
+
+        return symmetry_perturbations(shape, copies, seed, radius)
