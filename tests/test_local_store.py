@@ -35,8 +35,9 @@ def _spec(root, store, weights, conditions, **kw):
 def synthetic_root(tmp_path_factory):
     from featlab.data.synthetic import generate_synthetic
 
-    root = tmp_path_factory.mktemp("synthetic")
-    generate_synthetic(str(root), seed=3, n_images=48, image_size=32)
+    root = tmp_path_factory.mktemp("synthetic")  # 4 classes keep heads and CLEVER quick
+    generate_synthetic(str(root), seed=3, n_images=48, image_size=32, n_supercategories=2,
+                       classes_per_supercategory=2)
     return str(root)
 
 
@@ -208,7 +209,7 @@ def test_bounds_equal_direct_clever_and_gradient(store, tiny_weights):
     family = choose_family(store, "isotropy")
     rows = _rows(store)
     out = lipschitz_bounds(store, family, [1.0, 8.0], rows, heads=["fg-all"],
-                           nb_batches=3, batch_size=2, pool_factor=2, clever_radius=3.0,
+                           nb_batches=3, batch_size=1, pool_factor=2, clever_radius=3.0,
                            max_samples=1, n_points=2)
     (got,) = out["rows"]
     dataset, models = rebuild(store)
@@ -216,7 +217,7 @@ def test_bounds_equal_direct_clever_and_gradient(store, tiny_weights):
     x = torch.from_numpy(dataset.load(int(rows[0]))[0])
     seed = derive_seed("lipschitz-bounds", 0, store.samples.image_id[rows[0]]) % 2 ** 32
     label = int(store.samples.label[rows[0]])
-    assert got["clever"] == clever_u(model, x.numpy(), 3, 2, 3 / 255, 2, pool_factor=2,
+    assert got["clever"] == clever_u(model, x.numpy(), 3, 1, 3 / 255, 2, pool_factor=2,
                                      random_state=seed, clip_values=(0.0, 1.0))
     assert got["gradient"] == gradient_lipschitz(model, x, 2, radius=3 / 255, n_points=2,
                                                  label=label, random_state=seed)
@@ -303,7 +304,7 @@ def _cli(args):
     ("symmetry", ["--head", "fg-all"]),
     ("mantel", ["--radius", "1", "--radius", "8", "--permutations", "49", "--layer", "bn1"]),
     ("lipschitz", ["--backbone", "synthetic-scene", "--bounds", "--head", "bg-all",
-                   "--nb-batches", "2", "--batch-size", "2", "--pool-factor", "2",
+                   "--nb-batches", "2", "--batch-size", "1", "--pool-factor", "2",
                    "--max-samples", "1"]),
 ])
 def test_cli_writes_json_png_pdf(store, tmp_path, command, extra):
@@ -352,8 +353,11 @@ def test_probe_extraction_needs_heads_and_reachable_threshold(stores, synthetic_
                                                               tiny_weights, tmp_path):
     bare = tmp_path / "bare"
     shutil.copytree(stores[1], bare)
-    with pytest.raises(FeatlabError, match="no test image reaches threshold=1"):
-        extract(_spec(synthetic_root, bare, tiny_weights, "isotropy:radius=1:threshold=1"))
+    with h5py.File(bare / "heads" / "fg-all.h5", "r+") as head:  # uniform: p = 1/4 everywhere
+        head["coef"][...] = 0
+        head["intercept"][...] = 0
+    with pytest.raises(FeatlabError, match=r"no test image reaches threshold=0.5 .* 0.25\)"):
+        extract(_spec(synthetic_root, bare, tiny_weights, "isotropy:radius=1:threshold=0.5"))
     shutil.rmtree(bare / "heads")
     with pytest.raises(FeatlabError, match=f"fit it: featlab fit-head --store {bare}"):
         extract(_spec(synthetic_root, bare, tiny_weights, "symmetry:radius=1:select=bg"))

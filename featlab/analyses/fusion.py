@@ -61,10 +61,6 @@ def mean_abs_weights(head, n_fg):
     return float(W[:, :n_fg].mean()), float(W[:, n_fg:].mean())
 
 
-def _head_inputs(kind, X_fg, X_bg):
-    return {"fg": X_fg, "bg": X_bg}.get(kind) if kind != "joint" else _joint(X_fg, X_bg)
-
-
 def evaluate(heads, features_by_condition, y) -> list[dict]:
     """Accuracy of every head on every condition, with 95% Wilson intervals.
 
@@ -88,12 +84,14 @@ def evaluate(heads, features_by_condition, y) -> list[dict]:
         if not len(X_fg) == len(X_bg) == len(y):
             raise ValueError(f"condition {condition!r}: {len(X_fg)}, {len(X_bg)} feature rows "
                              f"for {len(y)} labels")
-        X_joint = _joint(X_fg, X_bg) if "joint" in heads and heads["joint"] else None
+        inputs = {"fg": X_fg, "bg": X_bg}
+        if heads.get("joint"):
+            inputs["joint"] = _joint(X_fg, X_bg)
         for kind, alpha, head in named:
-            X = X_joint if kind == "joint" else _head_inputs(kind, X_fg, X_bg)
-            correct = int((head.predict(X) == y).sum()) if len(y) else 0
-            low, high = wilson_interval(correct, len(y)) if len(y) else (np.nan, np.nan)
-            rows.append(dict(condition=condition, head=kind, alpha=alpha, n=int(len(y)),
-                             correct=correct, accuracy=correct / len(y) if len(y) else np.nan,
-                             ci_low=low, ci_high=high))
+            n = len(y)
+            correct = int((head.predict(inputs[kind]) == y).sum()) if n else 0
+            low, high = wilson_interval(correct, n) if n else (float("nan"),) * 2
+            rows.append(dict(condition=condition, head=kind, alpha=alpha, n=n, correct=correct,
+                             accuracy=correct / n if n else float("nan"), ci_low=low,
+                             ci_high=high))
     return rows

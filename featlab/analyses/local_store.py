@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import FeatlabError
 from ..perturbations.conditions import format_value
+from .local import MinMaxNormalizer
 
 PROBE_KINDS = ("isotropy", "symmetry")
 PIXELS = 255.0
@@ -195,3 +196,18 @@ def check_layers(store, backbones, layers) -> list[str]:
                 raise FeatlabError(f"--layer {layer!r} is not stored for {b}; stored: "
                                    f"{', '.join(store.layers(b))}")
     return layers
+
+
+def normalizers(store, family, backbone, layer, per_feature=False):
+    """(g, h): min-max normalizers of ``layer`` (clean train features) and of the input."""
+    if "clean" not in store.conditions:
+        raise FeatlabError(f"the Lipschitz normalizer g needs clean features; extract them: "
+                           f"featlab extract --store {store.path} --conditions clean ...")
+    clean = store.read(backbone=backbone, layer=layer, split="train")
+    ok = store.valid("clean", split="train") & np.isfinite(clean).all(axis=1)
+    key = family.keys[family.radii[0]]
+    ranges = store.read_array("input_range", key, split="train")
+    ranges = ranges[store.valid(key, split="train") & np.isfinite(ranges).all(axis=1)]
+    if ok.sum() < 2 or not len(ranges):
+        raise FeatlabError(f"too few clean train images in {store.path} to fit the normalizers")
+    return (MinMaxNormalizer(per_feature).fit(clean[ok]), MinMaxNormalizer().fit(ranges))

@@ -62,6 +62,11 @@ def plot_pca_shift(clean_2d, perturbed_2d, labels, *, class_names=None, ax=None,
     return ax
 
 
+def _greens(n):
+    """n greens from light to dark (darker = larger alpha, as in Figure 5)."""
+    return sns.light_palette("#006400", n_colors=n + 2)[2:]
+
+
 def _x_value(row, x):
     if x in row:
         return row[x]
@@ -89,12 +94,19 @@ def plot_accuracy_curves(rows, x="sigma", ax=None):
     as strength 0), as produced by :func:`featlab.analyses.fusion.evaluate` plus the strength.
     """
     ax = _axes(ax)
-    for (head, alpha), (xs, acc, lo, hi) in sorted(_curves(rows, x).items(),
-                                                   key=lambda kv: (kv[0][0], kv[0][1] or 0)):
-        label = HEAD_LABELS.get(head, head) + (f" (α={alpha:g})" if alpha else "")
-        colour = HEAD_COLOURS.get(head)
-        ax.plot(xs, acc, marker="o", ms=3, color=colour, label=label)
-        ax.fill_between(xs, lo, hi, color=colour, alpha=0.2, linewidth=0)
+    curves = _curves(rows, x)
+    order = {"fg": 0, "bg": 1, "joint": 2}
+    keys = sorted(curves, key=lambda k: (order.get(k[0], 3), k[0], k[1] or 0.0))
+    colours = {k: HEAD_COLOURS.get(k[0]) for k in keys}
+    joints = [k for k in keys if k[0] == "joint"]
+    if len(joints) > 1:
+        colours.update(zip(joints, _greens(len(joints))))
+    for key in keys:
+        (head, alpha), (xs, acc, lo, hi) = key, curves[key]
+        label = HEAD_LABELS.get(head, head) + (f" (α={alpha:g})" if len(joints) > 1 and
+                                                head == "joint" else "")
+        ax.plot(xs, acc, marker="o", ms=3, color=colours[key], label=label)
+        ax.fill_between(xs, lo, hi, color=colours[key], alpha=0.2, linewidth=0)
     ax.set_xlabel({"sigma": "σ", "eps": "ε"}.get(x, x))
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1)
@@ -124,8 +136,7 @@ def plot_alpha_sweep(rows, ax=None, x="eps"):
         return _plot_weights_vs_alpha(rows, ax)
     curves = _curves(rows, x)
     alphas = sorted({a for (h, a) in curves if h == "joint"})
-    greens = sns.light_palette("#006400", n_colors=len(alphas) + 2)[2:]
-    for colour, alpha in zip(greens, alphas):
+    for colour, alpha in zip(_greens(len(alphas)), alphas):
         xs, acc, lo, hi = curves[("joint", alpha)]
         ax.plot(xs, acc, marker="o", ms=3, color=colour, label=f"joint α={alpha:g}")
         ax.fill_between(xs, lo, hi, color=colour, alpha=0.15, linewidth=0)

@@ -70,6 +70,14 @@ def fit_heads(store, *, alphas=(0.0,), subset="all", layer="penultimate", fg=Non
         family, param, value = condition_family(key)
         for row in evaluate(heads, {key: (t_fg, t_bg)}, t_y):
             rows.append(dict(row, family=family, parameter=param, strength=value, subset=subset))
+    attacks = {}
+    for key in keys:
+        info = store.condition_info(key)
+        if "target" in info:
+            success = store.read_array("attack/success", key, split="test", subset=subset)
+            attacks[key] = dict(target=info["target"], head=info["head"],
+                                head_alpha=info["head_settings"].get("alpha"),
+                                success_rate=float(np.mean(success)) if len(success) else None)
     weights = []
     for alpha, head in heads["joint"].items():
         w_fg, w_bg = mean_abs_weights(head, x_fg.shape[1])
@@ -86,5 +94,5 @@ def fit_heads(store, *, alphas=(0.0,), subset="all", layer="penultimate", fg=Non
     if save:
         store.save_heads(records)
     return dict(store=store.path, fg=fg, bg=bg, layer=layer, subset=subset, alphas=alphas,
-                n_train=int(len(y)), classes=classes, rows=rows, weights=weights,
+                n_train=int(len(y)), classes=classes, rows=rows, weights=weights, attacks=attacks,
                 heads=sorted(records))

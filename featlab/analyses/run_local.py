@@ -22,12 +22,12 @@ import os
 import numpy as np
 from scipy.spatial.distance import pdist
 
-from ..errors import FeatlabError
 from . import ANALYSES
-from .local import (MinMaxNormalizer, fraction_below_one, isotropy_rows, local_lipschitz,
-                    mantel_batch, polynomial_fits, range_by_radius, summarize)
+from .local import (fraction_below_one, isotropy_rows, local_lipschitz, mantel_batch,
+                    polynomial_fits, range_by_radius, summarize)
 from .local_store import (PIXELS, check_backbones, check_layers, choose_family, choose_radii,
-                          finite_block, heads_in, probed_rows, read_rows, stack_radii)
+                          finite_block, heads_in, normalizers, probed_rows, read_rows,
+                          stack_radii)
 
 
 def _setup(store, kind, probe, radii, command):
@@ -58,9 +58,13 @@ def _figure(panels, out_dir, stem, draw, width=5.5):
 
     from ..cli.common import save_figure
 
-    fig, axes = plt.subplots(1, len(panels), figsize=(width * len(panels), 4.2), squeeze=False)
-    for ax, panel in zip(axes[0], panels):
+    cols = min(3, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, 4.2 * rows), squeeze=False)
+    for ax, panel in zip(axes.ravel(), panels):
         draw(ax, *panel)
+    for ax in axes.ravel()[len(panels):]:
+        ax.set_visible(False)
     fig.tight_layout()
     return save_figure(fig, os.path.join(out_dir, stem))
 
@@ -175,21 +179,6 @@ def _mantel_summary(r, p, backbone, layer, radius) -> dict:
                 r_q1=q1, r_q3=q3, fraction_abs_r_below_0_1=float(np.mean(np.abs(rf) < 0.1))
                 if ok.any() else np.nan, fraction_p_below_0_05=float(np.mean(p[ok] < 0.05))
                 if ok.any() else np.nan)
-
-
-def normalizers(store, family, backbone, layer, per_feature=False):
-    """(g, h): min-max normalizers of ``layer`` (clean train features) and of the input."""
-    if "clean" not in store.conditions:
-        raise FeatlabError(f"the Lipschitz normalizer g needs clean features; extract them: "
-                           f"featlab extract --store {store.path} --conditions clean ...")
-    clean = store.read(backbone=backbone, layer=layer, split="train")
-    ok = store.valid("clean", split="train") & np.isfinite(clean).all(axis=1)
-    key = family.keys[family.radii[0]]
-    ranges = store.read_array("input_range", key, split="train")
-    ranges = ranges[store.valid(key, split="train") & np.isfinite(ranges).all(axis=1)]
-    if ok.sum() < 2 or not len(ranges):
-        raise FeatlabError(f"too few clean train images in {store.path} to fit the normalizers")
-    return (MinMaxNormalizer(per_feature).fit(clean[ok]), MinMaxNormalizer().fit(ranges))
 
 
 @ANALYSES.register("lipschitz")

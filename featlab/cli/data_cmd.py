@@ -6,7 +6,11 @@ from .main import cli
 
 @cli.group("data")
 def data_group():
-    """Generate datasets."""
+    """Generate datasets.
+
+    \b
+    featlab data synthetic --out cache/synthetic-data --seed 0
+    """
 
 
 @data_group.command("synthetic")

@@ -8,7 +8,12 @@ from .main import cli
 
 @cli.group("store")
 def store_group():
-    """Inspect feature stores."""
+    """Inspect feature stores.
+
+    \b
+    featlab store info cache/demo
+    featlab store info cache/coco --json
+    """
 
 
 @store_group.command("info")

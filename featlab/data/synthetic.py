@@ -1,170 +1,300 @@
-"""The embedded benchmark: synthetic context scenes written in COCO format.
+"""Synthetic context scenes written in COCO format, and the embedded backbones' pretraining sets.
 
-Classes are grouped in supercategories; every supercategory has its own kind of scene, and
-every class its own object appearance — the supercategory's shape with the class's texture —
-so classes of one supercategory are told apart by a fine texture (period 4.5–7 px at 64 px)
-that a Gaussian blur of the box wipes out, while the scene around the box keeps telling the
-supercategory (fusion paper Sections 3.1–3.2). ``context_consistency`` is the probability that
-the scene is the class's own (1.0 ≈ COCO-like; 0.0 ≈ CIFAR-like, the background says nothing).
+The embedded benchmark of featlab (design, "Data"). Classes are grouped in supercategories;
+every supercategory has its own kind of scene (grass field for animals, road for vehicles, ...),
+so the background tells the supercategory with probability ``context_consistency`` (1.0 is
+COCO-like, 0.0 CIFAR-like). The classes of one supercategory share a shape and differ by a
+fine texture, so the *Similar* subset (one supercategory) is fine-grained and the *Dissimilar*
+one (one class per supercategory) coarse, as in the fusion paper's Section 3.2. Images hold
+one or two instances of a single class, their boxes cover at most half of the image (Section
+2.2), and a Gaussian blur of the box removes the texture that separates classes (Section 3.1).
 
-The generator also makes the pretraining sets of the two embedded backbones: objects of a
-broader set of types on plain backgrounds (the ImageNet analogue) and scenes without objects
-of a broader set of scene types (the Places365 analogue). Everything is drawn with numpy from
-one seed; the same arguments give byte-identical files.
+:func:`object_pretraining_set` (objects on plain backgrounds, the ImageNet analogue) and
+:func:`scene_pretraining_set` (scenes without objects, the Places365 analogue) draw from a
+broader set of object and scene types than any dataset uses.
 """
 from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 
 import numpy as np
-from PIL import Image
 
 from ..errors import FeatlabError
-from ..utils.paths import atomic_write_bytes, atomic_write_text
 from . import DATASETS
-from .synthetic_draw import SCENES, SHAPES, TEXTURES, draw_objects, draw_scenes, plain_backgrounds
+from . import synthetic_draw as draw
 
+logger = logging.getLogger(__name__)
+
+#: Supercategories in order, with their class names; supercategory ``s`` is drawn on scene
+#: ``draw.SCENES[s]`` and its objects have shape ``draw.SHAPES[s]``; class ``c`` of it has
+#: texture ``draw.TEXTURES[c]``.
 SUPERCATEGORIES = (
-    ("animal", ("fox", "owl", "deer", "hare", "lynx", "crow", "mole", "wren")),
-    ("vehicle", ("car", "bus", "van", "truck", "tram", "taxi", "cart", "jeep")),
-    ("kitchen", ("cup", "bowl", "jug", "pan", "kettle", "plate", "spoon", "fork")),
-    ("outdoor", ("bench", "sign", "kite", "hydrant", "meter", "lamp", "gate", "post")),
-    ("sports", ("ball", "racket", "skis", "board", "bat", "glove", "puck", "net")),
-    ("food", ("apple", "pear", "donut", "cake", "pizza", "bread", "lemon", "plum")),
-    ("indoor", ("clock", "vase", "book", "chair", "sofa", "bed", "desk", "shelf")),
-    ("accessory", ("hat", "bag", "tie", "scarf", "shoe", "belt", "watch", "ring")),
+    ("animal", ("fox", "deer", "hare", "badger", "boar", "wolf")),
+    ("vehicle", ("car", "bus", "truck", "van", "tractor", "scooter")),
+    ("furniture", ("chair", "sofa", "lamp", "table", "shelf", "clock")),
+    ("marine", ("fish", "seal", "crab", "dolphin", "eel", "shark")),
+    ("bird", ("owl", "hawk", "crow", "swan", "heron", "robin")),
+    ("food", ("apple", "bread", "cake", "pizza", "pear", "donut")),
 )
+MIN_BOX_FRACTION = 0.08  # every instance's box covers at least this part of the image
+MAX_BOX_FRACTION = 0.5  # the union of the boxes covers at most this part (paper Section 2.2)
 
 
-def class_catalogue(n_supercategories=4, classes_per_supercategory=4) -> list[dict]:
-    """One dict per class: name, supercategory, shape, texture, scene (indices into draw tables)."""
-    if not 1 <= n_supercategories <= len(SUPERCATEGORIES):
-        raise FeatlabError(f"--supercategories {n_supercategories}: expected 1..{len(SUPERCATEGORIES)}")
-    if not 1 <= classes_per_supercategory <= len(TEXTURES):
-        raise FeatlabError(f"--classes-per-supercategory {classes_per_supercategory}: expected "
-                           f"1..{len(TEXTURES)}")
-    return [dict(name=names[c], supercategory=sup, shape=s, texture=c, scene=s)
-            for s, (sup, names) in enumerate(SUPERCATEGORIES[:n_supercategories])
-            for c in range(classes_per_supercategory)]
+def object_types() -> list:
+    """Every object type of the pretraining set as ``(name, shape, texture)``: all shape x
+    texture pairs; a pair a dataset can use is named after its class, the others
+    ``"<shape> <texture>"``."""
+    types = []
+    for shape, shape_name in enumerate(draw.SHAPES):
+        for texture, texture_name in enumerate(draw.TEXTURES):
+            named = shape < len(SUPERCATEGORIES) and texture < len(SUPERCATEGORIES[shape][1])
+            name = SUPERCATEGORIES[shape][1][texture] if named else f"{shape_name} {texture_name}"
+            types.append((name, shape, texture))
+    return types
 
 
-def _boxes(rng, n_objects: int, n: int) -> np.ndarray:
-    """``x, y, w, h`` boxes: each >= 8% of the image, union <= 50%."""
-    lo, hi = (0.36, 0.62) if n_objects == 1 else (0.30, 0.44)
-    sides = rng.uniform(lo, hi, (n_objects, 2)) * n
-    xy = rng.uniform(0, 1, (n_objects, 2)) * (n - sides)
-    return np.round(np.hstack([xy, sides]), 2)
+def _check(n_images, image_size, context_consistency, n_super, per_super, val_fraction,
+           jpeg_quality):
+    max_per = min(len(names) for _, names in SUPERCATEGORIES)
+    checks = [
+        ("n_supercategories", n_super, 1 <= n_super <= len(SUPERCATEGORIES),
+         f"between 1 and {len(SUPERCATEGORIES)}"),
+        ("classes_per_supercategory", per_super, 1 <= per_super <= max_per,
+         f"between 1 and {max_per}"),
+        ("n_images", n_images, n_images >= n_super * per_super,
+         f"at least one per class ({n_super * per_super})"),
+        ("image_size", image_size, image_size >= 16, ">= 16"),
+        ("context_consistency", context_consistency, 0 <= context_consistency <= 1, "in [0, 1]"),
+        ("val_fraction", val_fraction, 0 <= val_fraction < 1, "in [0, 1)"),
+        ("jpeg_quality", jpeg_quality, 1 <= jpeg_quality <= 95, "between 1 and 95"),
+    ]
+    for option, value, ok, expected in checks:
+        if not ok:
+            raise FeatlabError(f"{option} must be {expected}, got {value!r}")
+
+
+def _tight_box(alpha: np.ndarray):
+    """``[x, y, w, h]`` (px, floats) of the pixels with alpha >= 0.5, or None."""
+    rows, cols = np.flatnonzero((alpha >= .5).any(1)), np.flatnonzero((alpha >= .5).any(0))
+    if not rows.size:
+        return None
+    return [float(cols[0]), float(rows[0]), float(cols[-1] + 1 - cols[0]),
+            float(rows[-1] + 1 - rows[0])]
+
+
+def _union(boxes) -> float:
+    area = sum(w * h for _, _, w, h in boxes)
+    if len(boxes) == 2:
+        (x0, y0, w0, h0), (x1, y1, w1, h1) = boxes
+        area -= max(0., min(x0 + w0, x1 + w1) - max(x0, x1)) * \
+            max(0., min(y0 + h0, y1 + h1) - max(y0, y1))
+    return area
+
+
+def _nominal_boxes(rng, k: int, n: int, lo: float, hi: float) -> np.ndarray:
+    """``k`` boxes ``x, y, w, h`` of area fraction in [lo, hi), placed apart when possible."""
+    boxes = []
+    for _ in range(k):
+        for _attempt in range(20):
+            area, aspect = rng.uniform(lo, hi) * n * n, np.exp(rng.uniform(-.3, .3))
+            w = min(np.sqrt(area * aspect), .9 * n)
+            h = min(area / w, .9 * n)
+            box = (rng.uniform(0, n - w), rng.uniform(0, n - h), w, h)
+            if all(_union([box, other]) >= box[2] * box[3] + other[2] * other[3] - 1e-6
+                   for other in boxes):
+                break
+        boxes.append(box)
+    return np.asarray(boxes, np.float32)
+
+
+def _scene_image(rng, shape: int, texture: int, scene: int, n: int):
+    """One dataset image (n, n, 3) uint8 and its instances' tight boxes."""
+    k = 1 if rng.random() < .6 else 2
+    lo, hi = (.14, .4) if k == 1 else (.1, .2)
+    for _attempt in range(100):
+        alpha, rgb = draw.draw_objects(rng, shape, texture, _nominal_boxes(rng, k, n, lo, hi), n)
+        boxes = [_tight_box(a) for a in alpha]
+        if all(b is not None and b[2] * b[3] >= MIN_BOX_FRACTION * n * n for b in boxes) \
+                and _union(boxes) <= MAX_BOX_FRACTION * n * n:
+            break
+    else:  # pragma: no cover - the geometry above practically always fits
+        raise RuntimeError("could not place the objects of a synthetic image")
+    image = draw.draw_scenes(rng, scene, 1, n)[0]
+    for a, c in zip(alpha, rgb):
+        image = image + (c - image) * a[..., None]
+    return _to_uint8(image), boxes
+
+
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+    return (np.clip(image, 0, 1) * 255 + .5).astype(np.uint8)
+
+
+def _write_atomic(path: str, data: bytes) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
 
 
 def _jpeg(image: np.ndarray, quality: int) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="JPEG", quality=quality, subsampling=0,
-                                optimize=False)
-    return buffer.getvalue()
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="JPEG", quality=quality, subsampling=0,
+                                optimize=False, progressive=False)
+    return buf.getvalue()
 
 
-def _render(rng, classes, labels, scenes, boxes, n):
-    """Images (b, n, n, 3) uint8 for the given labels, scene indices and box lists."""
-    out = np.empty((len(labels), n, n, 3), np.float32)
-    for scene in np.unique(scenes):
-        idx = np.flatnonzero(scenes == scene)
-        out[idx] = draw_scenes(rng, int(scene), len(idx), n)
-    for label in np.unique(labels):
-        rows = [(i, box) for i in np.flatnonzero(labels == label) for box in boxes[i]]
-        cls = classes[label]
-        alpha, rgb = draw_objects(rng, cls["shape"], cls["texture"],
-                                  np.array([b for _, b in rows]), n)
-        for k, (i, _) in enumerate(rows):
-            out[i] = out[i] * (1 - alpha[k, ..., None]) + rgb[k] * alpha[k, ..., None]
-    return np.round(np.clip(out, 0, 1) * 255).astype(np.uint8)
+def _plan(seed, n_images, n_classes, val_fraction):
+    """Balanced shuffled labels (n_images,) and a per-class stratified val mask."""
+    labels = np.random.default_rng([seed, 0]).permutation(np.arange(n_images) % n_classes)
+    is_val = np.zeros(n_images, bool)
+    for k in range(n_classes):
+        rows = np.flatnonzero(labels == k)
+        is_val[rows[:int(np.floor(len(rows) * val_fraction + .5))]] = True
+    return labels, is_val
+
+
+def _write_image(folder: str, i: int, cls: tuple, p: dict):
+    """Draw image ``i`` of class ``cls`` = (name, supercategory, texture), write its JPEG in
+    ``folder``; return its COCO image entry and its boxes."""
+    _, sup, texture = cls
+    rng = np.random.default_rng([p["seed"], 1, i])
+    consistent = rng.random() < p["context_consistency"]
+    scene = sup if consistent else int(rng.integers(p["n_supercategories"]))
+    image, boxes = _scene_image(rng, sup, texture, scene, p["image_size"])
+    file_name = f"{i + 1:012d}.jpg"
+    _write_atomic(os.path.join(folder, file_name), _jpeg(image, p["jpeg_quality"]))
+    return dict(id=i + 1, file_name=file_name, width=p["image_size"], height=p["image_size"],
+                license=1, scene=draw.SCENES[scene]), boxes
 
 
 def generate_synthetic(out_dir, *, seed=0, n_images=1600, image_size=64, context_consistency=1.0,
                        n_supercategories=4, classes_per_supercategory=4, val_fraction=0.25,
                        jpeg_quality=92) -> dict:
-    """Write the benchmark to ``out_dir`` in COCO layout (``annotations/instances_{train,val}.json``,
-    ``train/*.jpg``, ``val/*.jpg``) and return a summary."""
-    if not 0.0 <= context_consistency <= 1.0:
-        raise FeatlabError(f"context_consistency {context_consistency}: expected a value in [0, 1]")
-    if n_images < 1 or image_size < 16:
-        raise FeatlabError("n_images must be >= 1 and image_size >= 16")
-    classes = class_catalogue(n_supercategories, classes_per_supercategory)
-    rng = np.random.default_rng(seed)
-    labels = rng.permutation(np.arange(n_images) % len(classes))
-    own = np.array([classes[k]["scene"] for k in labels])
-    scenes = np.where(rng.random(n_images) < context_consistency, own,
-                      rng.integers(0, len(SCENES), n_images))
-    counts = np.where(rng.random(n_images) < 0.3, 2, 1)
-    boxes = [_boxes(rng, int(c), image_size) for c in counts]
-    images = _render(rng, classes, labels, scenes, boxes, image_size)
-    is_val = rng.random(n_images) < val_fraction
-    categories = [dict(id=k + 1, name=c["name"], supercategory=c["supercategory"])
-                  for k, c in enumerate(classes)]
-    for split in ("train", "val"):
-        entries, annotations = [], []
-        for i in np.flatnonzero(is_val == (split == "val")):
-            name = f"{i + 1:06d}.jpg"
-            atomic_write_bytes(os.path.join(out_dir, split, name), _jpeg(images[i], jpeg_quality))
-            entries.append(dict(id=int(i + 1), file_name=name, width=image_size,
-                                height=image_size, scene=SCENES[scenes[i]]))
-            for x, y, w, h in boxes[i]:
-                annotations.append(dict(
-                    id=len(annotations) + 1 + (0 if split == "train" else 10 * n_images),
-                    image_id=int(i + 1), category_id=int(labels[i] + 1),
-                    bbox=[float(x), float(y), float(w), float(h)], area=float(w * h), iscrowd=0,
-                    segmentation=[[float(x), float(y), float(x + w), float(y), float(x + w),
-                                   float(y + h), float(x), float(y + h)]]))
-        payload = dict(info=dict(description="featlab synthetic context scenes", seed=seed),
-                       licenses=[], images=entries, annotations=annotations, categories=categories)
-        atomic_write_text(os.path.join(out_dir, "annotations", f"instances_{split}.json"),
-                          json.dumps(payload))
-    return dict(n_images=int(n_images), n_val=int(is_val.sum()), classes=[c["name"] for c in classes],
-                supercategories=[s for s, _ in SUPERCATEGORIES[:n_supercategories]],
-                seed=seed, image_size=image_size, context_consistency=context_consistency)
+    """Write a synthetic context-scene dataset in COCO layout under ``out_dir``.
+
+    Writes ``annotations/instances_{train,val}.json`` (each image entry has an extra key
+    ``scene``, the name of its background) and the JPEGs in ``train/`` and ``val/``. Classes
+    are balanced; the split is stratified by class. Same arguments, same bytes. The JSON is
+    written last and atomically, so an interrupted run leaves no annotation file.
+
+    Parameters
+    ----------
+    seed : int — seeds everything
+    n_images : int — images in total (train + val)
+    image_size : int — square images of this many pixels
+    context_consistency : float — probability that an image's scene is its supercategory's
+        scene; otherwise the scene is drawn uniformly from the dataset's scene kinds
+    n_supercategories, classes_per_supercategory : int — at most 6 each
+    val_fraction : float — per-class fraction of the images in ``val``
+    jpeg_quality : int — JPEG quality (4:4:4, baseline)
+
+    Returns
+    -------
+    dict — counts, classes, supercategories, scenes and the parameters
+    """
+    params = dict(seed=int(seed), n_images=int(n_images), image_size=int(image_size),
+                  context_consistency=float(context_consistency),
+                  n_supercategories=int(n_supercategories),
+                  classes_per_supercategory=int(classes_per_supercategory),
+                  val_fraction=float(val_fraction), jpeg_quality=int(jpeg_quality))
+    _check(n_images, image_size, context_consistency, n_supercategories,
+           classes_per_supercategory, val_fraction, jpeg_quality)
+    classes = [(SUPERCATEGORIES[s][1][c], s, c) for s in range(n_supercategories)
+               for c in range(classes_per_supercategory)]
+    labels, is_val = _plan(seed, n_images, len(classes), val_fraction)
+    out = {"train": ([], []), "val": ([], [])}
+    for folder in ("train", "val", "annotations"):
+        os.makedirs(os.path.join(out_dir, folder), exist_ok=True)
+    n_ann = 0
+    for i, label in enumerate(labels):
+        split = "val" if is_val[i] else "train"
+        entry, boxes = _write_image(os.path.join(out_dir, split), i, classes[label], params)
+        out[split][0].append(entry)
+        for x, y, w, h in boxes:
+            n_ann += 1
+            out[split][1].append(dict(
+                id=n_ann, image_id=i + 1, category_id=int(label) + 1, bbox=[x, y, w, h],
+                area=w * h, iscrowd=0, segmentation=[[x, y, x + w, y, x + w, y + h, x, y + h]]))
+    categories = [dict(id=k + 1, name=name, supercategory=SUPERCATEGORIES[s][0])
+                  for k, (name, s, _) in enumerate(classes)]
+    for split, (images, anns) in out.items():
+        doc = dict(info=dict(description="featlab synthetic context scenes", version="1",
+                             contributor="featlab", featlab_params=params),
+                   licenses=[dict(id=1, name="generated by featlab, public domain", url="")],
+                   images=images, annotations=anns, categories=categories)
+        _write_atomic(os.path.join(out_dir, "annotations", f"instances_{split}.json"),
+                      json.dumps(doc, separators=(",", ":")).encode())
+    summary = dict(out_dir=str(out_dir), n_images=int(n_images), n_train=len(out["train"][0]),
+                   n_val=len(out["val"][0]), n_annotations=n_ann,
+                   classes=[c[0] for c in classes],
+                   class_supercategory=[SUPERCATEGORIES[c[1]][0] for c in classes],
+                   supercategories=[s for s, _ in SUPERCATEGORIES[:n_supercategories]],
+                   scenes=list(draw.SCENES[:n_supercategories]), params=params)
+    logger.info("wrote %d synthetic images (%d classes) to %s", n_images, len(classes), out_dir)
+    return summary
 
 
-def _object_types(n_extra: int = 16) -> list[tuple[int, int]]:
-    """(shape, texture) of every dataset class of the largest catalogue, plus extra types."""
-    used = {(c["shape"], c["texture"]) for c in class_catalogue(4, 4)}
-    extra = [(s, t) for s in range(len(SHAPES)) for t in range(len(TEXTURES)) if (s, t) not in used]
-    pick = np.random.default_rng(12345).permutation(len(extra))[:n_extra]
-    return sorted(used) + [extra[i] for i in sorted(pick)]
+def _balanced_set(n, seed, image_size, n_types, stream, draw_batch):
+    """Shared loop of the pretraining sets: balanced shuffled labels, drawn type by type in
+    chunks. Returns images uint8 (n, 3, S, S) and labels int64 (n,)."""
+    if n < 1 or image_size < 16:
+        raise FeatlabError(f"need n >= 1 and image_size >= 16, got n={n}, "
+                           f"image_size={image_size}")
+    labels = np.random.default_rng([seed, stream]).permutation(np.arange(n) % n_types)
+    images = np.empty((n, 3, image_size, image_size), np.uint8)
+    for t in range(n_types):
+        rows = np.flatnonzero(labels == t)
+        rng = np.random.default_rng([seed, stream, t])
+        for start in range(0, len(rows), 256):
+            chunk = rows[start:start + 256]
+            images[chunk] = _to_uint8(draw_batch(rng, t, len(chunk))).transpose(0, 3, 1, 2)
+    return images, labels.astype(np.int64)
 
 
 def object_pretraining_set(n, *, seed=0, image_size=64):
-    """Objects of 32 types on plain backgrounds. Returns (uint8 (n, 3, H, W), labels, names)."""
-    types = _object_types()
-    rng = np.random.default_rng([seed, 1])
-    labels = rng.permutation(np.arange(n) % len(types))
-    out = plain_backgrounds(rng, n, image_size)
-    for label in np.unique(labels):
-        idx = np.flatnonzero(labels == label)
-        boxes = np.vstack([_boxes(rng, 1, image_size) for _ in idx])
-        alpha, rgb = draw_objects(rng, *types[label], boxes, image_size)
-        out[idx] = out[idx] * (1 - alpha[..., None]) + rgb * alpha[..., None]
-    images = np.round(np.clip(out, 0, 1) * 255).astype(np.uint8).transpose(0, 3, 1, 2)
-    names = [f"{SHAPES[s]}/{TEXTURES[t]}" for s, t in types]
-    return np.ascontiguousarray(images), labels.astype(np.int64), names
+    """Objects of every type in :func:`object_types` on plain backgrounds, one per image at
+    a random position and scale (box 12-45 % of the image): the ImageNet analogue.
+
+    Returns
+    -------
+    images : ndarray of shape (n, 3, image_size, image_size), uint8
+    labels : ndarray of shape (n,), int64 — balanced over the types, shuffled
+    names : list of str — type names in label order
+    """
+    types = object_types()
+    s = image_size
+
+    def batch(rng, t, b):
+        boxes = np.stack([_nominal_boxes(rng, 1, s, .12, .45)[0] for _ in range(b)])
+        background = draw.plain_backgrounds(rng, b, s)
+        alpha, rgb = draw.draw_objects(rng, types[t][1], types[t][2], boxes, s)
+        return background + (rgb - background) * alpha[..., None]
+
+    images, labels = _balanced_set(n, seed, s, len(types), 2, batch)
+    return images, labels, [name for name, _, _ in types]
 
 
 def scene_pretraining_set(n, *, seed=0, image_size=64):
-    """Scenes of every scene type, no objects. Returns (uint8 (n, 3, H, W), labels, names)."""
-    rng = np.random.default_rng([seed, 2])
-    labels = rng.permutation(np.arange(n) % len(SCENES))
-    out = np.empty((n, image_size, image_size, 3), np.float32)
-    for label in np.unique(labels):
-        idx = np.flatnonzero(labels == label)
-        out[idx] = draw_scenes(rng, int(label), len(idx), image_size)
-    images = np.round(np.clip(out, 0, 1) * 255).astype(np.uint8).transpose(0, 3, 1, 2)
-    return np.ascontiguousarray(images), labels.astype(np.int64), list(SCENES)
+    """Scenes of every kind in ``synthetic_draw.SCENES`` (the supercategories' scenes and
+    more), without objects: the Places365 analogue. Same returns as
+    :func:`object_pretraining_set`, with the scene names."""
+    images, labels = _balanced_set(n, seed, image_size, len(draw.SCENES), 3,
+                                   lambda rng, t, b: draw.draw_scenes(rng, t, b, image_size))
+    return images, labels, list(draw.SCENES)
 
 
 @DATASETS.register("synthetic")
 def load_synthetic(root, **kwargs):
-    """The COCO loader pointed at the output of :func:`generate_synthetic`."""
+    """Load a dataset written by :func:`generate_synthetic` with the COCO loader
+    (``featlab.data.coco.load_coco``, same keyword arguments), named ``"synthetic"``."""
     from .coco import load_coco
 
-    kwargs.setdefault("image_size", 64)
+    if not os.path.isdir(os.path.join(str(root), "annotations")):
+        raise FeatlabError(f"no synthetic dataset at {root}; create one with "
+                           f"featlab.data.synthetic.generate_synthetic({str(root)!r})")
     return load_coco(root, name="synthetic", **kwargs)

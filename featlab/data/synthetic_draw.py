@@ -66,7 +66,7 @@ def _noise(rng, b, n, cells=4):
     i = np.minimum(pos.astype(int), cells - 1)
     m = np.zeros((n, cells + 1), F)
     m[np.arange(n), i], m[np.arange(n), i + 1] = 1 - (pos - i), pos - i
-    return np.einsum("hi,bij,wj->bhw", m, g, m)
+    return m @ g @ m.T
 
 
 def _rot(y, x, angle):
@@ -203,7 +203,7 @@ _SCENE_FN = (_grass, _road, _tiles, _sea, _sky, _wood, _desert, _forest, _bricks
 def draw_scenes(rng, scene, b, n):
     """``b`` random scenes of kind ``SCENES[scene]``, float32 (b, n, n, 3) in [0, 1]."""
     img = _SCENE_FN[scene](rng, b, n, n / 64.0)
-    img = np.broadcast_to(img, (b, n, n, 3)) + rng.normal(0, .015, (b, n, n, 3)).astype(F)
+    img = np.broadcast_to(img, (b, n, n, 3)) + F(.015) * rng.standard_normal((b, n, n, 3), dtype=F)
     return np.clip(img, 0, 1)
 
 
@@ -213,54 +213,53 @@ def plain_backgrounds(rng, b, n):
     y, x = _grid(n)
     a, _ = _rot(y - .5, x - .5, _u(rng, 0, 2 * np.pi, b))
     img = _mix(_col(rng, (.5, .5, .5), b, .2), _col(rng, (.5, .5, .5), b, .2), .3 * (a + .5))
-    return np.clip(img + rng.normal(0, .015, (b, n, n, 3)).astype(F), 0, 1)
+    return np.clip(img + F(.015) * rng.standard_normal((b, n, n, 3), dtype=F), 0, 1)
 
 
-def _shape_sdf(shape, u, v):
-    """Approximate signed distance (< 0 inside) to shape ``SHAPES[shape]`` in units of the
-    box half-size; the shape spans [-1, 1] x [-1, 1]."""
-    au, av, r = np.abs(u), np.abs(v), np.sqrt(u * u + v * v)
-    name = SHAPES[shape]
-    if name == "ellipse":
-        return r - 1
-    if name == "triangle":
-        return np.maximum(v - 1, (2 * au - (v + 1)) / np.sqrt(F(5)))
-    if name == "square":
-        return np.sqrt(np.sqrt(au ** 4 + av ** 4)) - 1
-    if name == "star":
-        tri = 1 - np.abs((np.arctan2(u, -v) * F(5 / TAU)) % 1 * 2 - 1)
-        return (r - (.42 + .58 * tri)) * .6
-    if name == "cross":
-        return np.minimum(np.maximum(au - .36, av - 1), np.maximum(au - 1, av - .36))
-    if name == "diamond":
-        return (au + av - 1) / np.sqrt(F(2))
-    if name == "hexagon":
-        return np.maximum(av - .87, .87 * au + .5 * av - .87)
-    if name == "crescent":
-        return np.maximum(r - 1, .82 - np.sqrt((u - .5) ** 2 + (v + .15) ** 2))
-    if name == "heart":
-        lobes = np.minimum(np.hypot(u + .47, v + .4), np.hypot(u - .47, v + .4)) - .53
-        return np.minimum(lobes, np.maximum(-.4 - v, (1.4 * au - (1 - v)) / F(1.72)))
-    return np.abs(r - .72) - .28  # ring
+def _star(u, v, au, av, r):
+    tri = 1 - np.abs((np.arctan2(u, -v) * F(5 / TAU)) % 1 * 2 - 1)
+    return (r - (.42 + .58 * tri)) * .6
 
 
-def _texture(texture, a, c, period):
-    """Pattern ``TEXTURES[texture]`` in [0, 1] of texture coordinates ``a, c`` (px)."""
-    name = TEXTURES[texture]
-    if name in ("hstripes", "vstripes", "diagonal"):
-        axis = {"hstripes": c, "vstripes": a, "diagonal": (a + c) / np.sqrt(F(2))}[name]
-        return _wave(axis, period)
-    if name == "checker":
-        return np.clip(.5 + 2 * np.sin(TAU * a / period) * np.sin(TAU * c / period), 0, 1)
-    if name == "dots":
-        s = 1.3 * period
-        d = np.hypot(a % s - s / 2, c % s - s / 2)
-        return _step(.32 * s - d)
-    if name == "rings":
-        return _wave(np.hypot(a, c), period)
-    if name == "grid":
-        return _lines(a, c, 1.3 * period, 1.3 * period, .6)
-    return _wave(c + np.abs((a / period) % 1 - .5) * period, period)  # zigzag
+def _heart(u, v, au, av, r):
+    lobes = np.minimum(np.hypot(u + .47, v + .4), np.hypot(u - .47, v + .4)) - .53
+    return np.minimum(lobes, np.maximum(-.4 - v, (1.4 * au - (1 - v)) / F(1.72)))
+
+
+#: Shape name -> approximate signed distance (< 0 inside, in box half-sizes) as a function of
+#: ``u, v, |u|, |v|, r``; every shape spans [-1, 1] x [-1, 1].
+_SDF = {
+    "ellipse": lambda u, v, au, av, r: r - 1,
+    "triangle": lambda u, v, au, av, r: np.maximum(v - 1, (2 * au - (v + 1)) / F(2.236)),
+    "square": lambda u, v, au, av, r: np.sqrt(np.sqrt(au ** 4 + av ** 4)) - 1,
+    "star": _star,
+    "cross": lambda u, v, au, av, r: np.minimum(np.maximum(au - .36, av - 1),
+                                                np.maximum(au - 1, av - .36)),
+    "diamond": lambda u, v, au, av, r: (au + av - 1) / F(1.414),
+    "hexagon": lambda u, v, au, av, r: np.maximum(av - .87, .87 * au + .5 * av - .87),
+    "crescent": lambda u, v, au, av, r: np.maximum(r - 1, .82 - np.hypot(u - .5, v + .15)),
+    "heart": _heart,
+    "ring": lambda u, v, au, av, r: np.abs(r - .72) - .28,
+}
+
+
+def _dots(a, c, p):
+    s = 1.3 * p
+    return _step(.32 * s - np.hypot(a % s - s / 2, c % s - s / 2))
+
+
+#: Texture name -> pattern in [0, 1] of the texture coordinates ``a, c`` (px) and period.
+_TEXTURE = {
+    "hstripes": lambda a, c, p: _wave(c, p),
+    "vstripes": lambda a, c, p: _wave(a, p),
+    "checker": lambda a, c, p: np.clip(.5 + 2 * np.sin(TAU * a / p) * np.sin(TAU * c / p), 0, 1),
+    "dots": _dots,
+    "rings": lambda a, c, p: _wave(np.hypot(a, c), p),
+    "diagonal": lambda a, c, p: _wave((a + c) / F(1.414), p),
+    "grid": lambda a, c, p: _lines(a, c, 1.3 * p, 1.3 * p, .6),
+    "zigzag": lambda a, c, p: _wave(c + np.abs((a / p) % 1 - .5) * p, p),
+}
+assert tuple(_SDF) == SHAPES and tuple(_TEXTURE) == TEXTURES
 
 
 def draw_objects(rng, shape, texture, boxes, n):
@@ -275,11 +274,13 @@ def draw_objects(rng, shape, texture, boxes, n):
     dx = pix[None, None, :] - (boxes[:, 0, None, None] + hw)
     dy = pix[None, :, None] - (boxes[:, 1, None, None] + hh)
     u, v = _rot(dy, dx, _u(rng, -.25, .25, b))
-    dist = _shape_sdf(shape, u / hw, v / hh) * np.minimum(hw, hh)  # ~ px, < 0 inside
+    u, v = u / hw, v / hh
+    dist = _SDF[SHAPES[shape]](u, v, np.abs(u), np.abs(v), np.hypot(u, v)) * np.minimum(hw, hh)
     alpha = _step(-dist)
     period = _u(rng, 4.5, 7, b) * k
     a, c = _rot(dy, dx, _u(rng, -.2, .2, b))
-    pattern = _texture(texture, a + _u(rng, 0, 8, b) * k, c + _u(rng, 0, 8, b) * k, period)
+    pattern = _TEXTURE[TEXTURES[texture]](a + _u(rng, 0, 8, b) * k, c + _u(rng, 0, 8, b) * k,
+                                          period)
     base = rng.uniform(.12, .9, (b, 1, 1, 3)).astype(F)
     bright = (base @ np.array([.3, .59, .11], F) > .5)[..., None]
     ink = np.where(bright, base * .2, base + (1 - base) * .8)
