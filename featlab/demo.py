@@ -30,23 +30,33 @@ class DemoSpec:
     seed: int = 0
     n_images: int = 1600
     image_size: int = 64
-    sigmas: tuple = (2.0, 4.0, 8.0)
+    sigmas: tuple = (1.0, 2.0, 4.0)
     alphas: tuple = (0.0, 1.0, 10.0)
     device: str = "auto"
     workers: int = 0
 
 
-def _data(spec: DemoSpec) -> str:
+def _data(spec: DemoSpec, store_path: str) -> str:
+    """Generate the benchmark unless the same one (parameters and generator code) exists."""
+    import shutil
+
+    from .backbones.synthetic import recipe_for
     from .data.synthetic import generate_synthetic
 
     root = os.path.join(spec.cache_dir, "demo-data")
-    params = dict(seed=spec.seed, n_images=spec.n_images, image_size=spec.image_size)
+    params = dict(seed=spec.seed, n_images=spec.n_images, image_size=spec.image_size,
+                  generator=recipe_for("object")["generator_sha256"])
     marker = os.path.join(root, "featlab-demo.json")
-    if os.path.isfile(marker) and json.load(open(marker)) == params:
-        log.info("reusing synthetic benchmark in %s", root)
-        return root
+    if os.path.isfile(marker):
+        with open(marker) as handle:
+            if json.load(handle) == params:
+                log.info("reusing synthetic benchmark in %s", root)
+                return root
+    if os.path.isdir(store_path):
+        log.info("the benchmark changed: removing the derived demo store %s", store_path)
+        shutil.rmtree(store_path)
     log.info("generating the synthetic benchmark (%d images) in %s", spec.n_images, root)
-    generate_synthetic(root, **params)
+    generate_synthetic(root, seed=spec.seed, n_images=spec.n_images, image_size=spec.image_size)
     atomic_write_text(marker, json.dumps(params))
     return root
 
@@ -63,8 +73,8 @@ def run_demo(spec: DemoSpec = DemoSpec()) -> dict:
     from .extraction import ExtractionSpec, extract
     from .store import FeatureStore
 
-    root = _data(spec)
     store_path = os.path.join(spec.cache_dir, "demo")
+    root = _data(spec, store_path)
     sigmas = ":".join(f"{s:g}" for s in spec.sigmas)
     extraction = extract(ExtractionSpec(
         store=store_path, root=root, dataset="synthetic", conditions=f"clean,blur:sigma={sigmas}",

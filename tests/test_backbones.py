@@ -110,3 +110,21 @@ def test_device_resolution():
     if not torch.cuda.is_available():
         with pytest.raises(FeatlabError, match="no CUDA"):
             resolve_device("cuda")
+
+
+def test_synthetic_backbone_pretrains_once_then_reuses_the_cache(tmp_path):
+    from featlab.backbones.synthetic import build_synthetic, recipe_for, recipe_hash
+
+    tiny = dict(n_train=64, n_val=32, epochs=1, image_size=32, batch_size=32)
+    first = build_synthetic("scene", cache_dir=str(tmp_path), **tiny)
+    files = sorted(p.name for p in (tmp_path / "weights").iterdir())
+    assert files == [f"synthetic-scene-{recipe_hash(recipe_for('scene', **tiny))}.{ext}"
+                     for ext in ("json", "pt")]
+    report = first.pretraining_report
+    assert 0 <= report["val_accuracy"] <= 1 and report["recipe"]["n_train"] == 64
+    mtime = (tmp_path / "weights" / files[1]).stat().st_mtime_ns
+    second = build_synthetic("scene", cache_dir=str(tmp_path), **tiny)
+    assert second.weights_sha256 == first.weights_sha256
+    assert (tmp_path / "weights" / files[1]).stat().st_mtime_ns == mtime
+    other = recipe_hash(recipe_for("scene", **dict(tiny, epochs=2)))
+    assert other != recipe_hash(recipe_for("scene", **tiny))

@@ -116,7 +116,8 @@ def test_same_seed_same_bytes_other_seed_differs(small, tmp_path):
 
 
 def test_bad_parameters_are_user_errors(tmp_path):
-    for bad in (dict(context_consistency=1.5), dict(n_supercategories=7), dict(n_images=3)):
+    for bad in (dict(context_consistency=1.5), dict(n_supercategories=7), dict(n_images=3),
+                dict(seed=-1), dict(image_size="64"), dict(val_fraction=1.0)):
         with pytest.raises(FeatlabError):
             generate_synthetic(tmp_path, **bad)
 

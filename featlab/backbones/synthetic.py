@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 RECIPE = dict(n_train=6000, n_val=1000, image_size=64, epochs=4, batch_size=64,
               max_lr=0.05, weight_decay=5e-4, seed=0)
+# scenes are easier (held-out accuracy 0.998 with the full recipe): a shorter schedule
+KIND_RECIPE = {"object": {}, "scene": dict(n_train=3000, epochs=3)}
 
 
 def recipe_for(kind: str, **overrides) -> dict:
@@ -37,7 +39,8 @@ def recipe_for(kind: str, **overrides) -> dict:
     draw = getattr(gen, "synthetic_draw", None)
     if draw is not None:
         sources.append(inspect.getsource(draw))
-    recipe = dict(RECIPE, kind=kind, **overrides)
+    recipe = dict(RECIPE, kind=kind, **KIND_RECIPE[kind])
+    recipe.update(overrides)
     recipe["generator_sha256"] = hashlib.sha256("".join(sources).encode()).hexdigest()
     return recipe
 

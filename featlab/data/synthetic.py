@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import numbers
 import os
 
 import numpy as np
@@ -56,24 +57,25 @@ def object_types() -> list:
     return types
 
 
-def _check(n_images, image_size, context_consistency, n_super, per_super, val_fraction,
+def _check(seed, n_images, image_size, context_consistency, n_super, per_super, val_fraction,
            jpeg_quality):
     max_per = min(len(names) for _, names in SUPERCATEGORIES)
-    checks = [
-        ("n_supercategories", n_super, 1 <= n_super <= len(SUPERCATEGORIES),
-         f"between 1 and {len(SUPERCATEGORIES)}"),
-        ("classes_per_supercategory", per_super, 1 <= per_super <= max_per,
-         f"between 1 and {max_per}"),
-        ("n_images", n_images, n_images >= n_super * per_super,
-         f"at least one per class ({n_super * per_super})"),
-        ("image_size", image_size, image_size >= 16, ">= 16"),
-        ("context_consistency", context_consistency, 0 <= context_consistency <= 1, "in [0, 1]"),
-        ("val_fraction", val_fraction, 0 <= val_fraction < 1, "in [0, 1)"),
-        ("jpeg_quality", jpeg_quality, 1 <= jpeg_quality <= 95, "between 1 and 95"),
-    ]
-    for option, value, ok, expected in checks:
-        if not ok:
-            raise FeatlabError(f"{option} must be {expected}, got {value!r}")
+    ints = dict(seed=(seed, 0, None), n_supercategories=(n_super, 1, len(SUPERCATEGORIES)),
+                classes_per_supercategory=(per_super, 1, max_per), image_size=(image_size, 16, None),
+                jpeg_quality=(jpeg_quality, 1, 95))
+    for option, (value, lo, hi) in ints.items():
+        if not (isinstance(value, numbers.Integral) and lo <= value <= (hi or value)):
+            raise FeatlabError(f"{option} must be an integer in [{lo}, {hi or 'inf'}], "
+                               f"got {value!r}")
+    if not (isinstance(n_images, numbers.Integral) and n_images >= n_super * per_super):
+        raise FeatlabError(f"n_images must be an integer >= the number of classes "
+                           f"({n_super * per_super}), got {n_images!r}")
+    for option, value, hi_open in (("context_consistency", context_consistency, False),
+                                   ("val_fraction", val_fraction, True)):
+        if not (isinstance(value, numbers.Real) and 0 <= value and
+                (value < 1 if hi_open else value <= 1)):
+            raise FeatlabError(f"{option} must be a number in [0, 1{')' if hi_open else ']'}, "
+                               f"got {value!r}")
 
 
 def _tight_box(alpha: np.ndarray):
@@ -197,13 +199,13 @@ def generate_synthetic(out_dir, *, seed=0, n_images=1600, image_size=64, context
     -------
     dict — counts, classes, supercategories, scenes and the parameters
     """
+    _check(seed, n_images, image_size, context_consistency, n_supercategories,
+           classes_per_supercategory, val_fraction, jpeg_quality)
     params = dict(seed=int(seed), n_images=int(n_images), image_size=int(image_size),
                   context_consistency=float(context_consistency),
                   n_supercategories=int(n_supercategories),
                   classes_per_supercategory=int(classes_per_supercategory),
                   val_fraction=float(val_fraction), jpeg_quality=int(jpeg_quality))
-    _check(n_images, image_size, context_consistency, n_supercategories,
-           classes_per_supercategory, val_fraction, jpeg_quality)
     classes = [(SUPERCATEGORIES[s][1][c], s, c) for s in range(n_supercategories)
                for c in range(classes_per_supercategory)]
     labels, is_val = _plan(seed, n_images, len(classes), val_fraction)
