@@ -10,6 +10,7 @@ attacks and later analyses reuse them.
 from __future__ import annotations
 
 import logging
+import warnings
 
 import numpy as np
 
@@ -46,7 +47,7 @@ def _conditions(store, conditions):
 
 @ANALYSES.register("fit-head")
 def fit_heads(store, *, alphas=(0.0,), subset="all", layer="penultimate", fg=None, bg=None,
-              l2=1e-4, conditions=None, save=True) -> dict:
+              l2=1e-4, conditions=None, save=True, tol=1e-6, max_iter=500) -> dict:
     """Fit the three heads (one joint head per alpha) and score them on every condition.
 
     Returns a dict with ``rows`` (condition, head, alpha, n, correct, accuracy, ci_low,
@@ -62,7 +63,13 @@ def fit_heads(store, *, alphas=(0.0,), subset="all", layer="penultimate", fg=Non
     classes = store.classes(subset)
     if len(np.unique(y)) < 2:
         raise FeatlabError(f"subset {subset!r} has fewer than 2 classes with training images")
-    heads = fit_fusion_heads(x_fg, x_bg, y, alphas=alphas, l2=l2, n_classes=len(classes))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        heads = fit_fusion_heads(x_fg, x_bg, y, alphas=alphas, l2=l2, n_classes=len(classes),
+                                 tol=tol, max_iter=max_iter)
+    if caught:
+        log.info("%d head fit(s) stopped at max_iter=%d before tol=%g (accuracy is unaffected "
+                 "at this precision; raise max_iter to go further)", len(caught), max_iter, tol)
     rows = []
     for key in keys:
         (t_fg, t_bg), t_y, _ = block(store, (fg, bg), layer=layer, condition=key, split="test",

@@ -61,7 +61,8 @@ def _check(seed, n_images, image_size, context_consistency, n_super, per_super, 
            jpeg_quality):
     max_per = min(len(names) for _, names in SUPERCATEGORIES)
     ints = dict(seed=(seed, 0, None), n_supercategories=(n_super, 1, len(SUPERCATEGORIES)),
-                classes_per_supercategory=(per_super, 1, max_per), image_size=(image_size, 16, None),
+                classes_per_supercategory=(per_super, 1, max_per),
+                image_size=(image_size, 16, None),
                 jpeg_quality=(jpeg_quality, 1, 95))
     for option, (value, lo, hi) in ints.items():
         if not (isinstance(value, numbers.Integral) and lo <= value <= (hi or value)):

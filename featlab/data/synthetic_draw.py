@@ -105,7 +105,8 @@ def _tiles(rng, b, n, k):
     wall = _mix(_col(rng, (.9, .87, .8), b), _col(rng, (.55, .55, .55), b),
                 _lines(x * n + _u(rng, 0, 9, b), y * n, p, p))
     q = 1.6 * p
-    chk = np.clip(.5 + 4 * np.sin(TAU * (x * n + _u(rng, 0, 9, b)) / q) * np.sin(TAU * y * n / q), 0, 1)
+    chk = np.sin(TAU * (x * n + _u(rng, 0, 9, b)) / q) * np.sin(TAU * y * n / q)
+    chk = np.clip(.5 + 4 * chk, 0, 1)
     floor = _mix(_col(rng, (.45, .3, .2), b), _col(rng, (.65, .5, .35), b), chk)
     return _over(floor, wall, y, fl, n)
 
@@ -152,7 +153,8 @@ def _desert(rng, b, n, k):
 
 def _forest(rng, b, n, k):
     _, x = _grid(n)
-    bg = _mix(_col(rng, (.1, .25, .1), b), _col(rng, (.25, .45, .2), b), .5 + .5 * _noise(rng, b, n, 5))
+    bg = _mix(_col(rng, (.1, .25, .1), b), _col(rng, (.25, .45, .2), b),
+              .5 + .5 * _noise(rng, b, n, 5))
     p = _u(rng, 10, 16, b) * k
     xx = x * n + 2 * k * _noise(rng, b, n, 2) + _u(rng, 0, 16, b)
     trunk = np.clip((np.sin(TAU * xx / p) - .4) * p / 2, 0, 1)
@@ -164,7 +166,8 @@ def _bricks(rng, b, n, k):
     hb = _u(rng, 5, 8, b) * k
     lb = 2.2 * hb
     xs = x * n + (np.floor(y * n / hb) % 2) * lb / 2 + _u(rng, 0, 9, b)
-    brick = _mix(_col(rng, (.65, .25, .15), b), _col(rng, (.5, .2, .12), b), .5 + .5 * _noise(rng, b, n, 6))
+    brick = _mix(_col(rng, (.65, .25, .15), b), _col(rng, (.5, .2, .12), b),
+                 .5 + .5 * _noise(rng, b, n, 6))
     return _mix(brick, _col(rng, (.8, .78, .72), b), _lines(xs, y * n, lb, hb, .5))
 
 
@@ -186,7 +189,8 @@ def _city(rng, b, n, k):
     ry, cx = (np.arange(n) / (4 * k)).astype(int), (np.arange(n) / (3 * k)).astype(int)
     lit = (rng.random((b, ry[-1] + 1, cx[-1] + 1)) < .45)[:, ry[:, None], cx[None, :]]
     win = lit * _wave(x * n, 3 * k) * _wave(y * n, 4 * k) * building
-    return _mix(_mix(sky, _col(rng, (.12, .12, .14), b, .02), building), _col(rng, (.95, .85, .4), b), win)
+    img = _mix(sky, _col(rng, (.12, .12, .14), b, .02), building)
+    return _mix(img, _col(rng, (.95, .85, .4), b), win)
 
 
 def _carpet(rng, b, n, k):
@@ -197,12 +201,13 @@ def _carpet(rng, b, n, k):
     return _mix(img, _col(rng, (.9, .8, .6), b, .1), .35 * s2)
 
 
-_SCENE_FN = (_grass, _road, _tiles, _sea, _sky, _wood, _desert, _forest, _bricks, _snow, _city, _carpet)
+_SCENE_FN = dict(zip(SCENES, (_grass, _road, _tiles, _sea, _sky, _wood, _desert, _forest, _bricks,
+                              _snow, _city, _carpet)))
 
 
 def draw_scenes(rng, scene, b, n):
     """``b`` random scenes of kind ``SCENES[scene]``, float32 (b, n, n, 3) in [0, 1]."""
-    img = _SCENE_FN[scene](rng, b, n, n / 64.0)
+    img = _SCENE_FN[SCENES[scene]](rng, b, n, n / 64.0)
     img = np.broadcast_to(img, (b, n, n, 3)) + F(.015) * rng.standard_normal((b, n, n, 3), dtype=F)
     return np.clip(img, 0, 1)
 
