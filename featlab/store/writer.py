@@ -24,7 +24,7 @@ from .layout import (MANIFEST, SAMPLES, SCHEMA_VERSION, WriterLock, condition_di
 from .samples import table_hash, write_samples
 
 log = logging.getLogger(__name__)
-COMPRESSION = dict(compression="gzip", compression_opts=1, shuffle=True)
+COMPRESSION = dict(compression="lzf", shuffle=True)
 
 
 def check_schema(manifest: dict, root: str) -> None:
