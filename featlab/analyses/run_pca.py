@@ -69,7 +69,7 @@ def _figure(store, panels, key, method, out_dir):
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.6), squeeze=False)
     for ax, (name, c2, p2, labels) in zip(axes[0], panels):
         plot_pca_shift(c2, p2, labels, class_names=store.classes(), ax=ax,
-                       title=f"{name}: clean (small) vs {key} (large)")
+                       title=f"{name}\nclean (small) vs {key} (large)")
     fig.tight_layout()
     stem = os.path.join(out_dir, f"pca-shift-{method}-" + key.replace(":", "_").replace("=", "-"))
     return save_figure(fig, stem)
