@@ -23,8 +23,8 @@ import numpy as np
 import torch
 import torchvision
 
-from featlab.backbones import Backbone
-from featlab.extraction.pipeline import forward
+from featlab.backbones.base import Backbone
+from featlab.extraction.forward import forward
 from featlab.store import StoreWriter
 
 

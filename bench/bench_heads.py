@@ -23,8 +23,8 @@ import warnings
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from featlab.analyses.fusion import mean_abs_weights  # noqa: E402
-from featlab.analyses.heads import fit_alpha_sweep  # noqa: E402
+from featlab.analyses.heads.fusion import mean_abs_weights  # noqa: E402
+from featlab.analyses.heads.linear import fit_alpha_sweep  # noqa: E402
 
 
 def synthetic_features(n=7500, n_each=512, n_classes=24, strengths=(0.35, 0.25), seed=0):

@@ -1,13 +1,48 @@
-"""featlab: feature caches for studying how perturbations move internal representations."""
-__version__ = "0.1.0"
+"""featlab: feature caches for studying how perturbations move internal representations.
+
+The Python API has the names of the command line, and does what it does (``out_dir=``
+writes the same JSON and figures)::
+
+    import featlab
+    featlab.extract(featlab.ExtractionSpec(store="cache/synth", root="cache/synthetic-data"))
+    store = featlab.FeatureStore("cache/synth")
+    featlab.fit_head(store, alphas=[0, 10], out_dir="analyses/synth/fit-head")
+    featlab.pca_shift(store, condition="blur:sigma=2", out_dir="analyses/synth/pca-shift")
+    featlab.mantel(store, radii=[1, 10])
+
+Names load on first use, so ``import featlab`` is cheap (no torch until it is needed).
+"""
+from importlib import import_module
+
+from ._version import __version__
+
+_API = {
+    "FeatureStore": "featlab.store.featurestore",
+    "ExtractionSpec": "featlab.extraction.pipeline",
+    "extract": "featlab.extraction.pipeline",
+    "fit_head": "featlab.analyses.heads.run",
+    "pca_shift": "featlab.analyses.shift.run",
+    "isotropy": "featlab.analyses.local.run",
+    "symmetry": "featlab.analyses.local.run",
+    "mantel": "featlab.analyses.local.run",
+    "lipschitz": "featlab.analyses.local.run",
+    "generate_synthetic": "featlab.data.synthetic",
+    "DemoSpec": "featlab.reporting.demo",
+    "demo": "featlab.reporting.demo",
+    "FeatlabError": "featlab.errors",
+}
 
 
 def __getattr__(name):
-    if name == "FeatureStore":
-        from .store import FeatureStore
+    if name in _API:
+        value = getattr(import_module(_API[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'featlab' has no attribute {name!r}")
 
-        return FeatureStore
-    raise AttributeError(name)
+
+def __dir__():
+    return sorted(list(globals()) + list(_API))
 
 
-__all__ = ["FeatureStore", "__version__"]
+__all__ = ["__version__", *_API]

@@ -3,10 +3,11 @@
 A :class:`FeatlabError` is a mistake the user can fix (a wrong path, an unknown name, a
 malformed condition string). The CLI prints its message as one line and exits with code 2;
 nothing already written to disk is touched. Anything else is a bug and keeps its traceback.
+It subclasses ``ValueError`` so that Python callers can catch bad input the usual way.
 """
 
 
-class FeatlabError(Exception):
+class FeatlabError(ValueError):
     """An error caused by user input, with a message that says what to do."""
 
     def __init__(self, message: str):

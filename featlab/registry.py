@@ -10,11 +10,18 @@ Usage::
     DATASETS.get("coco")      # -> load_coco
     DATASETS.names()          # -> ["coco", ...]
 
+An entry may also be *declared* before its module is imported,
+``Registry("backbone", declared={"imagenet-resnet18": "featlab.backbones.torchvision_r18"})``:
+its name is then known (for ``--help`` and error messages) without importing torch, and
+``get`` imports the module, whose ``@register`` fills the entry. A contract test checks that
+every declared entry is registered by its module.
+
 An unknown name raises :class:`~featlab.errors.FeatlabError` listing the known ones.
 """
 from __future__ import annotations
 
-from typing import Callable, Generic, Iterator, TypeVar
+from importlib import import_module
+from typing import Callable, Generic, Iterator, Optional, TypeVar
 
 from .errors import FeatlabError
 
@@ -24,9 +31,10 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """A named collection of entry points of one family."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, declared: Optional[dict] = None):
         self.kind = kind
         self._entries: dict[str, T] = {}
+        self.declared: dict[str, str] = dict(declared or {})
 
     def register(self, name: str) -> Callable[[T], T]:
         def decorator(obj: T) -> T:
@@ -38,6 +46,8 @@ class Registry(Generic[T]):
         return decorator
 
     def get(self, name: str) -> T:
+        if name not in self._entries and name in self.declared:
+            import_module(self.declared[name])
         try:
             return self._entries[name]
         except KeyError:
@@ -45,13 +55,13 @@ class Registry(Generic[T]):
             raise FeatlabError(f"unknown {self.kind} {name!r}; known: {known}") from None
 
     def names(self) -> list[str]:
-        return sorted(self._entries)
+        return sorted(set(self._entries) | set(self.declared))
 
     def __contains__(self, name: object) -> bool:
-        return name in self._entries
+        return name in self._entries or name in self.declared
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self.names())

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from featlab.analyses.run_heads import fit_heads
+from featlab.analyses.heads.run import fit_head
 from featlab.errors import FeatlabError
 from featlab.extraction import ExtractionSpec, extract
 from featlab.store import FeatureStore
@@ -23,7 +23,7 @@ def attacked(tmp_path_factory, tiny_weights):
                                       chunk_size=16, image_size=32, weights=weights))
 
     run("clean")
-    fit_heads(FeatureStore(str(base / "store")), alphas=(0.0, 10.0))
+    fit_head(FeatureStore(str(base / "store")), alphas=(0.0, 10.0))
     summary = run("fgsm:eps=0.002:0.05:target=fg,fgsm:eps=0.05:target=joint,"
                   "pgd:eps=0.05:steps=5:target=joint,fgsm:eps=0.05:target=joint:head_alpha=10")
     return base, run, summary
@@ -48,7 +48,7 @@ def test_attack_conditions_are_stored_for_every_split(attacked):
 def test_attacks_hurt_their_target_and_grow_with_eps(attacked):
     base, _, _ = attacked
     store = FeatureStore(str(base / "store"))
-    result = fit_heads(store, alphas=(0.0, 10.0), save=False)
+    result = fit_head(store, alphas=(0.0, 10.0), save=False)
     acc = {(r["condition"], r["head"], r["alpha"]): r["accuracy"] for r in result["rows"]}
     weak, strong = (store.resolve_condition(f"fgsm:eps={e}:target=fg") for e in ("0.002", "0.05"))
     assert acc[(strong, "fg", None)] < acc[("clean", "fg", None)]

@@ -17,7 +17,8 @@ import torch.nn.functional as F
 torchattacks = pytest.importorskip("torchattacks")
 
 from featlab.errors import FeatlabError  # noqa: E402
-from featlab.perturbations import PERTURBATIONS, parse_conditions  # noqa: E402
+from featlab.conditions import parse_conditions
+from featlab.perturbations import PERTURBATIONS  # noqa: E402
 from featlab.perturbations.attacks import Attack, success_rate  # noqa: E402
 from featlab.perturbations.attacks import _common, fgsm as fgsm_module  # noqa: E402
 
@@ -199,9 +200,10 @@ def test_identity_at_strength_zero(trained, batch, name):
 def test_targeted_attacks_reach_their_target(trained, batch, name):
     x, y = batch
     attack = PERTURBATIONS.get(name)()
-    adv = attack.perturb(x, labels=y, boxes=None, model=trained,
-                         generator=torch.Generator().manual_seed(3), eps=0.15)
-    target = attack.target_labels_
+    (adv,), target = attack.attack_many(x, [dict(eps=0.15)], labels=y, model=trained,
+                                        generator=torch.Generator().manual_seed(3))
+    assert torch.equal(adv, attack.perturb(x, labels=y, boxes=None, model=trained,
+                                           generator=torch.Generator().manual_seed(3), eps=0.15))
     assert target.shape == y.shape and (target != y).all()
     assert success_rate(trained, x, y, target) < 0.1
     assert success_rate(trained, adv, y, target) > 2.0 / N_CLASSES  # twice chance

@@ -4,7 +4,8 @@ import pytest
 import torch
 import torchvision
 
-from featlab.backbones import BACKBONES, Backbone, capture_features, resolve_device
+from featlab.backbones import BACKBONES
+from featlab.backbones.base import Backbone, capture_features, resolve_device
 from featlab.backbones.places365 import PLACES_FILE
 from featlab.backbones.torchvision_r18 import IMAGENET_FILE
 from featlab.errors import FeatlabError

@@ -9,8 +9,8 @@ from scipy.special import logsumexp
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 
-from featlab.analyses.fusion import evaluate, fit_fusion_heads, mean_abs_weights
-from featlab.analyses.heads import LinearHead, fit_alpha_sweep
+from featlab.analyses.heads.fusion import evaluate, fit_fusion_heads, mean_abs_weights
+from featlab.analyses.heads.linear import LinearHead, fit_alpha_sweep
 from featlab.analyses.stats import wilson_interval
 
 

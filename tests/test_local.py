@@ -1,19 +1,16 @@
 """Local properties (Aghdam et al.): probes, isotropy, Lipschitz, CLEVER, plots."""
-import matplotlib
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.distance import pdist
 
-matplotlib.use("Agg")
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from scipy.spatial.distance import pdist  # noqa: E402
-
-from featlab.analyses.local import (  # noqa: E402
-    MinMaxNormalizer, fraction_below_one, gradient_lipschitz, isotropy_perturbations,
-    isotropy_rows, local_lipschitz, misclassified_from_logits, pairwise_condensed,
-    perturbation_norms, polynomial_fits, range_by_radius, sample_seed, score_range,
-    summarize, symmetry_perturbations)
-from featlab.analyses.local import clever, plots  # noqa: E402
-from featlab.errors import FeatlabError  # noqa: E402
+from featlab.analyses.local import (
+    MinMaxNormalizer, fraction_below_one, gradient_lipschitz, isotropy_rows, local_lipschitz,
+    misclassified_from_logits, polynomial_fits, range_by_radius, score_range, summarize)
+from featlab.analyses.local import clever, plots
+from featlab.errors import FeatlabError
+from featlab.probes.sets import (isotropy_perturbations, pairwise_condensed, perturbation_norms,
+                                 sample_seed, symmetry_perturbations)
 
 SHAPE = (3, 8, 8)
 

@@ -10,19 +10,21 @@ import torch
 from click.testing import CliRunner
 from scipy.spatial.distance import pdist, squareform
 
-from featlab.analyses.local import (clever_u, gradient_lipschitz, isotropy_perturbations,
-                                    sample_seed, symmetry_perturbations)
+from featlab.analyses.local import clever_u, gradient_lipschitz
+from featlab.probes.sets import (isotropy_perturbations, sample_seed,
+                                 symmetry_perturbations)
 from featlab.errors import FeatlabError
 from featlab.extraction import ExtractionSpec, extract
-from featlab.perturbations import PERTURBATIONS, parse_conditions
+from featlab.conditions import parse_conditions
+from featlab.perturbations import PERTURBATIONS
+from featlab.probes import PROBES as PROBE_SETS
 from featlab.store import FeatureStore
 from featlab.utils.seeding import derive_seed
 
 PROBES = ("isotropy:radius=1:8:copies=5:samples=3:threshold=0,"
           "symmetry:radius=1:8:copies=5:samples=3:threshold=0")
 ISO = "isotropy:radius={}:copies=5:samples=3:threshold=0:select=fg"
-PROBE_KINDS = [n for n in PERTURBATIONS.names()
-               if getattr(PERTURBATIONS.get(n), "kind", "") == "probe"]
+PROBE_KINDS = PROBE_SETS.names()
 
 
 def _spec(root, store, weights, conditions, **kw):
@@ -44,12 +46,12 @@ def synthetic_root(tmp_path_factory):
 @pytest.fixture(scope="module")
 def stores(synthetic_root, tiny_weights, tmp_path_factory):
     """(probed store, copy of it before probes were extracted)."""
-    from featlab.analyses.run_heads import fit_heads
+    from featlab.analyses.heads.run import fit_head
 
     base = tmp_path_factory.mktemp("local")
     path = base / "store"
     extract(_spec(synthetic_root, path, tiny_weights, "clean"))
-    fit_heads(FeatureStore(str(path)), alphas=(0.0,), subset="all")
+    fit_head(FeatureStore(str(path)), alphas=(0.0,), subset="all")
     shutil.copytree(path, base / "noprobe")
     extract(_spec(synthetic_root, path, tiny_weights, PROBES))
     return str(path), str(base / "noprobe")
@@ -68,7 +70,7 @@ def _rows(store, key=ISO.format(1)):
 
 @pytest.mark.parametrize("name", PROBE_KINDS)
 def test_probe_contract(name):
-    probe = PERTURBATIONS.get(name)()
+    probe = PROBE_SETS.get(name)()
     a = probe.probe_set((3, 6, 5), radius=4.0, copies=7, seed=11)
     assert a.shape == (7, 3, 6, 5) and a.dtype == torch.float32
     torch.testing.assert_close(torch.linalg.vector_norm(a.double().flatten(1), dim=1),
@@ -82,8 +84,8 @@ def test_probe_contract(name):
         parse_conditions(f"{name}:radius=1:copies=2")
     with pytest.raises(FeatlabError, match="must be > 0"):
         parse_conditions(f"{name}:radius=0")
-    with pytest.raises(FeatlabError, match="probe condition"):
-        probe.perturb(torch.zeros(1, 3, 4, 4))
+    assert not hasattr(probe, "perturb")  # a probe set is its own family, not a perturbation
+    assert name not in PERTURBATIONS and parse_conditions(f"{name}:radius=1")[0].family == "probe"
 
 
 def test_stored_layout_and_selection(store):
@@ -113,7 +115,8 @@ def test_stored_layout_and_selection(store):
 
 @pytest.mark.parametrize("kind", ["isotropy", "symmetry"])
 def test_same_copies_reached_both_backbones(store, synthetic_root, tiny_weights, kind):
-    from featlab.extraction.pipeline import build_backbones, forward, load_dataset
+    from featlab.extraction.forward import forward
+    from featlab.extraction.pipeline import build_backbones, load_dataset
 
     spec = _spec(synthetic_root, store.path, tiny_weights, "clean")
     dataset = load_dataset(spec)
@@ -150,7 +153,7 @@ def test_rerun_is_a_noop(stores, synthetic_root, tiny_weights):
 # ---------------------------------------------------------------- analyses vs direct math
 
 def test_isotropy_ranges_are_max_minus_min_of_stored_scores(store):
-    from featlab.analyses.run_local import score_ranges
+    from featlab.analyses.local.run import score_ranges
 
     result = score_ranges(store, kind="isotropy", heads=["fg-all"])
     rows = _rows(store)
@@ -167,10 +170,10 @@ def test_isotropy_ranges_are_max_minus_min_of_stored_scores(store):
 @pytest.mark.parametrize("method", ["pearson", "spearman"])
 def test_mantel_equals_skbio_on_stored_matrices(store, method):
     skbio_mantel = pytest.importorskip("skbio.stats.distance").mantel
-    from featlab.analyses.run_local import mantel_tests
+    from featlab.analyses.local.run import mantel
 
-    result = mantel_tests(store, radii=[8], layers=["layer1.0.bn1", "penultimate"], method=method,
-                          permutations=99, random_state=5)
+    result = mantel(store, radii=[8], layers=["layer1.0.bn1", "penultimate"], method=method,
+                          permutations=99, seed=5)
     rows = _rows(store, ISO.format(8))
     for got in [r for r in result["rows"] if r["backbone"] == "synthetic-scene"]:
         row = rows[result["image_ids"].index(got["image_id"])]
@@ -182,13 +185,13 @@ def test_mantel_equals_skbio_on_stored_matrices(store, method):
 
 
 def test_lipschitz_ratios_equal_a_direct_computation(store):
-    from featlab.analyses.run_local import lipschitz
+    from featlab.analyses.local.run import lipschitz
 
     result = lipschitz(store, layers=["layer2.0.bn1"], backbones=["synthetic-object"])
     name, key = "synthetic-object/layer2.0.bn1", ISO.format(8)
     train = store.rows("train")
     clean = store.read(backbone="synthetic-object", layer="layer2.0.bn1", split="train")
-    g = clean.max() - clean.min()
+    g = clean.astype(np.float64).max() - clean.astype(np.float64).min()
     rng = store.read_array("input_range", key)[train]
     h = rng.max() - rng.min()
     rows = _rows(store, key)
@@ -203,8 +206,10 @@ def test_lipschitz_ratios_equal_a_direct_computation(store):
 
 
 def test_bounds_equal_direct_clever_and_gradient(store, tiny_weights):
-    from featlab.analyses.local_bounds import classifier, lipschitz_bounds, rebuild
-    from featlab.analyses.local_store import choose_family
+    from featlab.analyses.local.bounds import lipschitz_bounds
+    from featlab.backbones.classifier import classifier_from_head
+    from featlab.extraction.rebuild import rebuild
+    from featlab.analyses.local.family import choose_family
 
     family = choose_family(store, "isotropy")
     rows = _rows(store)
@@ -213,7 +218,7 @@ def test_bounds_equal_direct_clever_and_gradient(store, tiny_weights):
                            max_samples=1, n_points=2)
     (got,) = out["rows"]
     dataset, models = rebuild(store)
-    model = classifier(store, "fg-all", models)
+    model = classifier_from_head(*store.load_head("fg-all"), models)
     x = torch.from_numpy(dataset.load(int(rows[0]))[0])
     seed = derive_seed("lipschitz-bounds", 0, store.samples.image_id[rows[0]]) % 2 ** 32
     label = int(store.samples.label[rows[0]])
@@ -256,7 +261,7 @@ def _linear_builder(name, c, classes):
 @pytest.fixture(scope="module")
 def linear_store(synthetic_root, tmp_path_factory):
     """Backbones phi(x) = 2x and 0.5x (exact in float32) on 8 px images, probed."""
-    from featlab.analyses.run_heads import fit_heads
+    from featlab.analyses.heads.run import fit_head
     from featlab.backbones import BACKBONES
 
     made = {"linear-object": _linear_builder("linear-object", 2.0, 5),
@@ -267,7 +272,7 @@ def linear_store(synthetic_root, tmp_path_factory):
         path = tmp_path_factory.mktemp("linear") / "store"
         spec = dict(backbones=tuple(made), image_size=8)
         extract(_spec(synthetic_root, path, {}, "clean", **spec))
-        fit_heads(FeatureStore(str(path)), alphas=(0.0,), subset="all")
+        fit_head(FeatureStore(str(path)), alphas=(0.0,), subset="all")
         extract(_spec(synthetic_root, path, {}, "isotropy:radius=2:6:20:copies=4:samples=3:"
                       "threshold=0", **spec))
         yield FeatureStore(str(path))
@@ -277,7 +282,7 @@ def linear_store(synthetic_root, tmp_path_factory):
 
 
 def test_linear_map_gives_lipschitz_c_and_mantel_one(linear_store):
-    from featlab.analyses.run_local import lipschitz, mantel_tests
+    from featlab.analyses.local.run import lipschitz, mantel
 
     result = lipschitz(linear_store)
     for summary in result["layers"]:
@@ -287,7 +292,7 @@ def test_linear_map_gives_lipschitz_c_and_mantel_one(linear_store):
         assert summary["ratio_median"] == pytest.approx(1.0, rel=1e-6)
     raw = np.array([s["raw_ratio_max"] for s in result["samples"]])
     np.testing.assert_allclose(raw[:len(raw) // 2], 2.0, rtol=1e-12)
-    mantel = mantel_tests(linear_store, permutations=19)
+    mantel = mantel(linear_store, permutations=19)
     np.testing.assert_allclose([r["r"] for r in mantel["rows"]], 1.0, atol=1e-9)
 
 

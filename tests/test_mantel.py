@@ -7,7 +7,7 @@ from scipy.spatial.distance import pdist, squareform
 from scipy.stats import ConstantInputWarning, kstest
 
 from featlab.analyses.local import _mantel_kernels as kernels
-from featlab.analyses.local.mantel import mantel, mantel_batch, permutation_orders
+from featlab.analyses.local.mantel import mantel_batch, mantel_test, permutation_orders
 from featlab.errors import FeatlabError
 
 skbio_mantel = pytest.importorskip("skbio.stats.distance").mantel
@@ -32,9 +32,9 @@ def test_vegan_varespec_varechem_example():
     assert spec.shape == (24, 44) and chem.shape == (24, 14)
     veg = pdist(spec, "braycurtis")
     env = pdist((chem - chem.mean(0)) / chem.std(0, ddof=1))
-    r, p, n = mantel(veg, env, permutations=999, random_state=42)
+    r, p, n = mantel_test(veg, env, permutations=999, random_state=42)
     assert n == 24 and round(r, 4) == 0.3047 and p <= 0.01
-    rs, ps, _ = mantel(veg, env, method="spearman", permutations=999, random_state=42)
+    rs, ps, _ = mantel_test(veg, env, method="spearman", permutations=999, random_state=42)
     assert round(rs, 4) == 0.2838 and ps <= 0.01
     _same((r, p, n), _sk(veg, env, permutations=999, seed=42))
     _same((rs, ps, n), _sk(veg, env, method="spearman", permutations=999, seed=42))
@@ -42,7 +42,7 @@ def test_vegan_varespec_varechem_example():
 
 def test_identical_matrices_give_r_one():
     d = pdist(np.random.default_rng(0).random((12, 5)))
-    r, p, _ = mantel(d, d, permutations=99, random_state=0)
+    r, p, _ = mantel_test(d, d, permutations=99, random_state=0)
     assert r == pytest.approx(1.0, abs=1e-12) and p == pytest.approx(0.01)
     rb, _, _ = mantel_batch(np.stack([d, 2 * d]), np.stack([d, d]), permutations=9)
     np.testing.assert_allclose(rb, 1.0, atol=1e-12)  # scaling keeps the topology
@@ -60,11 +60,11 @@ def test_equals_skbio_on_random_inputs(method, alternative, n):
         if np.ptp(x) == 0 or np.ptp(y) == 0:
             continue
         kw = dict(method=method, permutations=199, alternative=alternative)
-        _same(mantel(x, y, random_state=seed, **kw), _sk(x, y, seed=seed, **kw))
+        _same(mantel_test(x, y, random_state=seed, **kw), _sk(x, y, seed=seed, **kw))
         # square input and an explicit permutation array give the same answer
         perms = permutation_orders(n, 199, seed)
         kw["permutations"] = perms
-        _same(mantel(squareform(x), squareform(y), **kw),
+        _same(mantel_test(squareform(x), squareform(y), **kw),
               _sk(x, y, seed=seed, **{**kw, "permutations": 199}))
 
 
@@ -97,8 +97,8 @@ def test_orthogonal_rotation_of_features_leaves_r_unchanged():
     v = rng.uniform(-1, 1, (30, 200))
     feats = np.tanh(v @ rng.standard_normal((200, 16)))
     q, _ = np.linalg.qr(rng.standard_normal((16, 16)))
-    r1, p1, _ = mantel(pdist(v), pdist(feats), permutations=99, random_state=0)
-    r2, p2, _ = mantel(pdist(v), pdist(feats @ q), permutations=99, random_state=0)
+    r1, p1, _ = mantel_test(pdist(v), pdist(feats), permutations=99, random_state=0)
+    r2, p2, _ = mantel_test(pdist(v), pdist(feats @ q), permutations=99, random_state=0)
     assert r2 == pytest.approx(r1, abs=1e-10) and abs(r1) < 0.99
 
 
@@ -121,7 +121,7 @@ def test_constant_input_gives_nan_and_warning_like_skbio():
     x = np.ones(10)
     y = pdist(np.random.default_rng(0).random((5, 2)))
     with pytest.warns(ConstantInputWarning):
-        r, p, n = mantel(x, y, permutations=9)
+        r, p, n = mantel_test(x, y, permutations=9)
     with pytest.warns(ConstantInputWarning):
         ref = _sk(x, y, permutations=9)
     assert np.isnan(r) and np.isnan(p) and np.isnan(ref[0]) and n == 5
@@ -132,7 +132,7 @@ def test_constant_input_gives_nan_and_warning_like_skbio():
 
 def test_zero_permutations_give_nan_p():
     x = pdist(np.random.default_rng(0).random((6, 2)))
-    r, p, _ = mantel(x, x ** 2, permutations=0)
+    r, p, _ = mantel_test(x, x ** 2, permutations=0)
     assert np.isfinite(r) and np.isnan(p)
 
 
@@ -149,10 +149,10 @@ def test_bad_input_raises_featlab_error(bad, match):
     kw = dict(x=np.array([1.0, 2.0, 3.5]), y=np.array([2.0, 1.0, 3.0]))
     kw.update(bad)
     with pytest.raises(FeatlabError, match=match):
-        mantel(**kw)
+        mantel_test(**kw)
 
 
 def test_asymmetric_square_matrix_rejected():
     m = np.random.default_rng(0).random((4, 4))
     with pytest.raises(FeatlabError, match="symmetric"):
-        mantel(m, m)
+        mantel_test(m, m)

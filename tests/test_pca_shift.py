@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from sklearn.decomposition import PCA
 
-from featlab.analyses import plots
-from featlab.analyses.pca_shift import fit_pca, project, subspace_shift
+from featlab.analyses.heads import plots
+from featlab.analyses.shift import plots as shift_plots
+from featlab.analyses.shift.subspace import fit_pca, project, subspace_shift
 from featlab.analyses.stats import sign_flip_test
 
 
@@ -116,7 +117,7 @@ def _rows():
 def test_plots_return_axes_and_save(tmp_path):
     X, labels = clouds()
     c2, p2 = project(X, X + 0.5)
-    axes = [plots.plot_pca_shift(c2, p2, labels, class_names=["a", "b", "c"], title="t"),
+    axes = [shift_plots.plot_pca_shift(c2, p2, labels, class_names=["a", "b", "c"], title="t"),
             plots.plot_accuracy_curves(_rows(), x="sigma"),
             plots.plot_weight_bars(0.3, 0.2),
             plots.plot_alpha_sweep(_rows(), x="sigma"),

@@ -5,7 +5,8 @@ import scipy.ndimage as ndi
 import torch
 
 from featlab.errors import FeatlabError
-from featlab.perturbations import PERTURBATIONS, parse_condition, parse_conditions
+from featlab.conditions import parse_condition, parse_conditions
+from featlab.perturbations import PERTURBATIONS
 from featlab.perturbations.blur import gaussian_blur
 
 # a condition string and its zero-strength twin for every registered perturbation;

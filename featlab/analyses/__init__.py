@@ -1,12 +1,20 @@
 """CPU analyses on a feature store, dispatched by name through :data:`ANALYSES`.
 
-Each entry is ``run(store, **options) -> dict`` (JSON-able results; figures written under
-``out_dir`` when given). The CLI commands of the same names are thin wrappers.
+One room per capability, each holding the function named after its command:
+
+* :mod:`.heads` — ``fit-head``: foreground, background and joint linear heads (solver,
+  fusion, run, figures);
+* :mod:`.shift` — ``pca-shift``: how a condition moves each backbone's features;
+* :mod:`.local` — ``isotropy``, ``symmetry``, ``mantel``, ``lipschitz``: local properties
+  from probe sets.
+
+Each entry is ``run(store, **options) -> dict`` (JSON-able results; with ``out_dir`` the
+figures and the JSON are written there, exactly as the CLI writes them).
 """
-from ..registry import Registry
+from .registry import ANALYSES
 
-ANALYSES = Registry("analysis")
-
-from . import run_heads, run_local, run_pca  # noqa: E402,F401  (register entries)
+from .heads import run as _heads_run  # noqa: F401  (register entries)
+from .local import run as _local_run  # noqa: F401
+from .shift import run as _shift_run  # noqa: F401
 
 __all__ = ["ANALYSES"]

@@ -1,12 +1,9 @@
 """Backbones, dispatched by name through :data:`BACKBONES`.
 
-Each entry is a function ``build(weights=None, cache_dir=None) -> Backbone``.
+Each entry is a function ``build(weights=None, cache_dir=None) -> Backbone``; its module is
+imported on first ``BACKBONES.get(name)``. :mod:`.base` holds the wrapper and the feature
+capture, :mod:`.classifier` backbone + head classifiers, :mod:`.roles` object vs scene.
 """
-from ..registry import Registry
+from .registry import BACKBONES
 
-BACKBONES = Registry("backbone")
-
-from . import torchvision_r18, places365, synthetic  # noqa: E402,F401  (register entries)
-from .base import Backbone, capture_features, resolve_device  # noqa: E402
-
-__all__ = ["BACKBONES", "Backbone", "capture_features", "resolve_device"]
+__all__ = ["BACKBONES"]

@@ -54,12 +54,14 @@ class Backbone(nn.Module):
     net : torchvision ResNet (its ``fc`` gives the backbone's own logits)
     normalization : (mean, std) 3-tuples applied to images in [0, 1]
     weights_sha256 : str — hash of the weights file the parameters came from
+    role : ``"object"``, ``"scene"`` or None — which side of the fusion it serves
+        (:mod:`featlab.backbones.roles`)
     """
 
     def __init__(self, name: str, net: nn.Module, normalization=IMAGENET_NORMALIZATION,
-                 weights_sha256: str = "", weights_path: str = ""):
+                 weights_sha256: str = "", weights_path: str = "", role=None):
         super().__init__()
-        self.name, self.net = name, net
+        self.name, self.net, self.role = name, net, role
         self.weights_sha256, self.weights_path = weights_sha256, weights_path
         self.set_normalization(normalization)
         self.eval()

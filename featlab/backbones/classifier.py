@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import FeatlabError
+
 
 def linear_from_arrays(arrays: dict) -> nn.Linear:
     """An ``nn.Linear`` in raw feature space from a stored head (``coef``, ``intercept``)."""
@@ -49,3 +51,34 @@ class JointClassifier(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(torch.cat([self.fg.features(images), self.bg.features(images)], dim=1))
+
+
+def classifier_from_head(arrays: dict, attrs: dict, models: dict, *, name: str = "head",
+                         purpose: str = "this") -> nn.Module:
+    """The classifier images -> logits made of a stored head and its backbones.
+
+    Parameters
+    ----------
+    arrays, attrs : a head as :func:`featlab.store.heads.load_head` returns it; it must have
+        been fitted on the penultimate layer (what ``Backbone.features`` gives).
+    models : dict backbone name -> :class:`~featlab.backbones.base.Backbone`; must hold
+        every name in ``attrs["inputs"]``.
+
+    Returns
+    -------
+    :class:`HeadClassifier` (one input) or :class:`JointClassifier` (two), in eval mode.
+    """
+    if attrs.get("layer") != "penultimate":
+        raise FeatlabError(f"head {name} was fitted on layer {attrs.get('layer')}; {purpose} "
+                           f"needs a penultimate-layer head (fit-head --layer penultimate)")
+    missing = [b for b in attrs.get("inputs", []) if b not in models]
+    if missing or not attrs.get("inputs"):
+        raise FeatlabError(f"head {name} reads backbones {attrs.get('inputs')}, not all among "
+                           f"{', '.join(models)}; use the store's backbones")
+    inputs = [models[b] for b in attrs["inputs"]]
+    linear = linear_from_arrays(arrays)
+    device = next(inputs[0].parameters()).device
+    linear = linear.to(device)
+    if len(inputs) == 2:
+        return JointClassifier(inputs[0], inputs[1], linear).eval()
+    return HeadClassifier(inputs[0], linear).eval()

@@ -14,7 +14,7 @@ import pickle
 import torch
 import torchvision
 
-from . import BACKBONES
+from .registry import BACKBONES
 from .base import (IMAGENET_NORMALIZATION, Backbone, file_sha256, first_existing,
                    load_state_dict_checked, missing_weights)
 
@@ -50,4 +50,5 @@ def places365_resnet18(weights=None, cache_dir=None) -> Backbone:
     net = torchvision.models.resnet18(weights=None, num_classes=365)
     load_state_dict_checked(net, load_places_state(path), "Places365 ResNet18 (365 classes)", path)
     return Backbone("places365-resnet18", net, IMAGENET_NORMALIZATION,
-                    weights_sha256=file_sha256(path), weights_path=os.path.abspath(path))
+                    weights_sha256=file_sha256(path), weights_path=os.path.abspath(path),
+                    role="scene")

@@ -21,7 +21,8 @@ import torchvision
 from ..errors import FeatlabError
 from ..utils.paths import atomic_write_bytes, default_cache_dir
 from ..utils.progress import progress
-from . import BACKBONES
+from .registry import BACKBONES
+from ..data import synthetic as gen
 from .base import IMAGENET_NORMALIZATION, Backbone, file_sha256
 
 log = logging.getLogger(__name__)
@@ -33,8 +34,6 @@ KIND_RECIPE = {"object": {}, "scene": dict(n_train=3000, epochs=3)}
 
 
 def recipe_for(kind: str, **overrides) -> dict:
-    from ..data import synthetic as gen
-
     sources = [inspect.getsource(gen)]
     draw = getattr(gen, "synthetic_draw", None)
     if draw is not None:
@@ -139,7 +138,8 @@ def _load(kind: str, path) -> Backbone:
     net = torchvision.models.resnet18(weights=None, num_classes=state["fc.weight"].shape[0])
     net.load_state_dict(state)
     model = Backbone(f"synthetic-{kind}", net, IMAGENET_NORMALIZATION,
-                     weights_sha256=file_sha256(path), weights_path=os.path.abspath(path))
+                     weights_sha256=file_sha256(path), weights_path=os.path.abspath(path),
+                     role=kind)
     model.pretraining_report = checkpoint.get("report", {})
     return model
 

@@ -6,7 +6,7 @@ import os
 import torch
 import torchvision
 
-from . import BACKBONES
+from .registry import BACKBONES
 from .base import (IMAGENET_NORMALIZATION, Backbone, file_sha256, first_existing,
                    load_state_dict_checked, missing_weights)
 
@@ -34,4 +34,5 @@ def imagenet_resnet18(weights=None, cache_dir=None) -> Backbone:
     state = torch.load(path, map_location="cpu", weights_only=True)
     load_state_dict_checked(net, state, "torchvision ResNet18 (1000 classes)", path)
     return Backbone("imagenet-resnet18", net, IMAGENET_NORMALIZATION,
-                    weights_sha256=file_sha256(path), weights_path=os.path.abspath(path))
+                    weights_sha256=file_sha256(path), weights_path=os.path.abspath(path),
+                    role="object")

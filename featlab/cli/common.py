@@ -1,44 +1,7 @@
-"""Shared CLI helpers: output locations and writing results."""
+"""Shared CLI helpers: printing tables (results are written by the library functions)."""
 from __future__ import annotations
 
-import json
-import os
-
 import click
-import numpy as np
-
-from ..utils.paths import atomic_write_text, default_analyses_dir
-
-
-def output_dir(store_path: str, command: str, out=None) -> str:
-    """``--out`` or ``analyses/<store name>/<command>/``."""
-    folder = out or os.path.join(default_analyses_dir(),
-                                 os.path.basename(os.path.abspath(store_path)), command)
-    os.makedirs(folder, exist_ok=True)
-    return folder
-
-
-def _default(obj):
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(type(obj).__name__)
-
-
-def write_json(path: str, payload) -> str:
-    atomic_write_text(path, json.dumps(payload, indent=2, default=_default, allow_nan=True))
-    return path
-
-
-def save_figure(fig, stem: str) -> list[str]:
-    paths = [f"{stem}.png", f"{stem}.pdf"]
-    fig.savefig(paths[0], dpi=150, bbox_inches="tight", metadata=None)
-    fig.savefig(paths[1], bbox_inches="tight", metadata={"CreationDate": None})
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return paths
 
 
 def echo_table(rows: list[dict], columns: list[str]) -> None:
@@ -54,4 +17,27 @@ def echo_table(rows: list[dict], columns: list[str]) -> None:
 def _fmt(value) -> str:
     if isinstance(value, float):
         return f"{value:.3f}"
+    if value is None:
+        return "-"
     return str(value)
+
+
+def echo_outputs(result: dict) -> None:
+    """The line every analysis command ends with: its figures and its JSON."""
+    figures = ", ".join(result.get("figures", [])) or "(none)"
+    click.echo(f"figures {figures}; results {result.get('json', '(not written)')}")
+
+
+def json_option(func):
+    """``--json PATH``: also write the results there (they always go to ``--out`` too)."""
+    return click.option("--json", "json_out", default=None,
+                        help="Also write the results to this JSON file.")(func)
+
+
+def also_json(result: dict, json_out) -> dict:
+    """Write ``result`` to ``json_out`` too when given (and report that path)."""
+    if json_out:
+        from ..utils.results import write_json
+
+        result["json"] = write_json(json_out, result)
+    return result

@@ -1,10 +1,9 @@
 """``featlab data synthetic``."""
 import click
 
-from .main import cli
 
 
-@cli.group("data")
+@click.group("data")
 def data_group():
     """Generate datasets.
 

@@ -4,10 +4,9 @@ import time
 import click
 
 from .common import echo_table
-from .main import cli
 
 
-@cli.command("demo")
+@click.command("demo")
 @click.option("--cache-dir", default="cache", show_default=True)
 @click.option("--analyses-dir", default="analyses", show_default=True)
 @click.option("--n-images", default=1600, show_default=True)
@@ -23,10 +22,10 @@ def demo_command(cache_dir, analyses_dir, n_images, seed, device, workers):
     featlab demo
     featlab demo --n-images 800 --device cpu
     """
-    from ..demo import DemoSpec, run_demo
+    from ..reporting.demo import DemoSpec, demo
 
     start = time.perf_counter()
-    summary = run_demo(DemoSpec(cache_dir=cache_dir, analyses_dir=analyses_dir, seed=seed,
+    summary = demo(DemoSpec(cache_dir=cache_dir, analyses_dir=analyses_dir, seed=seed,
                                 n_images=n_images, device=device, workers=workers))
     click.echo(f"featlab demo: {summary['images']} synthetic images, store {summary['store']}")
     click.echo("test accuracy of the foreground, background and joint (alpha=0) heads:")

@@ -3,9 +3,10 @@ import os
 
 import click
 
+from ..backbones.registry import BACKBONES
+from ..data.registry import DATASETS
 from ..errors import FeatlabError
 from .common import echo_table
-from .main import cli
 
 DEFAULT_BACKBONES = {"synthetic": "synthetic-object,synthetic-scene"}
 REAL_BACKBONES = "imagenet-resnet18,places365-resnet18"
@@ -22,21 +23,19 @@ def parse_weights(items) -> dict:
     return weights
 
 
-def _names(registry_module, attr):
-    import importlib
-
-    return ", ".join(getattr(importlib.import_module(registry_module), attr).names())
+def _names(registry) -> str:
+    return ", ".join(registry.names())
 
 
-@cli.command("extract")
+@click.command("extract")
 @click.option("--dataset", default="synthetic", show_default=True,
-              help=f"Dataset loader: {_names('featlab.data', 'DATASETS')}.")
+              help=f"Dataset loader: {_names(DATASETS)}.")
 @click.option("--root", required=True, help="Dataset root (COCO layout, CIFAR-10 folder, or "
               "the output of 'featlab data synthetic').")
 @click.option("--store", default=None, help="Store directory [default: cache/<dataset>].")
 @click.option("--backbones", default=None, help="Comma-separated backbones [default: "
               f"synthetic pair for synthetic, else {REAL_BACKBONES}]. Known: "
-              f"{_names('featlab.backbones', 'BACKBONES')}.")
+              f"{_names(BACKBONES)}.")
 @click.option("--conditions", default="clean", show_default=True,
               help="Comma-separated conditions, e.g. clean,blur:sigma=1:5:10:region=object.")
 @click.option("--weights", multiple=True, help="BACKBONE=PATH of a weights file (repeatable).")

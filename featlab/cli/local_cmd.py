@@ -1,10 +1,7 @@
 """``featlab isotropy``, ``symmetry``, ``mantel``, ``lipschitz`` (Aghdam et al., from probes)."""
-import os
-
 import click
 
-from .common import echo_table, output_dir, write_json
-from .main import cli
+from .common import also_json, echo_outputs, echo_table
 
 NORMS = {"1": 1, "2": 2, "inf": float("inf")}
 
@@ -27,19 +24,20 @@ def _common(func):
     return func
 
 
-def _write(result, json_out, folder) -> str:
-    return write_json(json_out or os.path.join(folder, f"{result['stem']}.json"), result)
+def _folder(store, command, out) -> str:
+    from ..utils.results import output_dir
+
+    return output_dir(store, command, out)
 
 
 def _score_command(kind, store, radii, backbones, probe, json_out, out, heads, layers):
-    from ..analyses.run_local import score_ranges
+    from ..analyses.registry import ANALYSES
     from ..store import FeatureStore
 
-    folder = output_dir(store, kind, out)
-    result = score_ranges(FeatureStore(store), kind=kind, probe=probe, radii=radii or None,
-                          heads=heads or None, backbones=backbones or None, layers=layers,
-                          out_dir=folder)
-    path = _write(result, json_out, folder)
+    result = ANALYSES.get(kind)(FeatureStore(store), probe=probe, radii=radii or None,
+                                heads=heads or None, backbones=backbones or None, layers=layers,
+                                out_dir=_folder(store, kind, out))
+    also_json(result, json_out)
     click.echo(f"{result['probe']}: {result['n_samples']} images x {result['copies']} copies "
                f"per radius; score range max-min over the copies")
     echo_table([dict(head=h, **r) for h, rs in result["heads"].items() for r in rs],
@@ -48,7 +46,7 @@ def _score_command(kind, store, radii, backbones, probe, json_out, out, heads, l
     if result["features"]:
         echo_table(result["features"], ["backbone", "layer", "radius", "relative_range_median",
                                         "displacement_median"])
-    click.echo(f"figures {', '.join(result['figures'])}; results {path}")
+    echo_outputs(result)
 
 
 def _score_options(func):
@@ -59,7 +57,7 @@ def _score_options(func):
     return _common(func)
 
 
-@cli.command("isotropy")
+@click.command("isotropy")
 @_score_options
 def isotropy_command(store, radii, backbones, probe, json_out, out, heads, layers):
     """Local isotropy (Aghdam et al. Section 2.1, Figure 1): range of the true-class score
@@ -73,7 +71,7 @@ def isotropy_command(store, radii, backbones, probe, json_out, out, heads, layer
     _score_command("isotropy", store, radii, backbones, probe, json_out, out, heads, layers)
 
 
-@cli.command("symmetry")
+@click.command("symmetry")
 @_score_options
 def symmetry_command(store, radii, backbones, probe, json_out, out, heads, layers):
     """Local symmetry (Aghdam et al. Section 2.2, Figure 3): range of the true-class score
@@ -86,7 +84,7 @@ def symmetry_command(store, radii, backbones, probe, json_out, out, heads, layer
     _score_command("symmetry", store, radii, backbones, probe, json_out, out, heads, layers)
 
 
-@cli.command("mantel")
+@click.command("mantel")
 @_common
 @click.option("--layer", "layers", multiple=True, default=("penultimate",), show_default=True,
               help="Layer (repeatable).")
@@ -105,23 +103,22 @@ def mantel_command(store, radii, backbones, probe, json_out, out, layers, permut
     featlab mantel --store cache/coco --radius 1 --radius 10
     featlab mantel --store cache/coco --layer layer4.1.bn2 --layer penultimate --method spearman
     """
-    from ..analyses.run_local import mantel_tests
+    from ..analyses.local.run import mantel
     from ..store import FeatureStore
 
-    folder = output_dir(store, "mantel", out)
-    result = mantel_tests(FeatureStore(store), radii=radii or None, layers=layers,
-                          backbones=backbones or None, probe=probe, method=method,
-                          permutations=permutations, alternative=alternative,
-                          random_state=seed, out_dir=folder)
-    path = _write(result, json_out, folder)
+    result = mantel(FeatureStore(store), radii=radii or None, layers=layers,
+                    backbones=backbones or None, probe=probe, method=method,
+                    permutations=permutations, alternative=alternative, seed=seed,
+                    out_dir=_folder(store, "mantel", out))
+    also_json(result, json_out)
     click.echo(f"{result['probe']}: Mantel r ({method}, {permutations} permutations) of "
                f"{result['n_samples']} images x {result['copies']} copies")
     echo_table(result["summary"], ["backbone", "layer", "radius", "n", "r_median", "r_q1", "r_q3",
                                    "fraction_p_below_0_05"])
-    click.echo(f"figures {', '.join(result['figures'])}; results {path}")
+    echo_outputs(result)
 
 
-@cli.command("lipschitz")
+@click.command("lipschitz")
 @_common
 @click.option("--layer", "layers", multiple=True, default=("penultimate",), show_default=True,
               help="Layer (repeatable).")
@@ -147,17 +144,16 @@ def lipschitz_command(store, radii, backbones, probe, json_out, out, layers, per
     featlab lipschitz --store cache/coco --layer layer2.1.bn2 --layer penultimate
     featlab lipschitz --store cache/coco --bounds --nb-batches 10 --batch-size 5 --norm 2
     """
-    from ..analyses.run_local import lipschitz
+    from ..analyses.local.run import lipschitz
     from ..store import FeatureStore
 
-    folder = output_dir(store, "lipschitz", out)
     options = dict(heads=heads or None, nb_batches=nb_batches, batch_size=batch_size,
                    pool_factor=pool_factor, clever_radius=clever_radius, norm=NORMS[norm],
-                   max_samples=max_samples, random_state=seed) if bounds else {}
+                   max_samples=max_samples, seed=seed) if bounds else {}
     result = lipschitz(FeatureStore(store), radii=radii or None, layers=layers,
                        backbones=backbones or None, probe=probe, per_feature=per_feature,
-                       out_dir=folder, bounds=bounds, **options)
-    path = _write(result, json_out, folder)
+                       out_dir=_folder(store, "lipschitz", out), bounds=bounds, **options)
+    also_json(result, json_out)
     click.echo(f"{result['probe']}: local Lipschitz ratios of {result['n_samples']} images "
                f"x {result['copies']} copies x {len(result['radii'])} radii")
     echo_table(result["layers"], ["backbone", "layer", "fraction_below_one",
@@ -165,4 +161,4 @@ def lipschitz_command(store, radii, backbones, probe, json_out, out, layers, per
     if bounds:
         echo_table(result["bounds"]["rows"], ["image_id", "head", "probe_ratio_max", "gradient",
                                               "clever_pixels"])
-    click.echo(f"figures {', '.join(result['figures'])}; results {path}")
+    echo_outputs(result)

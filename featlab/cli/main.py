@@ -1,20 +1,50 @@
 """The ``featlab`` command line: a thin layer over the Python API.
 
-Every command parses its flags into the library's arguments, calls the library, prints a
-short summary and writes JSON/figures under ``analyses/``. A :class:`FeatlabError` (a user
-mistake) prints one line and exits with code 2; nothing on disk is touched.
+Every command parses its flags into the library's arguments, calls the library function of
+the same name (which writes JSON and figures under ``analyses/``) and prints a short
+summary. A :class:`FeatlabError` (a user mistake) prints one line and exits with code 2;
+nothing on disk is touched.
+
+Commands are loaded only when they run (or when ``--help`` lists them): each command module
+imports click alone at the top and the library inside the command, so ``featlab --help``,
+``featlab <cmd> --help`` and ``featlab store info`` start without torch.
 """
 from __future__ import annotations
 
 import logging
 import sys
+from importlib import import_module
 
 import click
 
 from ..errors import FeatlabError
 
+COMMANDS = {
+    "data": "featlab.cli.data_cmd:data_group",
+    "extract": "featlab.cli.extract_cmd:extract_command",
+    "fit-head": "featlab.cli.heads_cmd:fit_head_command",
+    "pca-shift": "featlab.cli.pca_cmd:pca_shift_command",
+    "isotropy": "featlab.cli.local_cmd:isotropy_command",
+    "symmetry": "featlab.cli.local_cmd:symmetry_command",
+    "mantel": "featlab.cli.local_cmd:mantel_command",
+    "lipschitz": "featlab.cli.local_cmd:lipschitz_command",
+    "store": "featlab.cli.store_cmd:store_group",
+    "demo": "featlab.cli.demo_cmd:demo_command",
+}
+
 
 class FeatlabGroup(click.Group):
+    """Lazy commands (:data:`COMMANDS`); user errors as one line and exit code 2."""
+
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        module, attr = COMMANDS[name].split(":")
+        return getattr(import_module(module), attr)
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
@@ -47,13 +77,5 @@ def cli(verbose, quiet):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def _register_commands() -> None:
-    from . import data_cmd, demo_cmd, extract_cmd, heads_cmd, local_cmd, pca_cmd, store_cmd  # noqa: F401
-
-
 def main(argv=None):
-    _register_commands()
     cli.main(args=argv, prog_name="featlab")
-
-
-_register_commands()

@@ -1,13 +1,10 @@
 """``featlab pca-shift``."""
-import os
-
 import click
 
-from .common import echo_table, output_dir, write_json
-from .main import cli
+from .common import also_json, echo_outputs, echo_table, json_option
 
 
-@cli.command("pca-shift")
+@click.command("pca-shift")
 @click.option("--store", required=True, help="Store directory.")
 @click.option("--condition", required=True, help="Perturbed condition, e.g. blur:sigma=5.")
 @click.option("--layer", default="penultimate", show_default=True)
@@ -17,10 +14,10 @@ from .main import cli
 @click.option("-k", "k", default=10, show_default=True, help="Clean subspace dimension.")
 @click.option("--permutations", default=999, show_default=True)
 @click.option("--seed", default=0, show_default=True)
-@click.option("--json", "json_out", default=None, help="Write results here [analyses/...].")
-@click.option("--out", default=None, help="Directory for figures [analyses/<store>/pca-shift].")
-def pca_shift_command(store, condition, layer, method, split, subset, k, permutations, seed,
-                      json_out, out):
+@json_option
+@click.option("--out", default=None,
+              help="Directory for JSON and figures [analyses/<store>/pca-shift].")
+def pca_shift_command(store, condition, layer, method, split, subset, k, permutations, seed, json_out, out):
     """Project clean and perturbed features into the clean PCA subspace of each backbone
     (fusion paper Figure 2) and measure the shift.
 
@@ -28,19 +25,18 @@ def pca_shift_command(store, condition, layer, method, split, subset, k, permuta
     featlab pca-shift --store cache/coco --condition blur:sigma=5
     featlab pca-shift --store cache/coco --condition blur:sigma=10 --layer layer4.1.bn2 --method umap
     """
-    from ..analyses.run_pca import pca_shift
+    from ..analyses.shift.run import pca_shift
     from ..store import FeatureStore
+    from ..utils.results import output_dir
 
-    folder = output_dir(store, "pca-shift", out)
     result = pca_shift(FeatureStore(store), condition=condition, layer=layer, split=split,
-                       subset=subset, method=method, k=k, n_permutations=permutations,
-                       random_state=seed, out_dir=folder)
-    name = result["condition"].replace(":", "_").replace("=", "-")
-    path = write_json(json_out or os.path.join(folder, f"pca-shift-{name}.json"), result)
+                       subset=subset, method=method, k=k, permutations=permutations, seed=seed,
+                       out_dir=output_dir(store, "pca-shift", out))
+    also_json(result, json_out)
     rows = [dict(backbone=b, centroid_shift=s["centroid_shift_mean"],
                  outside_fraction=s["outside_fraction"], p_value=s["p_value"])
             for b, s in result["backbones"].items()]
     click.echo(f"{result['condition']} vs clean, layer {layer}, {split} split "
                "(centroid shift in within-class spreads; displacement outside clean top-k)")
     echo_table(rows, ["backbone", "centroid_shift", "outside_fraction", "p_value"])
-    click.echo(f"figures {', '.join(result['figures'])}; results {path}")
+    echo_outputs(result)

@@ -3,10 +3,9 @@ import json
 
 import click
 
-from .main import cli
 
 
-@cli.group("store")
+@click.group("store")
 def store_group():
     """Inspect feature stores.
 

@@ -1,8 +1,5 @@
-"""Dataset loaders, dispatched by name through :data:`DATASETS`."""
-from ..registry import Registry
-
-DATASETS = Registry("dataset")
-
-from . import coco, cifar10, synthetic  # noqa: E402,F401  (register entries)
+"""Dataset loaders, dispatched by name through :data:`DATASETS` (each module registers its
+loader; ``DATASETS.get(name)`` imports it on first use)."""
+from .registry import DATASETS
 
 __all__ = ["DATASETS"]

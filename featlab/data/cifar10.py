@@ -18,7 +18,7 @@ from PIL import Image
 from torchvision.datasets import CIFAR10
 
 from ..errors import FeatlabError
-from . import DATASETS
+from .registry import DATASETS
 from .base import MAX_INSTANCES, ImageDataset, SampleTable
 from .images import resize_rgb, to_chw_float
 

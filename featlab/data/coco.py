@@ -23,7 +23,7 @@ from collections import Counter
 import numpy as np
 
 from ..errors import FeatlabError
-from . import DATASETS
+from .registry import DATASETS
 from .base import MAX_INSTANCES, ImageDataset, SampleTable
 from .images import clip_box, decode_resized, file_exists, read_size, union_area, \
     xywh_to_resized_xyxy

@@ -24,7 +24,7 @@ import os
 import numpy as np
 
 from ..errors import FeatlabError
-from . import DATASETS
+from .registry import DATASETS
 from . import synthetic_draw as draw
 
 logger = logging.getLogger(__name__)

@@ -17,15 +17,18 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ..backbones import BACKBONES, capture_features, resolve_device
+from ..backbones import BACKBONES
+from ..backbones.base import resolve_device
+from ..backbones.roles import ROLES
+from ..conditions import condition_class, parse_conditions
 from ..data import DATASETS
 from ..errors import FeatlabError
-from ..perturbations import PERTURBATIONS, parse_conditions
 from ..store import StoreWriter
 from ..utils.progress import progress
 from ..utils.seeding import generator
 from .decode import iter_chunks
-from .probes import ProbeRunner
+from .forward import forward
+from .probing import ProbeRunner
 from .targets import TargetModels
 
 log = logging.getLogger(__name__)
@@ -89,38 +92,33 @@ def build_backbones(spec: ExtractionSpec, dataset, device) -> list:
     return models
 
 
-def backbone_meta(model) -> dict:
-    return dict(weights_sha256=model.weights_sha256, weights_path=model.weights_path,
-                normalization=model.normalization, layers=model.layer_dims())
+def backbone_meta(models) -> dict:
+    """The manifest's record of each backbone, in ``--backbones`` order. A backbone that
+    declares no role gets the one its position implies (first object, second scene)."""
+    meta = {}
+    for i, model in enumerate(models):
+        role = model.role or (ROLES[i] if i < len(ROLES) else None)
+        meta[model.name] = dict(weights_sha256=model.weights_sha256,
+                                weights_path=model.weights_path, role=role,
+                                normalization=model.normalization, layers=model.layer_dims())
+    return meta
 
 
 def check_conditions(conditions, dataset) -> None:
     has_boxes = bool(np.isfinite(dataset.samples.boxes).any())
     for cond in conditions:
-        perturbation = PERTURBATIONS.get(cond.name)
+        perturbation = condition_class(cond.name)[0]
         needs = perturbation.needs_boxes and cond.params.get("region", "object") != "all"
         if needs and not has_boxes:
             raise FeatlabError(f"condition {cond.key} needs object boxes and dataset "
                                f"{dataset.name} has none; use region=all")
 
 
-def forward(models, images: torch.Tensor) -> dict:
-    """Captured features of every backbone: ``"<backbone>/<layer>"`` -> (n, d) float32."""
-    out = {}
-    with torch.inference_mode():
-        for model in models:
-            with capture_features(model) as feats:
-                model(images)
-            for layer, values in feats.items():
-                out[f"{model.name}/{layer}"] = values.float().cpu().numpy()
-    return out
-
-
 def _groups(conditions) -> list[list]:
     """Conditions that differ only in the multi-valued parameter share one perturb call."""
     groups: dict = {}
     for cond in conditions:
-        spec = PERTURBATIONS.get(cond.name)
+        spec = condition_class(cond.name)[0]
         multi = {p.name for p in spec.params if p.multi}
         key = (cond.name, tuple((k, v) for k, v in cond.params.items() if k not in multi))
         groups.setdefault(key, []).append(cond)
@@ -135,13 +133,17 @@ def _perturb_chunk(group, images, labels, boxes, models, targets, batch_size, se
     for b in range(0, len(images), batch_size):
         sl = slice(b, b + batch_size)
         gen = generator(seed, "|".join(c.key for c in group), start + b)
-        perturbed = perturbation.perturb_many(
-            images[sl], [c.params for c in group], labels=labels[sl], boxes=boxes[sl],
-            model=model, generator=gen)
+        params = [c.params for c in group]
+        if model is not None:
+            perturbed, aimed = perturbation.attack_many(images[sl], params, labels=labels[sl],
+                                                        model=model, generator=gen)
+        else:
+            perturbed = perturbation.perturb_many(images[sl], params, labels=labels[sl],
+                                                  boxes=boxes[sl], model=None, generator=gen)
         for cond, result, adv in zip(group, results, perturbed):
             feats = forward(models, adv)
             if model is not None:
-                feats.update(targets.extras(model, adv, labels[sl], perturbation))
+                feats.update(targets.outcome(model, adv, aimed, perturbation.targeted))
             for name, values in feats.items():
                 result.setdefault(name, []).append(values)
     return [{k: np.concatenate(v) for k, v in r.items()} for r in results]
@@ -156,12 +158,12 @@ def extract(spec: ExtractionSpec) -> dict:
     check_conditions(conditions, dataset)
     device = resolve_device(spec.device)
     models = build_backbones(spec, dataset, device)
-    meta = {m.name: backbone_meta(m) for m in models}
+    meta = backbone_meta(models)
     started = time.perf_counter()
     with StoreWriter(spec.store, samples=dataset.samples, backbones=meta,
                      dataset_spec=dict(dataset.spec, limit=spec.limit),
                      chunk_size=spec.chunk_size, extra=dict(seed=spec.seed)) as writer:
-        targets = TargetModels(writer.root, models, device)
+        targets = TargetModels(writer.root, models, writer.manifest["backbones"])
         for cond in conditions:
             writer.add_condition(cond.key, dict(name=cond.name, params=cond.params,
                                                 label=cond.label, **targets.describe(cond)))
@@ -183,8 +185,8 @@ def extract(spec: ExtractionSpec) -> dict:
                     summary["decode_failures"][str(dataset.samples.file[start + row])] = reason
             todo = [c for c in conditions if (start, stop) in missing[c.key]]
             for group in _groups(todo):
-                if getattr(group[0].perturbation, "kind", "image") == "probe":
-                    probes = probes or ProbeRunner(writer.root, dataset, models, targets, spec)
+                if group[0].family == "probe":
+                    probes = probes or ProbeRunner(writer, dataset, models, spec)
                     results = probes.chunk(group, start, stop, images, labels)
                 else:
                     results = _perturb_chunk(group, images, labels, boxes, models, targets,

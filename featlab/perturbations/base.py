@@ -7,31 +7,11 @@ belongs to the model wrapper.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Optional
 
 import torch
 
-
-@dataclass(frozen=True)
-class Param:
-    """One parameter of a perturbation.
-
-    ``kind`` converts the string from a condition (``float``, ``int``, ``str``);
-    ``choices`` restricts a string; ``low``/``high`` bound a number (inclusive);
-    ``multi`` marks the parameter that may take several values in one condition string
-    (``blur:sigma=1:5:10``); ``default=None`` with ``required=True`` must be given.
-    """
-
-    name: str
-    kind: Callable[[str], Any] = float
-    default: Any = None
-    required: bool = False
-    choices: Optional[tuple] = None
-    low: Optional[float] = None
-    high: Optional[float] = None
-    multi: bool = False
-    help: str = ""
+from ..params import Param  # noqa: F401  (the parameter type of every perturbation)
 
 
 class Perturbation:

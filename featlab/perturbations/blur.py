@@ -23,7 +23,7 @@ import math
 import numpy as np
 import torch
 
-from . import PERTURBATIONS
+from .registry import PERTURBATIONS
 from .base import Param, Perturbation
 
 

@@ -1,5 +1,5 @@
 """The unperturbed condition."""
-from . import PERTURBATIONS
+from .registry import PERTURBATIONS
 from .base import Perturbation
 
 

@@ -15,8 +15,8 @@ import h5py
 import numpy as np
 
 from ..errors import FeatlabError
-from ..perturbations.conditions import parse_condition
-from ..utils.paths import fsync_dir
+from ..conditions import parse_condition
+from . import heads as _heads
 from .index import build_index, parts_signature
 from .layout import INDEX, WriterLock
 from .samples import read_samples
@@ -72,6 +72,11 @@ class FeatureStore:
     @property
     def backbones(self) -> list[str]:
         return list(self.manifest["backbones"])
+
+    @property
+    def backbone_meta(self) -> dict:
+        """Backbone name -> its manifest record (weights hash, layers, role), in order."""
+        return dict(self.manifest["backbones"])
 
     @property
     def conditions(self) -> list[str]:
@@ -132,22 +137,49 @@ class FeatureStore:
                                f"{_names(self.layers(backbone))}")
         return self.read_array(f"{backbone}/{layer}", key, split=split, subset=subset)
 
-    def read_array(self, name: str, condition: str, *, split=None, subset=None) -> np.ndarray:
-        """Any per-row array stored with a condition (features, ``valid``, extras)."""
+    def read_array(self, name: str, condition: str, *, split=None, subset=None,
+                   rows=None) -> np.ndarray:
+        """Any per-row array stored with a condition (features, ``valid``, extras).
+
+        ``rows``: sorted row indices to read (only those are loaded, e.g. the probed rows
+        of a large store); otherwise the rows of ``split`` / ``subset``.
+        """
+        key = self._complete_key(condition)
+        with h5py.File(self.index_path, "r") as index:
+            group = index["conditions"][key]
+            if name not in group:
+                raise FeatlabError(f"{name!r} is not stored with {key}; stored: "
+                                   f"{_names(self._datasets(group))}")
+            data = group[name]
+            if rows is not None:
+                rows = np.asarray(rows, dtype=np.int64)
+                if not len(rows):
+                    return np.empty((0,) + data.shape[1:], data.dtype)
+                return data[rows]
+            return data[()][self.rows(split, subset)]
+
+    def array_names(self, condition: str, prefix: str = "") -> list[str]:
+        """Names of the arrays stored with ``condition`` (under ``prefix``, e.g. "scores")."""
+        key = self._complete_key(condition)
+        with h5py.File(self.index_path, "r") as index:
+            group = index["conditions"][key]
+            if prefix:
+                return sorted(group[prefix]) if prefix in group else []
+            return self._datasets(group)
+
+    @staticmethod
+    def _datasets(group) -> list[str]:
+        found = []
+        group.visit(lambda n: found.append(n) if isinstance(group[n], h5py.Dataset) else None)
+        return found
+
+    def _complete_key(self, condition: str) -> str:
         key = self.resolve_condition(condition)
         info = self._conditions[key]
         if not info["complete"]:
             raise FeatlabError(f"condition {key} is incomplete in {self.path} ({info['n_parts']}"
                                f"/{info['n_chunks']} chunks); rerun the extract command to finish")
-        rows = self.rows(split, subset)
-        with h5py.File(self.index_path, "r") as index:
-            group = index["conditions"][key]
-            if name not in group:
-                stored = []
-                group.visit(lambda n: stored.append(n) if isinstance(group[n], h5py.Dataset) else None)
-                raise FeatlabError(f"{name!r} is not stored with {key}; stored: {_names(stored)}")
-            data = group[name][()]
-        return data[rows]
+        return key
 
     def valid(self, condition: str = "clean", *, split=None, subset=None) -> np.ndarray:
         """Boolean mask: the image was decoded and its features are finite."""
@@ -166,38 +198,18 @@ class FeatureStore:
             return list(self.samples.classes)
         return [c for c in self.samples.classes if c in set(self.samples.subsets[subset])]
 
-    # -- heads ------------------------------------------------------------------------
+    # -- heads (owned by :mod:`featlab.store.heads`) -------------------------------------
     def heads(self) -> list[str]:
-        folder = os.path.join(self.path, "heads")
-        return sorted(n[:-3] for n in os.listdir(folder) if n.endswith(".h5")
-                      and not n.startswith(".tmp-")) if os.path.isdir(folder) else []
+        """Names of the fitted heads."""
+        return _heads.list_heads(self.path)
 
     def load_head(self, name: str) -> tuple[dict, dict]:
         """Arrays and attributes of a fitted head."""
-        path = os.path.join(self.path, "heads", f"{name}.h5")
-        if not os.path.isfile(path):
-            raise FeatlabError(f"no head {name!r} in {self.path}; fitted: {_names(self.heads())}; "
-                               f"fit one with 'featlab fit-head --store {self.path}'")
-        with h5py.File(path, "r") as handle:
-            arrays = {k: handle[k][()] for k in handle}
-            attrs = {k: json.loads(v) for k, v in handle.attrs.items()}
-        return arrays, attrs
+        return _heads.load_head(self.path, name)
 
-    def save_heads(self, heads: dict) -> None:
+    def save_heads(self, records: dict) -> list[str]:
         """Write heads (name -> (arrays, attrs)) and refresh the index, under the lock."""
-        folder = os.path.join(self.path, "heads")
-        os.makedirs(folder, exist_ok=True)
-        with WriterLock(self.path):
-            for name, (arrays, attrs) in heads.items():
-                tmp = os.path.join(folder, f".tmp-{name}.h5")
-                with h5py.File(tmp, "w") as handle:
-                    for key, value in arrays.items():
-                        handle.create_dataset(key, data=value, track_times=False)
-                    for key, value in attrs.items():
-                        handle.attrs[key] = json.dumps(value)
-                os.replace(tmp, os.path.join(folder, f"{name}.h5"))
-            fsync_dir(folder)
-            build_index(self.path)
+        return _heads.save_heads(self.path, records)
 
     def info(self) -> dict:
         """A JSON-able summary (what ``featlab store info`` prints)."""

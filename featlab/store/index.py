@@ -13,7 +13,7 @@ import os
 import h5py
 import numpy as np
 
-from .layout import INDEX, MANIFEST, SAMPLES, list_parts
+from .layout import INDEX, MANIFEST, SAMPLES, is_complete, list_parts
 from .samples import read_samples, write_samples
 
 
@@ -50,7 +50,7 @@ def _add_condition(group: h5py.Group, folder: str, n_rows: int, n_chunks: int) -
     cond.attrs["info"] = json.dumps(info)
     cond.attrs["n_parts"] = len(parts)
     cond.attrs["n_chunks"] = n_chunks
-    cond.attrs["complete"] = len(parts) == n_chunks
+    cond.attrs["complete"] = is_complete(parts, n_chunks)
     if not parts:
         return
     layouts = {}

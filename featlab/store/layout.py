@@ -57,6 +57,11 @@ def list_parts(folder: str) -> list[tuple[int, int, str]]:
     return sorted(out)
 
 
+def is_complete(parts: list, n_chunks: int) -> bool:
+    """Whether the parts listed by :func:`list_parts` cover every chunk of a condition."""
+    return len(parts) == n_chunks
+
+
 def remove_temporaries(root: str) -> int:
     """Delete leftovers of writes that were killed before their rename."""
     removed = 0

@@ -15,12 +15,12 @@ import time
 import h5py
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from ..errors import FeatlabError
 from ..utils.paths import atomic_write_text, fsync_dir
 from .index import build_index
-from .layout import (MANIFEST, SAMPLES, SCHEMA_VERSION, WriterLock, condition_dir, list_parts,
-                     part_name, remove_temporaries)
+from .layout import (MANIFEST, SAMPLES, SCHEMA_VERSION, WriterLock, condition_dir, is_complete,
+                     list_parts, part_name, remove_temporaries)
 from .samples import table_hash, write_samples
 
 log = logging.getLogger(__name__)
@@ -112,6 +112,30 @@ class StoreWriter:
             return
         os.makedirs(folder, exist_ok=True)
         atomic_write_text(path, json.dumps(dict(info, key=key), indent=2, sort_keys=True))
+
+    def condition_dir(self, key: str) -> str:
+        return condition_dir(self.root, key)
+
+    def stored_rows(self, key: str, name: str):
+        """Yield ``(start, stop, values or None)`` of array ``name`` in each stored part."""
+        for start, stop, path in list_parts(condition_dir(self.root, key)):
+            with h5py.File(path, "r") as part:
+                yield start, stop, part[name][()] if name in part else None
+
+    def read_complete(self, key: str, names, *, how: str = "") -> dict:
+        """Arrays ``names`` of a complete condition over all rows, from its parts (the index
+        may be stale while this writer holds the store)."""
+        parts = list_parts(condition_dir(self.root, key))
+        n_chunks = len(self.chunks())
+        if not is_complete(parts, n_chunks):
+            raise FeatlabError(f"{key} is not complete in store {self.root} ({len(parts)} of "
+                               f"{n_chunks} chunks present); {how}")
+        out = {name: [] for name in names}
+        for _, _, path in parts:
+            with h5py.File(path, "r") as part:
+                for name in names:
+                    out[name].append(part[name][()])
+        return {name: np.concatenate(v) for name, v in out.items()}
 
     def missing_chunks(self, key: str) -> list[tuple[int, int]]:
         done = {(a, b) for a, b, _ in list_parts(condition_dir(self.root, key))}

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import FeatlabError
-from ._checks import enough_copies, finite_array
+from ...utils.validation import enough_copies, finite_array
 
 
 def score_range(scores) -> np.ndarray:

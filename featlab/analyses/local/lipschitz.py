@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ...errors import FeatlabError
-from ._checks import finite_array, one_of
+from ...utils.validation import finite_array, one_of
 from .clever import DUAL, _norm, sample_ball
 
 

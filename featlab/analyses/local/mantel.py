@@ -30,7 +30,7 @@ from scipy.stats import ConstantInputWarning, NearConstantInputWarning, rankdata
 
 from ...errors import FeatlabError
 from . import _mantel_kernels as kernels
-from ._checks import enough_copies, finite_array, one_of
+from ...utils.validation import enough_copies, finite_array, one_of
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +194,7 @@ def mantel_batch(X_dists, Y_dists, method: str = "pearson", permutations=999,
     return r, p, n
 
 
-def mantel(x, y, method: str = "pearson", permutations=999, alternative: str = "two-sided",
+def mantel_test(x, y, method: str = "pearson", permutations=999, alternative: str = "two-sided",
            random_state=None):
     """Mantel test of two distance matrices, as ``skbio.stats.distance.mantel``.
 

@@ -4,22 +4,17 @@ Every function takes ``ax=None`` (a new figure is made) and returns the axes.
 """
 from __future__ import annotations
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from ...errors import FeatlabError  # noqa: E402
-from .lipschitz import polynomial_fits  # noqa: E402
+from ...errors import FeatlabError
+from .lipschitz import polynomial_fits
 
 RANGE_FLOOR = 1e-12  # ranges of exactly 0 are drawn here on the log axis
 
 
 def _axes(ax):
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 4))
-    return ax
+    return Figure(figsize=(6, 4)).add_subplot() if ax is None else ax
 
 
 def plot_score_range(ranges, mean_scores, misclassified, radii, ax=None, *, title=None,

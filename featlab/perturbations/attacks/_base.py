@@ -62,10 +62,6 @@ class Attack(Perturbation):
     strength : str — the parameter that several conditions sweep (``eps``; ``c`` for CW)
     targeted : bool — climbs ``-J(x, t)`` towards target labels ``t`` instead of ``J(x, y)``
     norm : str — ``"linf"`` or ``"l2"``
-
-    Attributes
-    ----------
-    target_labels_ : Tensor of shape (n,) or None — targets of the last batch (targeted)
     """
 
     needs_model = True
@@ -119,6 +115,19 @@ class Attack(Perturbation):
     def perturb_many(self, images, params_list: list, *, labels, model,
                      generator: Optional[torch.Generator] = None, boxes=None) -> list:
         """Adversarial images for each setting in ``params_list`` (list of dicts)."""
+        return self.attack_many(images, params_list, labels=labels, model=model,
+                                generator=generator)[0]
+
+    def attack_many(self, images, params_list: list, *, labels, model,
+                    generator: Optional[torch.Generator] = None) -> tuple[list, torch.Tensor]:
+        """Adversarial images for each setting, and the labels the attack aimed at.
+
+        Returns
+        -------
+        (list of Tensor (n, C, H, W), Tensor (n,)) — the second is the target classes of a
+        targeted attack (success: predicted == target) or the true labels of an untargeted
+        one (success: predicted != label); see :attr:`targeted`.
+        """
         settings = [self.validate_params(dict(p)) for p in params_list]
         if model is None:
             raise ValueError(f"{self.name} is a gradient attack and needs a model")
@@ -135,8 +144,7 @@ class Attack(Perturbation):
                     generator.set_state(state)
                 logger.debug("%s %s on %d images", self.name, p, len(images))
                 out.append(self.attack(images, shared, model, generator, p).detach())
-        self.target_labels_ = shared["target"] if self.targeted else None
-        return out
+        return out, (shared["target"] if self.targeted else labels)
 
     def prepare(self, images, labels, model, generator) -> dict:
         """Strength-independent work; returns at least ``{"target": labels to climb}``."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from .. import PERTURBATIONS
+from ..registry import PERTURBATIONS
 from ..base import Param
 from ._base import TARGET_PARAMS, Attack
 

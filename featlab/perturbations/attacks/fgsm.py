@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from .. import PERTURBATIONS
+from ..registry import PERTURBATIONS
 from ._base import Attack
 from ._common import input_gradient, space_scale
 

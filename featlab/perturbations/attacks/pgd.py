@@ -16,7 +16,7 @@ import dataclasses
 
 import torch
 
-from .. import PERTURBATIONS
+from ..registry import PERTURBATIONS
 from ..base import Param
 from ._base import LINF_PARAMS, Attack, auto_alpha
 from ._common import boolean, input_gradient, project_linf, space_scale, uniform_start

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from .. import PERTURBATIONS
+from ..registry import PERTURBATIONS
 from .pgd import PGD
 
 

@@ -9,13 +9,13 @@ Kurakin, Goodfellow & Bengio, "Adversarial machine learning at scale", ICLR 2017
 with ``t`` drawn uniformly among the classes other than the true one, from ``generator``
 only. The draw matches ``torchattacks`` ``set_mode_targeted_random`` (one uniform per
 sample, index into the other classes in order). The targets are drawn once per batch and
-shared by every strength of ``perturb_many``; they are kept in ``target_labels_``.
+shared by every strength of ``perturb_many``; ``attack_many`` returns them.
 """
 from __future__ import annotations
 
 import torch
 
-from .. import PERTURBATIONS
+from ..registry import PERTURBATIONS
 from .fgsm import FGSM
 
 

@@ -3,8 +3,7 @@
 ``isotropy:radius=1:5:10`` and ``symmetry:radius=1:5:10`` do not perturb each image once;
 for a seeded selection of test images the classifier gets right with high confidence,
 they feed ``copies`` perturbed copies of the image at each radius to every backbone
-(:class:`featlab.extraction.probes.ProbeRunner` does the work; ``kind = "probe"`` routes
-them there):
+(:class:`featlab.extraction.probing.ProbeRunner` does the work):
 
 * ``isotropy`` — equation 4: ``copies`` directions ``v ~ U(-1, 1)^D`` rescaled to L2 norm
   ``radius``: the copies lie **on the sphere** of that radius around the image, not in the
@@ -31,17 +30,25 @@ select : fg | bg | joint — the fitted head that selects the images: ``fg-all``
 from __future__ import annotations
 
 from ..errors import FeatlabError
-from . import PERTURBATIONS
-from .base import Param, Perturbation
+from ..params import Param
+from ..utils.validation import MIN_COPIES
+from .registry import PROBES
+from .sets import isotropy_perturbations, symmetry_perturbations
 
-MIN_COPIES = 3
-SELECT_HEADS = {"fg": "fg-all", "bg": "bg-all", "joint": "joint-all-alpha=0"}
+SELECT = ("fg", "bg", "joint")
 
 
-class Probe(Perturbation):
-    """Base of the probe conditions: :meth:`probe_set` gives one image's copies."""
+class Probe:
+    """Base of the probe sets: :meth:`probe_set` gives one image's copies.
 
-    kind = "probe"
+    Class attributes
+    ----------------
+    name : str — registry name
+    params : tuple of Param
+    """
+
+    name = ""
+    needs_boxes = False
     params = (
         Param("radius", float, required=True, low=0.0, high=1e6, multi=True,
               help="L2 norm of the perturbation in 0-255 pixel units (over all C*H*W values)"),
@@ -49,7 +56,7 @@ class Probe(Perturbation):
         Param("samples", int, default=24, low=1, high=10 ** 7, help="images probed"),
         Param("threshold", float, default=0.99, low=0.0, high=1.0,
               help="minimum clean true-class probability of the selecting head"),
-        Param("select", str, default="fg", choices=tuple(SELECT_HEADS),
+        Param("select", str, default="fg", choices=SELECT,
               help="head that selects the images: fg-all, bg-all or joint-all-alpha=0"),
     )
 
@@ -72,7 +79,7 @@ class Probe(Perturbation):
         shape : tuple (C, H, W)
         radius : float — 0-255 pixel units
         copies : int
-        seed : int — the image's seed (``featlab.analyses.local.sample_seed``)
+        seed : int — the image's seed (:func:`featlab.probes.sets.sample_seed`)
 
         Returns
         -------
@@ -80,31 +87,22 @@ class Probe(Perturbation):
         """
         raise NotImplementedError
 
-    def perturb(self, images, **kwargs):
-        raise FeatlabError(f"{self.name} is a probe condition: it feeds many copies of each "
-                           f"selected image; extract it with 'featlab extract --conditions "
-                           f"{self.name}:radius=1:5:10'")
 
-
-@PERTURBATIONS.register("isotropy")
+@PROBES.register("isotropy")
 class Isotropy(Probe):
     """Equation 4: ``copies`` uniform random directions at each radius, on the sphere."""
 
     name = "isotropy"
 
     def probe_set(self, shape, *, radius, copies, seed):
-        from ..analyses.local.probes import isotropy_perturbations
-
         return isotropy_perturbations(shape, [radius], copies, seed)[0]
 
 
-@PERTURBATIONS.register("symmetry")
+@PROBES.register("symmetry")
 class Symmetry(Probe):
     """Equation 6: ``copies`` random permutations of one perturbation of norm ``radius``."""
 
     name = "symmetry"
 
     def probe_set(self, shape, *, radius, copies, seed):
-        from ..analyses.local.probes import symmetry_perturbations
-
         return symmetry_perturbations(shape, copies, seed, radius)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from ...utils.figures import new_figure, save_figure
 from .plots import plot_accuracy_curves, plot_alpha_sweep, plot_weight_bars
 
 
@@ -16,31 +17,22 @@ def _families(rows) -> dict:
 
 
 def heads_figures(result: dict, out_dir: str) -> list[str]:
-    """Write every figure of a :func:`~featlab.analyses.run_heads.fit_heads` result."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ..cli.common import save_figure
-
+    """Write every figure of a :func:`~featlab.analyses.heads.run.fit_head` result."""
     paths, subset = [], result["subset"]
     for family, parameter in _families(result["rows"]).items():
         rows = [r for r in result["rows"] if r["family"] in (family, "clean")]
-        fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.0))
+        fig, axes = new_figure(2, cols=2, size=(5.25, 4.0))
         plot_accuracy_curves([r for r in rows if r["alpha"] in (None, result["alphas"][0])],
                              x=parameter, ax=axes[0])
         axes[0].set_title(f"{family} — {subset}")
         plot_alpha_sweep(rows, ax=axes[1], x=parameter)
         axes[1].set_title(f"joint head per alpha — {subset}")
-        fig.tight_layout()
         slug = family.replace(":", "_").replace("=", "-")
         paths += save_figure(fig, os.path.join(out_dir, f"accuracy-{slug}-{subset}"))
-    fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.6))
+    fig, axes = new_figure(2, cols=2, size=(4.0, 3.6))
     first = result["weights"][0]
     plot_weight_bars(first["fg"], first["bg"], ax=axes[0])
     axes[0].set_title(f"joint head, alpha={first['alpha']:g}")
     plot_alpha_sweep(result["weights"], ax=axes[1])
-    fig.tight_layout()
     paths += save_figure(fig, os.path.join(out_dir, f"weights-{subset}"))
     return paths

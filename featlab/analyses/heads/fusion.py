@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .heads import LinearHead, check_features, fit_alpha_sweep
-from .stats import wilson_interval
+from ...errors import FeatlabError
+from ...utils.validation import check_features
+from ..stats import wilson_interval
+from .linear import LinearHead, fit_alpha_sweep
 
 
 def fit_fusion_heads(X_fg, X_bg, y, *, alphas=(0.0,), l2=1e-4, n_classes=None, **kw) -> dict:
@@ -30,7 +32,7 @@ def fit_fusion_heads(X_fg, X_bg, y, *, alphas=(0.0,), l2=1e-4, n_classes=None, *
     """
     X_fg, X_bg = check_features(X_fg, "X_fg"), check_features(X_bg, "X_bg")
     if len(X_fg) != len(X_bg):
-        raise ValueError(f"X_fg has {len(X_fg)} rows and X_bg {len(X_bg)}; they must be the "
+        raise FeatlabError(f"X_fg has {len(X_fg)} rows and X_bg {len(X_bg)}; they must be the "
                          "same images in the same order")
     alphas = [float(a) for a in alphas]
     fit = dict(n_classes=n_classes)
@@ -57,7 +59,7 @@ def mean_abs_weights(head, n_fg):
     """
     W = np.abs(np.asarray(head.coef_std_))
     if not 0 < n_fg < W.shape[1]:
-        raise ValueError(f"n_fg={n_fg} must split the head's {W.shape[1]} features in two")
+        raise FeatlabError(f"n_fg={n_fg} must split the head's {W.shape[1]} features in two")
     return float(W[:, :n_fg].mean()), float(W[:, n_fg:].mean())
 
 
@@ -82,7 +84,7 @@ def evaluate(heads, features_by_condition, y) -> list[dict]:
     for condition, (X_fg, X_bg) in features_by_condition.items():
         X_fg, X_bg = check_features(X_fg, "X_fg"), check_features(X_bg, "X_bg")
         if not len(X_fg) == len(X_bg) == len(y):
-            raise ValueError(f"condition {condition!r}: {len(X_fg)}, {len(X_bg)} feature rows "
+            raise FeatlabError(f"condition {condition!r}: {len(X_fg)}, {len(X_bg)} feature rows "
                              f"for {len(y)} labels")
         inputs = {"fg": X_fg, "bg": X_bg}
         if heads.get("joint"):

@@ -14,11 +14,18 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .utils.paths import atomic_write_text
+from ..analyses.heads.run import fit_head
+from ..analyses.shift.run import pca_shift
+from ..backbones.synthetic import recipe_for
+from ..data.synthetic import generate_synthetic
+from ..extraction import ExtractionSpec, extract
+from ..store import FeatureStore
+from ..utils.paths import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +45,6 @@ class DemoSpec:
 
 def _data(spec: DemoSpec, store_path: str) -> str:
     """Generate the benchmark unless the same one (parameters and generator code) exists."""
-    import shutil
-
-    from .backbones.synthetic import recipe_for
-    from .data.synthetic import generate_synthetic
-
     root = os.path.join(spec.cache_dir, "demo-data")
     params = dict(seed=spec.seed, n_images=spec.n_images, image_size=spec.image_size,
                   generator=recipe_for("object")["generator_sha256"])
@@ -66,13 +68,8 @@ def _gain(rows, subset, condition, alpha=0.0):
     return acc[("joint", alpha)] - acc[("fg", None)], acc
 
 
-def run_demo(spec: DemoSpec = DemoSpec()) -> dict:
+def demo(spec: DemoSpec = DemoSpec()) -> dict:
     """Run every step; returns the summary (also written as JSON under analyses/demo/)."""
-    from .analyses.run_heads import fit_heads
-    from .analyses.run_pca import pca_shift
-    from .extraction import ExtractionSpec, extract
-    from .store import FeatureStore
-
     store_path = os.path.join(spec.cache_dir, "demo")
     root = _data(spec, store_path)
     sigmas = ":".join(f"{s:g}" for s in spec.sigmas)
@@ -83,7 +80,7 @@ def run_demo(spec: DemoSpec = DemoSpec()) -> dict:
     store = FeatureStore(store_path)
     out_dir = os.path.join(spec.analyses_dir, "demo")
     os.makedirs(out_dir, exist_ok=True)
-    heads = {subset: fit_heads(store, alphas=spec.alphas, subset=subset)
+    heads = {subset: fit_head(store, alphas=spec.alphas, subset=subset)
              for subset in ("all", "similar", "dissimilar") if subset in store.samples.subsets}
     middle = f"blur:sigma={spec.sigmas[len(spec.sigmas) // 2]:g}"
     shift = pca_shift(store, condition=middle, out_dir=out_dir)

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import h5py
 import numpy as np
 
-from ..errors import FeatlabError
-from ..perturbations.conditions import format_value
-from .local import MinMaxNormalizer
+from ...conditions import parse_condition
+from ...errors import FeatlabError
+from ...params import format_value
+from .lipschitz import MinMaxNormalizer
 
 PROBE_KINDS = ("isotropy", "symmetry")
 PIXELS = 255.0
@@ -44,7 +44,6 @@ def _family_name(kind: str, params: dict) -> str:
 
 
 def families(store, kind: str) -> list[ProbeFamily]:
-    from ..perturbations import parse_condition
 
     out: dict = {}
     for key in store.conditions:
@@ -71,8 +70,6 @@ def choose_family(store, kind: str | None = "isotropy", probe: str | None = None
     """
     wanted = None
     if probe:
-        from ..perturbations import parse_condition
-
         pkind, _, rest = (t.strip() for t in probe.partition(":"))
         if pkind not in PROBE_KINDS or (kind and pkind != kind):
             raise FeatlabError(f"--probe {probe!r}: expected "
@@ -111,24 +108,9 @@ def choose_radii(family: ProbeFamily, radii=None) -> list[float]:
     return wanted
 
 
-def _complete(store, key: str) -> None:
-    info = store.condition_info(key)
-    if not info["complete"]:
-        raise FeatlabError(f"condition {key} is incomplete in {store.path} ({info['n_parts']}/"
-                           f"{info['n_chunks']} chunks); rerun the extract command to finish")
-
-
 def read_rows(store, key: str, name: str, rows: np.ndarray) -> np.ndarray:
     """Rows ``rows`` (sorted indices) of the per-row array ``name`` of condition ``key``."""
-    _complete(store, key)
-    with h5py.File(store.index_path, "r") as index:
-        group = index["conditions"][key]
-        if name not in group:
-            raise FeatlabError(f"{name!r} is not stored with {key} in {store.path}")
-        data = group[name]
-        if len(rows) == 0:
-            return np.empty((0,) + data.shape[1:], data.dtype)
-        return data[np.asarray(rows, dtype=np.int64)]
+    return store.read_array(name, key, rows=rows)
 
 
 def probed_rows(store, family: ProbeFamily, radii) -> np.ndarray:
@@ -136,7 +118,6 @@ def probed_rows(store, family: ProbeFamily, radii) -> np.ndarray:
     mask = np.ones(len(store.samples), dtype=bool)
     for r in radii:
         key = family.keys[r]
-        _complete(store, key)
         mask &= store.read_array("probed", key).astype(bool) & store.valid(key)
     rows = np.flatnonzero(mask)
     if not len(rows):
@@ -161,9 +142,7 @@ def stack_radii(store, family, radii, name, rows) -> np.ndarray:
 
 def heads_in(store, family, radii, heads=None, backbones=None) -> list[str]:
     """Heads with stored scores (optionally restricted by name or by input backbone)."""
-    with h5py.File(store.index_path, "r") as index:
-        group = index["conditions"][family.keys[radii[0]]]
-        stored = sorted(group["scores"]) if "scores" in group else []
+    stored = store.array_names(family.keys[radii[0]], "scores")
     if heads:
         unknown = [h for h in heads if h not in stored]
         if unknown:

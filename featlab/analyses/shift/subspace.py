@@ -19,8 +19,8 @@ import warnings
 
 import numpy as np
 
-from .heads import check_features
-from .stats import sign_flip_test
+from ...utils.validation import check_features
+from ..stats import sign_flip_test
 
 
 def fit_pca(X, k):

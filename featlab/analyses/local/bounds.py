@@ -25,55 +25,15 @@ import logging
 import numpy as np
 import torch
 
-from ..errors import FeatlabError
-from ..utils.seeding import derive_seed
-from .local import clever_u, gradient_lipschitz
-from .local_store import PIXELS, read_rows, stack_radii
+from ...backbones.classifier import classifier_from_head
+from ...errors import FeatlabError
+from ...extraction.rebuild import rebuild
+from ...utils.seeding import derive_seed
+from .clever import clever_u
+from .family import PIXELS, heads_in, read_rows, stack_radii
+from .lipschitz import gradient_lipschitz
 
 log = logging.getLogger(__name__)
-
-
-def rebuild(store):
-    """The store's dataset and backbones (CPU), checked against the manifest."""
-    from ..data import DATASETS
-    from ..extraction.pipeline import ExtractionSpec, build_backbones, load_dataset
-    from ..store.samples import table_hash
-
-    m = store.manifest
-    ds = dict(m["dataset"])
-    name, root = ds.pop("name", None), ds.pop("root", None)
-    if name not in DATASETS or root is None:
-        raise FeatlabError(f"store {store.path} does not record a known dataset loader "
-                           f"({name!r}); --bounds needs the images")
-    limit, size, seed = ds.pop("limit", None), ds.pop("image_size", None), m.get("seed", 0)
-    ds.pop("seed", None)
-    weights = {b: v.get("weights_path") or None for b, v in m["backbones"].items()}
-    spec = ExtractionSpec(store=store.path, root=root, dataset=name,
-                          backbones=tuple(m["backbones"]), limit=limit, seed=seed,
-                          image_size=size, weights=weights, dataset_options=ds, device="cpu")
-    dataset = load_dataset(spec)
-    if table_hash(dataset.samples) != m["samples_sha256"]:
-        raise FeatlabError(f"the dataset at {root} no longer gives the sample table of "
-                           f"{store.path}; --bounds needs the images the store was made from")
-    models = build_backbones(spec, dataset, torch.device("cpu"))
-    for model in models:
-        if model.weights_sha256 != m["backbones"][model.name]["weights_sha256"]:
-            raise FeatlabError(f"{model.name} weights differ from those of {store.path}")
-    return dataset, {model.name: model for model in models}
-
-
-def classifier(store, head: str, models):
-    from ..backbones.classifier import HeadClassifier, JointClassifier, linear_from_arrays
-
-    arrays, attrs = store.load_head(head)
-    if attrs.get("layer") != "penultimate":
-        raise FeatlabError(f"head {head} was fitted on {attrs.get('layer')}; the bounds need "
-                           f"a penultimate head (featlab fit-head --layer penultimate)")
-    inputs = [models[b] for b in attrs["inputs"]]
-    linear = linear_from_arrays(arrays)
-    if len(inputs) == 2:
-        return JointClassifier(*inputs, linear).eval()
-    return HeadClassifier(inputs[0], linear).eval()
 
 
 def probe_ratio(store, family, radii, rows, head) -> np.ndarray:
@@ -86,25 +46,24 @@ def probe_ratio(store, family, radii, rows, head) -> np.ndarray:
 
 def lipschitz_bounds(store, family, radii, rows, *, heads=None, nb_batches=10, batch_size=5,
                      clever_radius=5.0, norm=2, pool_factor=10, n_points=8, max_samples=8,
-                     random_state=0) -> dict:
+                     seed=0) -> dict:
     """Rows (image, head) of probe, gradient and CLEVER estimates (see module docstring)."""
     if max_samples < 1 or clever_radius <= 0:
         raise FeatlabError("--max-samples must be >= 1 and --clever-radius > 0")
-    from .local_store import heads_in
-
     names = heads_in(store, family, radii, heads)
     rows = np.asarray(rows)[:max_samples]
     dataset, models = rebuild(store)
     radius = clever_radius / PIXELS
     out = []
     for head in names:
-        model = classifier(store, head, models)
+        arrays, attrs = store.load_head(head)
+        model = classifier_from_head(arrays, attrs, models, name=head, purpose="--bounds")
         ratios = probe_ratio(store, family, radii, rows, head)
         for row, ratio in zip(rows, ratios):
             image, _ = dataset.load(int(row))
             x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))
             label, image_id = int(store.samples.label[row]), store.samples.image_id[row]
-            seed = derive_seed("lipschitz-bounds", random_state, image_id) % 2 ** 32
+            seed = derive_seed("lipschitz-bounds", seed, image_id) % 2 ** 32
             grad = gradient_lipschitz(model, x, norm, radius=radius, n_points=n_points,
                                       label=label, random_state=seed)
             clever = clever_u(model, x.numpy(), nb_batches, batch_size, radius, norm,

@@ -8,16 +8,31 @@ key with all parameters, defaults filled in and in declared order
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 
-from ..errors import FeatlabError
+from .errors import FeatlabError
+from .params import format_value
+
+FAMILIES = ("perturbation", "probe")
 
 
-def format_value(value) -> str:
-    if isinstance(value, float):
-        text = format(value, ".10g")
-        return text
-    return str(value)
+def condition_class(name: str):
+    """The registered class of condition ``name`` and its family (``perturbation`` or
+    ``probe``).
+
+    The registries are imported here, on first use, and not at module import: they pull in
+    torch, and reading a store's descriptors (``featlab store info``) must not.
+    """
+    from .perturbations import PERTURBATIONS
+    from .probes import PROBES
+
+    if name in PROBES:
+        return PROBES.get(name), "probe"
+    if name in PERTURBATIONS:
+        return PERTURBATIONS.get(name), "perturbation"
+    known = ", ".join(sorted(PERTURBATIONS.names() + PROBES.names()))
+    raise FeatlabError(f"unknown perturbation {name!r}; known: {known}")
 
 
 @dataclass(frozen=True)
@@ -29,27 +44,25 @@ class Condition:
     key: str = ""
 
     @property
-    def perturbation(self):
-        from . import PERTURBATIONS
+    def family(self) -> str:
+        """``perturbation`` (one perturbed image per row) or ``probe`` (a probe set)."""
+        return condition_class(self.name)[1]
 
-        return PERTURBATIONS.get(self.name)()
+    @property
+    def perturbation(self):
+        """An instance of the registered class (a perturbation or a probe set)."""
+        return condition_class(self.name)[0]()
 
     @property
     def label(self) -> str:
         """Short form: the strength parameter and parameters that differ from their defaults."""
-        spec = {p.name: p for p in PERTURBATIONS_get(self.name).params}
+        spec = {p.name: p for p in condition_class(self.name)[0].params}
         parts = [self.name] + [f"{k}={format_value(v)}" for k, v in self.params.items()
                                if spec[k].required or spec[k].multi or v != spec[k].default]
         return ":".join(parts)
 
     def __str__(self) -> str:
         return self.key
-
-
-def PERTURBATIONS_get(name):
-    from . import PERTURBATIONS
-
-    return PERTURBATIONS.get(name)
 
 
 def _convert(text: str, param, condition: str):
@@ -59,6 +72,9 @@ def _convert(text: str, param, condition: str):
         raise FeatlabError(
             f"condition {condition!r}: {param.name}={text!r} is not a valid "
             f"{param.kind.__name__}") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise FeatlabError(f"condition {condition!r}: {param.name}={text}; expected a finite "
+                           f"number in [{param.low}, {param.high}]")
     if param.choices is not None and value not in param.choices:
         raise FeatlabError(f"condition {condition!r}: {param.name}={text!r}; expected one of "
                            f"{', '.join(map(str, param.choices))}")
@@ -92,7 +108,7 @@ def _tokenize(text: str) -> tuple[str, dict]:
 def parse_condition(text: str) -> list[Condition]:
     """Parse one condition string into the conditions it expands to."""
     name, raw = _tokenize(text)
-    cls = PERTURBATIONS_get(name)
+    cls, _ = condition_class(name)
     spec = {p.name: p for p in cls.params}
     unknown = sorted(set(raw) - set(spec))
     if unknown:

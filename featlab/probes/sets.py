@@ -28,8 +28,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ...errors import FeatlabError
-from ...utils.seeding import derive_seed
+from ..errors import FeatlabError
+from ..utils.seeding import derive_seed
 
 PIXEL_SCALE = 255.0
 

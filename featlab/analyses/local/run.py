@@ -1,7 +1,7 @@
 """``isotropy``, ``symmetry``, ``mantel``, ``lipschitz``: local properties from probe conditions.
 
 Aghdam, Heravi & Puig (VISAPP 2017), on the copies stored by the ``isotropy`` / ``symmetry``
-probe conditions (:mod:`featlab.perturbations.probes`), CPU only:
+probe sets (:mod:`featlab.probes`), CPU only:
 
 * ``isotropy`` / ``symmetry`` (Sections 2.1-2.2, Figures 1 and 3): per head and radius, the
   range ``max - min`` of the true-class score over the copies, its mean, whether a copy was
@@ -11,9 +11,10 @@ probe conditions (:mod:`featlab.perturbations.probes`), CPU only:
   distances and their feature distances, with permutation p-values (scikit-bio's test);
 * ``lipschitz`` (Section 2.4, equation 9, Figure 6): ratios with min-max normalizers ``g``
   (clean train features of each layer) and ``h`` (input ranges of the train images); with
-  ``bounds=True`` also gradient-norm and CLEVER estimates (:mod:`.local_bounds`).
+  ``bounds=True`` also gradient-norm and CLEVER estimates (:mod:`.bounds`).
 
-Every runner returns a JSON-able dict and, with ``out_dir``, writes its figures there.
+Every runner returns a JSON-able dict and, with ``out_dir``, writes its figures and its
+JSON (``<stem>.json``) there.
 """
 from __future__ import annotations
 
@@ -22,19 +23,23 @@ import os
 import numpy as np
 from scipy.spatial.distance import pdist
 
-from . import ANALYSES
-from .local import (fraction_below_one, isotropy_rows, local_lipschitz, mantel_batch,
-                    polynomial_fits, range_by_radius, summarize)
-from .local_store import (PIXELS, check_backbones, check_layers, choose_family, choose_radii,
-                          finite_block, heads_in, normalizers, probed_rows, read_rows,
-                          stack_radii)
+from ...utils.figures import new_figure, save_figure, slug
+from ...utils.results import finish
+from ..registry import ANALYSES
+from .bounds import lipschitz_bounds
+from .family import (PIXELS, check_backbones, check_layers, choose_family, choose_radii,
+                     finite_block, heads_in, normalizers, probed_rows, read_rows, stack_radii)
+from .isotropy import isotropy_rows, range_by_radius, summarize
+from .lipschitz import fraction_below_one, local_lipschitz, polynomial_fits
+from .mantel import mantel_batch
+from .plots import plot_lipschitz, plot_mantel, plot_score_range
 
 
 def _setup(store, kind, probe, radii, command):
     family = choose_family(store, kind, probe)
     radii = choose_radii(family, radii)
     rows = probed_rows(store, family, radii)
-    params = "_".join(_slug(t) for t in family.name.split(":")[1:])
+    params = "_".join(slug(t) for t in family.name.split(":")[1:])
     stem = f"{command}_{params}" if command == family.kind else f"{command}-{family.kind}_{params}"
     common = dict(store=store.path, probe=family.name, kind=family.kind, stem=stem, radii=radii,
                   copies=family.copies, n_samples=int(len(rows)),
@@ -51,26 +56,10 @@ def _features(store, family, radii, rows, backbone, layer):
 
 
 def _figure(panels, out_dir, stem, draw, width=5.5):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ..cli.common import save_figure
-
-    cols = min(3, len(panels))
-    rows = -(-len(panels) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, 4.2 * rows), squeeze=False)
-    for ax, panel in zip(axes.ravel(), panels):
+    fig, axes = new_figure(len(panels), size=(width, 4.2))
+    for ax, panel in zip(axes, panels):
         draw(ax, *panel)
-    for ax in axes.ravel()[len(panels):]:
-        ax.set_visible(False)
-    fig.tight_layout()
     return save_figure(fig, os.path.join(out_dir, stem))
-
-
-def _slug(text: str) -> str:
-    return text.replace(":", "_").replace("=", "-").replace("/", "-")
 
 
 def score_ranges(store, *, kind="isotropy", probe=None, radii=None, heads=None,
@@ -94,11 +83,9 @@ def score_ranges(store, *, kind="isotropy", probe=None, radii=None, heads=None,
         result["features"] = _feature_ranges(store, family, radii, rows,
                                              check_backbones(store, backbones), layers)
     if out_dir:
-        from .local.plots import plot_score_range
-
         result["figures"] = _figure(panels, out_dir, result["stem"], lambda ax, *p:
                                     plot_score_range(*p[:4], ax=ax, title=p[4]))
-    return result
+    return finish(result, out_dir, result["stem"])
 
 
 def _feature_ranges(store, family, radii, rows, backbones, layers) -> list[dict]:
@@ -129,15 +116,15 @@ def symmetry(store, **options) -> dict:
 
 
 @ANALYSES.register("mantel")
-def mantel_tests(store, *, radii=None, layers=("penultimate",), backbones=None, probe=None,
-                 method="pearson", permutations=999, alternative="two-sided", random_state=0,
-                 out_dir=None) -> dict:
+def mantel(store, *, radii=None, layers=("penultimate",), backbones=None, probe=None,
+           method="pearson", permutations=999, alternative="two-sided", seed=0,
+           out_dir=None) -> dict:
     """Section 2.3, Figure 4: Mantel test of input vs feature distances of each image's copies.
 
     The input distances are the stored ``input_pdist`` (the permuted matrix, ``x`` in
     scikit-bio's ``mantel(x, y)``); the feature distances are Euclidean, float64. All tests
-    share one set of ``permutations`` drawn from ``random_state`` (so each equals
-    ``skbio.stats.distance.mantel(x, y, permutations=P, seed=random_state)``).
+    share one set of ``permutations`` drawn from ``seed`` (so each equals
+    ``skbio.stats.distance.mantel(x, y, permutations=P, seed=seed)``).
     """
     family, radii, rows, result = _setup(store, None, probe, radii, "mantel")
     backbones = check_backbones(store, backbones)
@@ -153,7 +140,7 @@ def mantel_tests(store, *, radii=None, layers=("penultimate",), backbones=None, 
             for layer in layers:
                 f, _ = _features(store, family, [r], rows, b, layer)
                 y = np.stack([pdist(sample) for sample in f[:, 0]])
-                rr, pp, _ = mantel_batch(x, y, method, permutations, alternative, random_state)
+                rr, pp, _ = mantel_batch(x, y, method, permutations, alternative, seed)
                 result["rows"] += [dict(image_id=i, radius=r, backbone=b, layer=layer, r=a, p=q)
                                    for i, a, q in zip(result["image_ids"], rr.tolist(),
                                                       pp.tolist())]
@@ -163,12 +150,10 @@ def mantel_tests(store, *, radii=None, layers=("penultimate",), backbones=None, 
                 lay_all += [layer] * len(rr)
         panels.append((r_all, rad_all, lay_all, f"{family.kind} probes: {b}"))
     if out_dir:
-        from .local.plots import plot_mantel
-
         result["figures"] = _figure(panels, out_dir, result["stem"],
                                     lambda ax, r, rad, lay, t: plot_mantel(r, rad, lay, ax=ax,
                                                                            title=t), width=6.5)
-    return result
+    return finish(result, out_dir, result["stem"])
 
 
 def _mantel_summary(r, p, backbone, layer, radius) -> dict:
@@ -189,7 +174,7 @@ def lipschitz(store, *, radii=None, layers=("penultimate",), backbones=None, pro
     ``ratio = |g(phi(x+v)) - g(phi(x))| / |h(x+v) - h(x)|`` per (image, radius, copy), with
     ``|x+v - x|`` the stored norm of the input fed; ``raw_ratio`` is the same without ``g``
     and ``h`` (in feature units per image unit, images in [0, 1]). With ``bounds=True`` the
-    options of :func:`featlab.analyses.local_bounds.lipschitz_bounds` apply.
+    options of :func:`featlab.analyses.local.bounds.lipschitz_bounds` apply.
     """
     family, radii, rows, result = _setup(store, None, probe, radii, "lipschitz")
     backbones = check_backbones(store, backbones)
@@ -217,15 +202,11 @@ def lipschitz(store, *, radii=None, layers=("penultimate",), backbones=None, pro
                                   for k, r in enumerate(radii)]
             panels.append((dist, ratio, grid, f"{b} / {layer}"))
     if bounds:
-        from .local_bounds import lipschitz_bounds
-
         result["bounds"] = lipschitz_bounds(store, family, radii, rows, **bound_options)
     if out_dir:
-        from .local.plots import plot_lipschitz
-
         result["figures"] = _figure(panels, out_dir, result["stem"],
                                     lambda ax, x, y, c, t: plot_lipschitz(x, y, c, ax=ax, title=t))
-    return result
+    return finish(result, out_dir, result["stem"])
 
 
 def _lipschitz_summary(ratio, raw, dist, radii, backbone, layer, g, h) -> dict:

@@ -1,6 +1,6 @@
 """Extracting probe conditions (``isotropy``, ``symmetry``) for the local-property analyses.
 
-The pipeline routes every condition whose perturbation has ``kind = "probe"`` here, one
+The pipeline routes every condition of the probe family (:data:`featlab.probes.PROBES`) here, one
 decoded chunk at a time (one decode per image, reused for all its radii and copies).
 
 Which images are probed is decided up front, from the store, without forward passes: the
@@ -30,75 +30,32 @@ for ``pred``; a chunk without probed rows stores only ``probed`` and ``input_ran
 ``probed``                     ()          bool
 =============================  ==========  =================================================
 
-Heads: every one of ``fg-all``, ``bg-all``, ``joint-all-alpha=0`` fitted in the store whose
+Heads (:mod:`featlab.store.heads`): every one of ``fg-all``, ``bg-all``, ``joint-all-alpha=0`` fitted in the store whose
 backbones are all in this run, applied to the copies' features of the layer it was fitted on.
 """
 from __future__ import annotations
 
-import json
 import logging
-import os
 
-import h5py
 import numpy as np
 import torch
 
 from ..errors import FeatlabError
-from ..perturbations.probes import SELECT_HEADS
-from ..store.layout import condition_dir, list_parts
+from ..probes.base import SELECT
+from ..probes.sets import pairwise_condensed, perturbation_norms, sample_seed
+from ..store.heads import head_probabilities, heads_for, selecting_head
 from ..utils.seeding import derive_seed
+from .forward import forward
 
 log = logging.getLogger(__name__)
 PIXELS = 255.0
 
 
-def _head_files(root: str, names) -> dict:
-    """Fitted heads usable with backbones ``names``: name -> dict(coef, intercept, inputs, ...)."""
-    heads = {}
-    for head in SELECT_HEADS.values():
-        path = os.path.join(root, "heads", f"{head}.h5")
-        if not os.path.isfile(path):
-            continue
-        with h5py.File(path, "r") as handle:
-            attrs = {k: json.loads(v) for k, v in handle.attrs.items()}
-            coef, intercept = handle["coef"][()], handle["intercept"][()]
-        if all(b in names for b in attrs.get("inputs", [])):
-            heads[head] = dict(coef=coef.astype(np.float64),
-                               intercept=intercept.astype(np.float64),
-                               inputs=list(attrs["inputs"]),
-                               layer=attrs.get("layer", "penultimate"),
-                               classes=attrs.get("classes"))
-    return heads
-
-
-def head_probabilities(head: dict, feats: dict) -> np.ndarray:
-    """Softmax of a stored linear head on ``feats[f"{backbone}/{layer}"]`` (n, d) arrays."""
-    x = np.concatenate([np.asarray(feats[f"{b}/{head['layer']}"], dtype=np.float64)
-                        for b in head["inputs"]], axis=1)
-    logits = x @ head["coef"].T + head["intercept"]
-    logits -= logits.max(axis=1, keepdims=True)
-    p = np.exp(logits)
-    return p / p.sum(axis=1, keepdims=True)
-
-
-def read_parts(root: str, key: str, names, n_rows: int, chunk: int, how: str) -> dict:
-    """Arrays ``names`` of a complete condition, concatenated from its parts (no index)."""
-    parts = list_parts(condition_dir(root, key))
-    if len(parts) != -(-n_rows // chunk):
-        raise FeatlabError(f"probe selection needs the complete {key} features of store {root} "
-                           f"({len(parts)} of {-(-n_rows // chunk)} chunks present); {how}")
-    out = {name: [] for name in names}
-    for _, _, path in parts:
-        with h5py.File(path, "r") as part:
-            for name in names:
-                out[name].append(part[name][()])
-    return {name: np.concatenate(v) for name, v in out.items()}
-
-
-def select_rows(root, samples, heads, *, select, threshold, samples_wanted, seed, dataset,
-                chunk) -> np.ndarray:
+def select_rows(writer, samples, heads, *, select, threshold, samples_wanted, seed,
+                dataset) -> np.ndarray:
     """Sorted rows to probe (see the module docstring)."""
-    name = SELECT_HEADS[select]
+    root = writer.root
+    name = selecting_head(select)
     if name not in heads:
         raise FeatlabError(f"probe conditions select images with the head {name}, which store "
                            f"{root} does not have; fit it: featlab fit-head --store {root}")
@@ -109,7 +66,7 @@ def select_rows(root, samples, heads, *, select, threshold, samples_wanted, seed
     how = (f"extract them first: featlab extract --store {root} --root {dataset.root} "
            f"--dataset {dataset.name} --conditions clean")
     names = [f"{b}/{head['layer']}" for b in head["inputs"]] + ["valid"]
-    clean = read_parts(root, "clean", names, len(samples), chunk, how)
+    clean = writer.read_complete("clean", names, how=how)
     prob = head_probabilities(head, clean)
     ok = clean["valid"].astype(bool) & np.isfinite(prob).all(axis=1) & (samples.split == "test")
     p_true = np.where(ok, prob[np.arange(len(samples)), samples.label], -1.0)
@@ -132,20 +89,20 @@ class ProbeRunner:
 
     Parameters
     ----------
-    root : str — the store being written
+    writer : StoreWriter — the store being written (its heads, parts and chunk size)
     dataset : ImageDataset — its sample table gives image ids, labels and splits
     models : list of Backbone (on the run's device)
-    targets : TargetModels — unused (probe heads are applied to cached-layer features)
-    spec : ExtractionSpec — ``seed``, ``batch_size`` and ``chunk_size`` are used
+    spec : ExtractionSpec — ``seed`` and ``batch_size`` are used
     """
 
-    def __init__(self, root, dataset, models, targets, spec):
-        self.root, self.dataset, self.models, self.spec = root, dataset, models, spec
+    def __init__(self, writer, dataset, models, spec):
+        self.writer, self.root = writer, writer.root
+        self.dataset, self.models, self.spec = dataset, models, spec
         self.samples = dataset.samples
         self.device = next(models[0].parameters()).device
-        self.heads = _head_files(root, [m.name for m in models])
-        with open(os.path.join(root, "manifest.json")) as handle:
-            self.chunk_size = json.load(handle)["chunk_size"]
+        self.heads = heads_for(self.root, [selecting_head(s) for s in SELECT],
+                               [m.name for m in models])
+        self.chunk_size = writer.chunk_size
         self._selection: dict = {}
         self._checked: set = set()
 
@@ -153,9 +110,9 @@ class ProbeRunner:
         """Boolean mask over all rows: the images probed by conditions with these params."""
         key = (params["select"], params["threshold"], params["samples"])
         if key not in self._selection:
-            rows = select_rows(self.root, self.samples, self.heads, select=params["select"],
+            rows = select_rows(self.writer, self.samples, self.heads, select=params["select"],
                                threshold=params["threshold"], samples_wanted=params["samples"],
-                               seed=self.spec.seed, dataset=self.dataset, chunk=self.chunk_size)
+                               seed=self.spec.seed, dataset=self.dataset)
             mask = np.zeros(len(self.samples), dtype=bool)
             mask[rows] = True
             self._selection[key] = mask
@@ -172,13 +129,11 @@ class ProbeRunner:
         if size > 2:
             log.warning("%s holds %.1f GiB of features per chunk of %d rows; use fewer copies "
                         "or a store with a smaller --chunk-size", cond.key, size, self.chunk_size)
-        for start, stop, path in list_parts(condition_dir(self.root, cond.key)):
-            with h5py.File(path, "r") as part:
-                same = "probed" in part and np.array_equal(part["probed"][()], mask[start:stop])
-            if not same:
+        for start, stop, probed in self.writer.stored_rows(cond.key, "probed"):
+            if probed is None or not np.array_equal(probed, mask[start:stop]):
                 raise FeatlabError(f"{cond.key}: the stored parts probed other images than the "
                                    f"heads select now (refitted since?); delete "
-                                   f"{condition_dir(self.root, cond.key)} and extract again")
+                                   f"{self.writer.condition_dir(cond.key)} and extract again")
 
     def chunk(self, group, start, stop, images, labels):
         """Arrays of rows [start, stop) for each condition of ``group``.
@@ -200,8 +155,6 @@ class ProbeRunner:
 
     # -- one condition of a chunk -------------------------------------------------------
     def _forward(self, batch: torch.Tensor) -> dict:
-        from .pipeline import forward
-
         parts = [forward(self.models, batch[b:b + self.spec.batch_size])
                  for b in range(0, len(batch), self.spec.batch_size)]
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
@@ -224,8 +177,6 @@ class ProbeRunner:
         """Probe one image: the clean image and its copies through every backbone (one
         batch sequence, so the clean reference is computed like the copies), the heads on
         top, and the copies' input geometry."""
-        from ..analyses.local.probes import pairwise_condensed, perturbation_norms, sample_seed
-
         seed = sample_seed(self.spec.seed, self.samples.image_id[global_row])
         v = probe.probe_set(tuple(x.shape), radius=p["radius"], copies=p["copies"], seed=seed)
         fed = torch.cat([x[None], x[None] + v.to(x.device, x.dtype)])

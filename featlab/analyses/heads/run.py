@@ -14,26 +14,16 @@ import warnings
 
 import numpy as np
 
-from ..errors import FeatlabError
-from . import ANALYSES
-from .features import block, condition_family, fg_bg
+from ...backbones.roles import fg_bg
+from ...errors import FeatlabError
+from ...store.heads import head_name, head_record
+from ...utils.results import finish
+from ..inputs import block, condition_family
+from ..registry import ANALYSES
+from .figures import heads_figures
 from .fusion import evaluate, fit_fusion_heads, mean_abs_weights
 
 log = logging.getLogger(__name__)
-
-
-def head_name(kind: str, subset: str, alpha=None) -> str:
-    """Store name of a head: ``fg-all``, ``bg-similar``, ``joint-all-alpha=10``."""
-    from ..perturbations.conditions import format_value
-
-    return f"{kind}-{subset}" if alpha is None else f"{kind}-{subset}-alpha={format_value(float(alpha))}"
-
-
-def _head_record(head, **attrs):
-    arrays = dict(coef=head.coef_.astype(np.float32), intercept=head.intercept_.astype(np.float32),
-                  mean=head.mean_.astype(np.float32), scale=head.scale_.astype(np.float32),
-                  coef_std=head.coef_std_.astype(np.float32))
-    return arrays, attrs
 
 
 def _conditions(store, conditions):
@@ -46,18 +36,19 @@ def _conditions(store, conditions):
 
 
 @ANALYSES.register("fit-head")
-def fit_heads(store, *, alphas=(0.0,), subset="all", layer="penultimate", fg=None, bg=None,
-              l2=1e-4, conditions=None, save=True, tol=1e-6, max_iter=500) -> dict:
+def fit_head(store, *, alphas=(0.0,), subset="all", layer="penultimate", fg=None, bg=None,
+             l2=1e-4, conditions=None, save=True, tol=1e-6, max_iter=500, out_dir=None) -> dict:
     """Fit the three heads (one joint head per alpha) and score them on every condition.
 
     Returns a dict with ``rows`` (condition, head, alpha, n, correct, accuracy, ci_low,
     ci_high, family, strength), ``weights`` (mean |weight| per backbone per alpha) and
-    ``heads`` (names saved in the store).
+    ``heads`` (names saved in the store). With ``out_dir``: the figures (``figures``) and
+    ``fit-head-<subset>.json`` (``json``) are written there.
     """
     alphas = sorted({float(a) for a in alphas})
     if any(a < 0 for a in alphas):
         raise FeatlabError(f"--alpha {min(alphas)}: the penalty weight must be >= 0")
-    fg, bg = fg_bg(store, fg, bg)
+    fg, bg = fg_bg(store.backbone_meta, fg, bg, where=f"store {store.path}")
     keys = _conditions(store, conditions)
     (x_fg, x_bg), y, _ = block(store, (fg, bg), layer=layer, split="train", subset=subset)
     classes = store.classes(subset)
@@ -91,15 +82,18 @@ def fit_heads(store, *, alphas=(0.0,), subset="all", layer="penultimate", fg=Non
         weights.append(dict(alpha=alpha, fg=float(w_fg), bg=float(w_bg)))
     common = dict(subset=subset, layer=layer, l2=l2, training_conditions=["clean"],
                   classes=classes, n_train=int(len(y)), backbones=[fg, bg])
-    records = {head_name("fg", subset): _head_record(heads["fg"], kind="fg", alpha=None,
-                                                     inputs=[fg], **common),
-               head_name("bg", subset): _head_record(heads["bg"], kind="bg", alpha=None,
-                                                     inputs=[bg], **common)}
+    records = {head_name("fg", subset): head_record(heads["fg"], kind="fg", alpha=None,
+                                                    inputs=[fg], **common),
+               head_name("bg", subset): head_record(heads["bg"], kind="bg", alpha=None,
+                                                    inputs=[bg], **common)}
     for alpha, head in heads["joint"].items():
-        records[head_name("joint", subset, alpha)] = _head_record(
+        records[head_name("joint", subset, alpha)] = head_record(
             head, kind="joint", alpha=alpha, inputs=[fg, bg], **common)
     if save:
         store.save_heads(records)
-    return dict(store=store.path, fg=fg, bg=bg, layer=layer, subset=subset, alphas=alphas,
-                n_train=int(len(y)), classes=classes, rows=rows, weights=weights, attacks=attacks,
-                heads=sorted(records))
+    result = dict(store=store.path, fg=fg, bg=bg, layer=layer, subset=subset, alphas=alphas,
+                  n_train=int(len(y)), classes=classes, rows=rows, weights=weights,
+                  attacks=attacks, heads=sorted(records), figures=[])
+    if out_dir:
+        result["figures"] = heads_figures(result, out_dir)
+    return finish(result, out_dir, f"fit-head-{subset}")

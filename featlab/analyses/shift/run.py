@@ -1,7 +1,7 @@
 """``pca-shift``: how a condition moves each backbone's features (fusion paper Figure 2).
 
 PCA is fitted on clean features and the perturbed features are projected into it, one panel
-per backbone. The figure comes with numbers (see :func:`featlab.analyses.pca_shift.subspace_shift`):
+per backbone. The figure comes with numbers (see :func:`featlab.analyses.shift.subspace.subspace_shift`):
 the centroid shift in units of within-class spread, the fraction of the per-image
 displacement outside the clean top-k subspace, and a paired sign-flip permutation test.
 """
@@ -11,9 +11,12 @@ import os
 
 import numpy as np
 
-from ..errors import FeatlabError
-from . import ANALYSES
-from .pca_shift import project, subspace_shift
+from ...errors import FeatlabError
+from ...utils.figures import new_figure, save_figure, slug
+from ...utils.results import finish
+from ..registry import ANALYSES
+from .plots import plot_pca_shift
+from .subspace import project, subspace_shift
 
 
 def _plot_classes(labels: np.ndarray, max_classes: int, seed: int) -> np.ndarray:
@@ -25,9 +28,10 @@ def _plot_classes(labels: np.ndarray, max_classes: int, seed: int) -> np.ndarray
 
 @ANALYSES.register("pca-shift")
 def pca_shift(store, *, condition, layer="penultimate", backbones=None, split="test",
-              subset=None, method="pca", k=10, n_permutations=999, max_classes=6,
-              random_state=0, out_dir=None) -> dict:
-    """Shift numbers per backbone, and the Figure 2 panels written to ``out_dir``."""
+              subset=None, method="pca", k=10, permutations=999, max_classes=6, seed=0,
+              out_dir=None) -> dict:
+    """Shift numbers per backbone; with ``out_dir`` the Figure 2 panels and
+    ``pca-shift-<condition>.json`` are written there."""
     key = store.resolve_condition(condition)
     if key == "clean":
         raise FeatlabError("--condition clean compares clean with itself; give a perturbed "
@@ -47,29 +51,20 @@ def pca_shift(store, *, condition, layer="penultimate", backbones=None, split="t
         if len(labels) < 3:
             raise FeatlabError(f"only {len(labels)} valid rows in split {split!r}; need >= 3")
         stats = subspace_shift(clean, pert, labels, k=min(k, clean.shape[1], len(labels) - 1),
-                               n_permutations=n_permutations, random_state=random_state)
+                               n_permutations=permutations, random_state=seed)
         results[name] = stats
-        shown = np.isin(labels, _plot_classes(labels, max_classes, random_state))
-        c2, p2 = project(clean[shown], pert[shown], method=method, random_state=random_state)
+        shown = np.isin(labels, _plot_classes(labels, max_classes, seed))
+        c2, p2 = project(clean[shown], pert[shown], method=method, random_state=seed)
         panels.append((name, c2, p2, labels[shown]))
     figures = _figure(store, panels, key, method, out_dir) if out_dir else []
-    return dict(store=store.path, condition=key, layer=layer, split=split, subset=subset,
-                method=method, backbones=results, figures=figures)
+    result = dict(store=store.path, condition=key, layer=layer, split=split, subset=subset,
+                  method=method, backbones=results, figures=figures)
+    return finish(result, out_dir, f"pca-shift-{slug(key)}")
 
 
 def _figure(store, panels, key, method, out_dir):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ..cli.common import save_figure
-    from .plots import plot_pca_shift
-
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.6), squeeze=False)
-    for ax, (name, c2, p2, labels) in zip(axes[0], panels):
+    fig, axes = new_figure(len(panels), cols=len(panels), size=(5.2, 4.6))
+    for ax, (name, c2, p2, labels) in zip(axes, panels):
         plot_pca_shift(c2, p2, labels, class_names=store.classes(), ax=ax,
                        title=f"{name}\nclean (small) vs {key} (large)")
-    fig.tight_layout()
-    stem = os.path.join(out_dir, f"pca-shift-{method}-" + key.replace(":", "_").replace("=", "-"))
-    return save_figure(fig, stem)
+    return save_figure(fig, os.path.join(out_dir, f"pca-shift-{method}-{slug(key)}"))

@@ -1,0 +1,1 @@
+"""What featlab shows: the demo on the embedded benchmark (:func:`.demo.demo`)."""

@@ -1,0 +1,130 @@
+"""The fitted linear heads of a store: their names, files and loading — the one owner.
+
+A head is ``STORE/heads/<name>.h5``: arrays ``coef`` (C, d), ``intercept`` (C,), ``mean``,
+``scale`` (d,), ``coef_std`` (C, d), and JSON attributes (``kind``, ``alpha``, ``subset``,
+``layer``, ``inputs`` — the backbones whose features it reads, in order —, ``classes``,
+``training_conditions``, ``n_train``, ...). ``featlab fit-head`` writes them; attacks, probe
+selection and the analyses read them through this module only.
+
+Names: ``fg-all``, ``bg-similar``, ``joint-all-alpha=10`` (:func:`head_name`).
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import h5py
+import numpy as np
+
+from ..errors import FeatlabError
+from ..params import format_value
+from ..utils.paths import fsync_dir
+from .index import build_index
+from .layout import WriterLock
+
+HEADS_DIR = "heads"
+
+
+def head_name(kind: str, subset: str = "all", alpha=None) -> str:
+    """Store name of a head: ``fg-all``, ``bg-similar``, ``joint-all-alpha=10``."""
+    if alpha is None:
+        return f"{kind}-{subset}"
+    return f"{kind}-{subset}-alpha={format_value(float(alpha))}"
+
+
+def selecting_head(select: str, subset: str = "all", alpha: float = 0.0) -> str:
+    """The head a role names: ``fg`` -> ``fg-all``, ``joint`` -> ``joint-all-alpha=0``."""
+    return head_name(select, subset, alpha if select == "joint" else None)
+
+
+def _names(items) -> str:
+    items = list(items)
+    return ", ".join(items) if items else "(none)"
+
+
+def head_path(root: str, name: str) -> str:
+    return os.path.join(root, HEADS_DIR, f"{name}.h5")
+
+
+def list_heads(root: str) -> list[str]:
+    """Names of the heads fitted in the store at ``root``, sorted."""
+    folder = os.path.join(root, HEADS_DIR)
+    if not os.path.isdir(folder):
+        return []
+    return sorted(n[:-3] for n in os.listdir(folder)
+                  if n.endswith(".h5") and not n.startswith(".tmp-"))
+
+
+def load_head(root: str, name: str, *, purpose: str = "") -> tuple[dict, dict]:
+    """Arrays and attributes of head ``name``; a one-line FeatlabError when it is missing
+    or unreadable. ``purpose`` ends the hint (e.g. "to attack")."""
+    path = head_path(root, name)
+    if not os.path.isfile(path):
+        alpha = f" --alpha {name.split('=')[1]}" if "alpha=" in name else ""
+        subset = name.split("-")[1] if name.count("-") >= 1 else "all"
+        raise FeatlabError(f"no head {name!r} in store {root}{' ' + purpose if purpose else ''}; "
+                           f"fitted: {_names(list_heads(root))}; fit it: featlab fit-head "
+                           f"--store {root} --subset {subset}{alpha}")
+    try:
+        with h5py.File(path, "r") as handle:
+            arrays = {k: handle[k][()] for k in handle}
+            attrs = {k: json.loads(v) for k, v in handle.attrs.items()}
+    except (OSError, ValueError, KeyError) as err:
+        raise FeatlabError(f"head file {path} is damaged ({type(err).__name__}); refit it: "
+                           f"featlab fit-head --store {root}") from None
+    if "coef" not in arrays or "intercept" not in arrays:
+        raise FeatlabError(f"head file {path} lacks coef/intercept; refit it: featlab fit-head "
+                           f"--store {root}")
+    return arrays, attrs
+
+
+def head_record(head, **attrs) -> tuple[dict, dict]:
+    """(arrays, attrs) of a fitted :class:`~featlab.analyses.heads.linear.LinearHead`."""
+    arrays = dict(coef=head.coef_.astype(np.float32), intercept=head.intercept_.astype(np.float32),
+                  mean=head.mean_.astype(np.float32), scale=head.scale_.astype(np.float32),
+                  coef_std=head.coef_std_.astype(np.float32))
+    return arrays, attrs
+
+
+def save_heads(root: str, records: dict) -> list[str]:
+    """Write heads (name -> (arrays, attrs)) and refresh the index, under the writer lock."""
+    folder = os.path.join(root, HEADS_DIR)
+    os.makedirs(folder, exist_ok=True)
+    with WriterLock(root):
+        for name, (arrays, attrs) in records.items():
+            tmp = os.path.join(folder, f".tmp-{name}.h5")
+            with h5py.File(tmp, "w") as handle:
+                for key, value in arrays.items():
+                    handle.create_dataset(key, data=value, track_times=False)
+                for key, value in attrs.items():
+                    handle.attrs[key] = json.dumps(value)
+            os.replace(tmp, head_path(root, name))
+        fsync_dir(folder)
+        build_index(root)
+    return sorted(records)
+
+
+def heads_for(root: str, names, backbones) -> dict:
+    """Heads among ``names`` whose inputs are all in ``backbones``: name -> dict(coef,
+    intercept (float64), inputs, layer, classes)."""
+    out = {}
+    for name in names:
+        if not os.path.isfile(head_path(root, name)):
+            continue
+        arrays, attrs = load_head(root, name)
+        if all(b in backbones for b in attrs.get("inputs", [])):
+            out[name] = dict(coef=arrays["coef"].astype(np.float64),
+                             intercept=arrays["intercept"].astype(np.float64),
+                             inputs=list(attrs["inputs"]), layer=attrs.get("layer", "penultimate"),
+                             classes=attrs.get("classes"))
+    return out
+
+
+def head_probabilities(head: dict, feats: dict) -> np.ndarray:
+    """Softmax of a head (as :func:`heads_for` gives it) on ``feats["<backbone>/<layer>"]``."""
+    x = np.concatenate([np.asarray(feats[f"{b}/{head['layer']}"], dtype=np.float64)
+                        for b in head["inputs"]], axis=1)
+    logits = x @ head["coef"].T + head["intercept"]
+    logits -= logits.max(axis=1, keepdims=True)
+    p = np.exp(logits)
+    return p / p.sum(axis=1, keepdims=True)
