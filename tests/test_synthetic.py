@@ -14,8 +14,8 @@ from sklearn.model_selection import cross_val_score
 
 from featlab.data import DATASETS
 from featlab.data import synthetic_draw as draw
-from featlab.data.synthetic import (SUPERCATEGORIES, generate_synthetic, object_pretraining_set,
-                                    object_types, scene_pretraining_set)
+from featlab.data.synthetic import SUPERCATEGORIES, generate_synthetic, object_types
+from featlab.data.synthetic_pretraining import object_pretraining_set, scene_pretraining_set
 from featlab.errors import FeatlabError
 
 SMALL = dict(n_images=48, image_size=48, n_supercategories=3, classes_per_supercategory=2)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import io
 import json
 import logging
 import os
@@ -21,9 +22,15 @@ import torchvision
 from ..errors import FeatlabError
 from ..utils.paths import atomic_write_bytes, default_cache_dir
 from ..utils.progress import progress
-from .registry import BACKBONES
-from ..data import synthetic as gen
+from ..data import (synthetic, synthetic_draw, synthetic_pretraining, synthetic_primitives,
+                    synthetic_scenes)
 from .base import IMAGENET_NORMALIZATION, Backbone, file_sha256
+from .registry import BACKBONES
+
+#: The generator's modules: their source is part of the recipe, so weights pretrained on
+#: other images are never reused.
+GENERATOR = (synthetic, synthetic_draw, synthetic_primitives, synthetic_scenes,
+             synthetic_pretraining)
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +41,7 @@ KIND_RECIPE = {"object": {}, "scene": dict(n_train=3000, epochs=3)}
 
 
 def recipe_for(kind: str, **overrides) -> dict:
-    sources = [inspect.getsource(gen)]
-    draw = getattr(gen, "synthetic_draw", None)
-    if draw is not None:
-        sources.append(inspect.getsource(draw))
+    sources = [inspect.getsource(module) for module in GENERATOR]
     recipe = dict(RECIPE, kind=kind, **KIND_RECIPE[kind])
     recipe.update(overrides)
     recipe["generator_sha256"] = hashlib.sha256("".join(sources).encode()).hexdigest()
@@ -49,9 +53,9 @@ def recipe_hash(recipe: dict) -> str:
 
 
 def _pretraining_set(kind: str, n: int, seed: int, image_size: int):
-    from ..data import synthetic as gen
 
-    make = gen.object_pretraining_set if kind == "object" else gen.scene_pretraining_set
+    make = (synthetic_pretraining.object_pretraining_set if kind == "object"
+            else synthetic_pretraining.scene_pretraining_set)
     images, labels, names = make(n, seed=seed, image_size=image_size)
     return torch.from_numpy(images), torch.from_numpy(labels).long(), names
 
@@ -118,8 +122,6 @@ def build_synthetic(kind: str, weights=None, cache_dir=None, device="cpu",
         log.info("pretraining synthetic-%s (once; cached at %s)", kind, path)
         model, report = pretrain(recipe, torch.device(device) if isinstance(device, str) else device)
         os.makedirs(folder, exist_ok=True)
-        import io
-
         buffer = io.BytesIO()
         torch.save({"state_dict": model.net.state_dict(), "report": report}, buffer)
         atomic_write_bytes(path, buffer.getvalue())

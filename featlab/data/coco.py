@@ -17,14 +17,11 @@ import io
 import logging
 import numbers
 import os
-import zlib
-from collections import Counter
-
-import numpy as np
 
 from ..errors import FeatlabError
 from .registry import DATASETS
-from .base import MAX_INSTANCES, ImageDataset, SampleTable
+from .base import MAX_INSTANCES, ImageDataset
+from .coco_selection import build_table, check_classes, drop_small_classes
 from .images import clip_box, decode_resized, file_exists, read_size, union_area, \
     xywh_to_resized_xyxy
 
@@ -104,7 +101,7 @@ def load_coco(root, *, classes=None, image_size=224, seed=0, max_instances=2,
                    subset_size, min_images_per_class)
     stats = dict.fromkeys(REASONS, 0)
     records, supercategory = _pool_images(root, stats)
-    wanted = _check_classes(classes, supercategory)
+    wanted = check_classes(classes, supercategory)
     kept, skipped, allowed = [], [], None if wanted is None else set(wanted)
     for record in records:
         reason = _examine(record, root, max_instances, max_box_fraction)
@@ -118,13 +115,13 @@ def load_coco(root, *, classes=None, image_size=224, seed=0, max_instances=2,
             kept.append(record)
         else:
             stats[reason] += 1
-    kept, class_list = _drop_small_classes(kept, wanted, min_images_per_class, stats)
+    kept, class_list = drop_small_classes(kept, wanted, min_images_per_class, stats)
     if not kept:
         excluded = ", ".join(f"{k}: {v}" for k, v in stats.items() if v) or "no images"
         raise FeatlabError(f"no image of {root} passes the selection (one category, 1 to "
                            f"{max_instances} instances, boxes <= {max_box_fraction:g} of the "
                            f"image); excluded: {excluded}; check classes or loosen the limits")
-    samples = _build_table(kept, class_list, supercategory, seed, test_fraction, subset_size)
+    samples = build_table(kept, class_list, supercategory, seed, test_fraction, subset_size)
     samples.skipped = skipped
     spec = dict(name=name, root=root, classes=list(class_list), image_size=int(image_size),
                 seed=int(seed), max_instances=int(max_instances),
@@ -242,94 +239,3 @@ def _examine(record: dict, root: str, max_instances: int, max_box_fraction: floa
                            f"{valid[0][0]}, which its JSON's categories do not define")
     record["class"], record["boxes"] = record["names"][valid[0][0]], boxes
     return None
-
-
-def _check_classes(classes, supercategory: dict):
-    if classes is None:
-        return None
-    if isinstance(classes, str):
-        classes = [c.strip() for c in classes.split(",") if c.strip()]
-    classes = list(classes)
-    unknown = [c for c in classes if c not in supercategory]
-    if unknown or not classes:
-        raise FeatlabError(f"unknown class(es) {unknown or classes}; available: "
-                           f"{', '.join(sorted(supercategory))}")
-    repeated = sorted({c for c in classes if classes.count(c) > 1})
-    if repeated:
-        raise FeatlabError(f"classes lists {', '.join(repeated)} more than once")
-    return classes
-
-
-def _drop_small_classes(kept: list, wanted, min_images: int, stats: dict):
-    counts = Counter(r["class"] for r in kept)
-    order = wanted if wanted is not None else sorted(counts)
-    class_list = [c for c in order if counts[c] >= min_images]
-    dropped = [c for c in order if counts[c] < min_images]
-    if dropped:
-        logger.warning("dropping classes with fewer than %d selected images: %s", min_images,
-                       ", ".join(f"{c} ({counts[c]})" for c in dropped))
-    stats["class too small"] += sum(counts[c] for c in dropped)
-    keep = set(class_list)
-    return [r for r in kept if r["class"] in keep], class_list
-
-
-def _build_table(kept, classes, supercategory, seed, test_fraction, subset_size):
-    kept = sorted(kept, key=lambda r: (r["id"], r["file"]))
-    label_of = {c: i for i, c in enumerate(classes)}
-    boxes = np.full((len(kept), MAX_INSTANCES, 4), np.nan, dtype=np.float32)
-    for i, r in enumerate(kept):
-        boxes[i, :len(r["boxes"])] = r["boxes"]
-    label = np.array([label_of[r["class"]] for r in kept], dtype=np.int64)
-    class_super = [supercategory[c] for c in classes]
-    return SampleTable(
-        image_id=np.array([r["id"] for r in kept], dtype=np.int64),
-        file=np.array([r["file"] for r in kept], dtype=str),
-        label=label,
-        class_name=np.array([r["class"] for r in kept], dtype=str),
-        supercategory=np.array([supercategory[r["class"]] for r in kept], dtype=str),
-        split=stratified_split(label, classes, seed, test_fraction),
-        boxes=boxes,
-        width=np.array([r["width"] for r in kept], dtype=np.int64),
-        height=np.array([r["height"] for r in kept], dtype=np.int64),
-        classes=list(classes), class_supercategory=class_super,
-        subsets=class_subsets(classes, class_super, seed, subset_size))
-
-
-def stratified_split(label: np.ndarray, classes: list, seed: int,
-                     test_fraction: float) -> np.ndarray:
-    """Per class, a seeded ``round(n * test_fraction)`` of the rows go to ``"test"`` (at
-    least one, and at least one left for training, when the class has two or more rows).
-    Each class draws from its own stream (seed, crc32 of its name), so restricting the class
-    list leaves the split of the remaining classes unchanged."""
-    split = np.full(len(label), "train", dtype="<U5")
-    for k, name in enumerate(classes):
-        rows = np.flatnonzero(label == k)
-        n = len(rows)
-        n_test = int(np.floor(n * test_fraction + 0.5))
-        if test_fraction > 0 and n >= 2:
-            n_test = min(max(n_test, 1), n - 1)
-        rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
-        split[rows[rng.permutation(n)[:n_test]]] = "test"
-    return split
-
-
-def class_subsets(classes: list, class_super: list, seed: int, subset_size: int) -> dict:
-    """``all``; ``similar``: up to ``subset_size`` classes of the supercategory with the most
-    classes (ties: first by name); ``dissimilar``: one seeded class per supercategory, up to
-    ``subset_size`` of them. Fusion paper Section 3.2. Subsets of < 2 classes are omitted."""
-    rng = np.random.default_rng([seed, zlib.crc32(b"subsets")])
-    groups: dict = {}
-    for c, s in zip(classes, class_super):
-        groups.setdefault(s, []).append(c)
-    largest = sorted(groups, key=lambda s: (-len(groups[s]), s))[0]
-    similar = list(groups[largest])
-    if len(similar) > subset_size:
-        similar = [similar[i] for i in rng.choice(len(similar), subset_size, replace=False)]
-    dissimilar = [groups[s][rng.integers(len(groups[s]))] for s in sorted(groups)]
-    if len(dissimilar) > subset_size:
-        dissimilar = [dissimilar[i] for i in
-                      rng.choice(len(dissimilar), subset_size, replace=False)]
-    order = {c: i for i, c in enumerate(classes)}
-    subsets = {"all": list(classes), "similar": sorted(similar, key=order.get),
-               "dissimilar": sorted(dissimilar, key=order.get)}
-    return {k: v for k, v in subsets.items() if len(v) >= 2}

@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 
 from ...backbones.roles import fg_bg
+from ...conditions import parse_condition
 from ...errors import FeatlabError
 from ...store.heads import head_name, head_record
 from ...utils.results import finish
@@ -27,12 +28,32 @@ log = logging.getLogger(__name__)
 
 
 def _conditions(store, conditions):
+    """Conditions to score: those asked for, or every complete one that holds one perturbed
+    image per row (probe sets hold copies per row: the local-property analyses use them)."""
     keys = [store.resolve_condition(c) for c in conditions] if conditions else [
         k for k in store.conditions if store.condition_info(k)["complete"]]
+    probes = [k for k in keys if parse_condition(k)[0].family == "probe"]
+    if probes:
+        log.info("fit-head skips %d probe condition(s) (%s ...): they hold probe copies, scored "
+                 "by 'featlab isotropy' and 'featlab symmetry'", len(probes), probes[0])
+    keys = [k for k in keys if k not in probes]
     if "clean" not in store.conditions:
         raise FeatlabError(f"store {store.path} has no clean features to train heads on; "
                            f"run 'featlab extract --store {store.path} --conditions clean ...'")
     return keys
+
+
+def _attack_outcomes(store, keys, subset) -> dict:
+    """Per attack condition: its target, the head it attacked and its success rate."""
+    attacks = {}
+    for key in keys:
+        info = store.condition_info(key)
+        if "target" in info:
+            success = store.read_array("attack/success", key, split="test", subset=subset)
+            attacks[key] = dict(target=info["target"], head=info["head"],
+                                head_alpha=info["head_settings"].get("alpha"),
+                                success_rate=float(np.mean(success)) if len(success) else None)
+    return attacks
 
 
 @ANALYSES.register("fit-head")
@@ -68,14 +89,7 @@ def fit_head(store, *, alphas=(0.0,), subset="all", layer="penultimate", fg=None
         family, param, value = condition_family(key)
         for row in evaluate(heads, {key: (t_fg, t_bg)}, t_y):
             rows.append(dict(row, family=family, parameter=param, strength=value, subset=subset))
-    attacks = {}
-    for key in keys:
-        info = store.condition_info(key)
-        if "target" in info:
-            success = store.read_array("attack/success", key, split="test", subset=subset)
-            attacks[key] = dict(target=info["target"], head=info["head"],
-                                head_alpha=info["head_settings"].get("alpha"),
-                                success_rate=float(np.mean(success)) if len(success) else None)
+    attacks = _attack_outcomes(store, keys, subset)
     weights = []
     for alpha, head in heads["joint"].items():
         w_fg, w_bg = mean_abs_weights(head, x_fg.shape[1])

@@ -104,15 +104,19 @@ def _feature_ranges(store, family, radii, rows, backbones, layers) -> list[dict]
 
 
 @ANALYSES.register("isotropy")
-def isotropy(store, **options) -> dict:
-    """Section 2.1, Figure 1 on ``isotropy`` probes (options: :func:`score_ranges`)."""
-    return score_ranges(store, kind="isotropy", **options)
+def isotropy(store, *, probe=None, radii=None, heads=None, backbones=None, layers=(),
+             out_dir=None) -> dict:
+    """Section 2.1, Figure 1 on ``isotropy`` probes (see :func:`score_ranges`)."""
+    return score_ranges(store, kind="isotropy", probe=probe, radii=radii, heads=heads,
+                        backbones=backbones, layers=layers, out_dir=out_dir)
 
 
 @ANALYSES.register("symmetry")
-def symmetry(store, **options) -> dict:
-    """Section 2.2, Figure 3 on ``symmetry`` probes (options: :func:`score_ranges`)."""
-    return score_ranges(store, kind="symmetry", **options)
+def symmetry(store, *, probe=None, radii=None, heads=None, backbones=None, layers=(),
+             out_dir=None) -> dict:
+    """Section 2.2, Figure 3 on ``symmetry`` probes (see :func:`score_ranges`)."""
+    return score_ranges(store, kind="symmetry", probe=probe, radii=radii, heads=heads,
+                        backbones=backbones, layers=layers, out_dir=out_dir)
 
 
 @ANALYSES.register("mantel")
