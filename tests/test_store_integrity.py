@@ -165,7 +165,7 @@ def test_truncated_part_without_record_is_skipped_by_the_index(store, caplog):
 
 
 def test_lost_sample_table_refuses_readers_and_keeps_heads(store, root, tiny_weights):
-    from featlab.analyses.run_heads import fit_heads
+    from featlab.analyses.heads.run import fit_head as fit_heads
 
     fit_heads(FeatureStore(store))
     heads = {n: open(os.path.join(store, "heads", n), "rb").read()

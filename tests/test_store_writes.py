@@ -128,7 +128,7 @@ def read_only(store, tmp_path):
 
 
 def test_writers_on_a_read_only_store_refuse_before_any_work(read_only, monkeypatch):
-    from featlab.analyses import run_heads
+    from featlab.analyses.heads import run as run_heads
     from featlab.extraction import pipeline
 
     fs = FeatureStore(read_only)  # readers work
@@ -169,7 +169,7 @@ def _temporaries(root):
 
 
 def test_full_disk_while_saving_heads_is_one_line_and_loses_nothing(store, monkeypatch):
-    from featlab.analyses.run_heads import fit_heads
+    from featlab.analyses.heads.run import fit_head as fit_heads
 
     fit_heads(FeatureStore(store), alphas=(0.0,))
     before = {n: open(os.path.join(store, "heads", n), "rb").read()
@@ -197,18 +197,18 @@ def data_root(tmp_path_factory):
 
 def _args(root, store, weights):
     return ["-q", "extract", "--dataset", "synthetic", "--root", root, "--store", store,
-            "--conditions", "clean", "--device", "cpu", "--batch-size", "8", "--chunk-size",
-            "8", "--image-size", "32"] + [a for name, path in weights.items()
+            "--conditions", "clean", "--device", "cpu", "--batch-size", "4", "--chunk-size",
+            "4", "--image-size", "32", "--limit", "8"] + [a for name, path in weights.items()
                                           for a in ("--weights", f"{name}={path}")]
 
 
 def test_full_disk_during_extraction_exits_2_and_resumes(data_root, tiny_weights, tmp_path,
                                                          monkeypatch):
     store = str(tmp_path / "s")
-    _fail_fsync_of(monkeypatch, "part-000000008-000000016.h5")
+    _fail_fsync_of(monkeypatch, "part-000000004-000000008.h5")
     result = CliRunner().invoke(cli, _args(data_root, store, tiny_weights))
     assert result.exit_code == 2, result.output
-    assert "no space left writing part part-000000008-000000016.h5 of clean" in \
+    assert "no space left writing part part-000000004-000000008.h5 of clean" in \
         _one_line(result.output)
     monkeypatch.undo()
     assert not _temporaries(store)
@@ -223,7 +223,7 @@ def test_full_disk_during_extraction_exits_2_and_resumes(data_root, tiny_weights
 def test_full_disk_for_real_on_a_tiny_tmpfs(data_root, tiny_weights, tmp_path):
     mnt = tmp_path / "tiny"
     mnt.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(mnt)],
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=450k", "tmpfs", str(mnt)],
                           capture_output=True)
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
@@ -248,9 +248,9 @@ def test_full_disk_for_real_on_a_tiny_tmpfs(data_root, tiny_weights, tmp_path):
 # -- damaged heads -----------------------------------------------------------------------------
 @pytest.mark.parametrize("keep_record", [True, False])
 def test_truncated_head_is_one_line_for_readers_and_attacks(store, keep_record, data_root):
-    from featlab.analyses.run_heads import fit_heads
+    from featlab.analyses.heads.run import fit_head as fit_heads
     from featlab.extraction.targets import TargetModels
-    from featlab.perturbations import parse_conditions
+    from featlab.conditions import parse_conditions
 
     fit_heads(FeatureStore(store))
     path = os.path.join(store, "heads", "fg-all.h5")
@@ -263,6 +263,7 @@ def test_truncated_head_is_one_line_for_readers_and_attacks(store, keep_record, 
     _one_line(str(err.value))
     cond = parse_conditions("fgsm:eps=0.03:target=fg")[0]
     with pytest.raises(FeatlabError, match="head fg-all in store .* is damaged.*fit-head"):
-        TargetModels(store, [SimpleNamespace(name=b) for b in LAYERS], "cpu").describe(cond)
+        TargetModels(store, [SimpleNamespace(name=b) for b in LAYERS],
+                     FeatureStore(store).backbone_meta).describe(cond)
     problems = check_store(store)["problems"]
     assert [p["file"] for p in problems] == ["heads/fg-all.h5"]
