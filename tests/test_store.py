@@ -51,6 +51,16 @@ def _all_arrays(path):
     return out
 
 
+def _part_bytes(path):
+    """File bytes of every part and checksum record (what must not depend on the run)."""
+    out = {}
+    for folder, _, names in os.walk(os.path.join(path, "conditions")):
+        for name in names:
+            with open(os.path.join(folder, name), "rb") as handle:
+                out[os.path.relpath(os.path.join(folder, name), path)] = handle.read()
+    return out
+
+
 def test_store_is_self_describing_and_plain_h5py_readable(store_path):
     store = FeatureStore(store_path)
     n = len(store.samples)
@@ -84,6 +94,7 @@ def test_same_inputs_same_bytes(store_path, synthetic_root, tiny_weights, tmp_pa
     assert first.keys() == second.keys()
     for name in first:
         assert first[name].tobytes() == second[name].tobytes(), name
+    assert _part_bytes(store_path) == _part_bytes(str(tmp_path / "again"))  # files, not values
 
 
 def test_complete_run_repeated_is_a_noop(store_path, synthetic_root, tiny_weights):
@@ -123,6 +134,9 @@ def test_sigkill_midway_then_rerun_equals_uninterrupted(store_path, synthetic_ro
     assert reference.keys() == resumed.keys()
     for name in reference:
         assert reference[name].tobytes() == resumed[name].tobytes(), name
+    expected, got = _part_bytes(store_path), _part_bytes(str(target))
+    assert sorted(got) == sorted(expected)
+    assert [name for name in expected if got[name] != expected[name]] == []
 
 
 def test_missing_keys_name_the_existing_ones(store_path):

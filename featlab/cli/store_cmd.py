@@ -1,32 +1,59 @@
-"""``featlab store info``."""
+"""``featlab store info`` and ``featlab store verify``."""
 import json
+import os
 
 import click
 
+from ..errors import FeatlabError
 
 
 @click.group("store")
 def store_group():
-    """Inspect feature stores.
+    """Inspect and check feature stores.
 
     \b
     featlab store info cache/demo
     featlab store info cache/coco --json
+    featlab store verify cache/coco
     """
+
+
+def _echo_problems(problems) -> None:
+    for p in problems:
+        click.echo(f"problem   {p['file']}: {p['problem']} — {p['repair']}")
+
+
+def _check(path: str, full: bool) -> dict:
+    from ..store.integrity import check_store
+
+    if not os.path.isdir(path):
+        raise FeatlabError(f"no feature store at {path}; create one with "
+                           f"'featlab extract --store {path} ...'")
+    return check_store(os.path.abspath(path), full=full)
 
 
 @store_group.command("info")
 @click.argument("path")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def info(path, as_json):
-    """Describe the store at PATH: samples, backbones, conditions, heads.
+    """Describe the store at PATH: samples, backbones, conditions, heads, and the problems a
+    quick check finds (file sizes and structure; 'featlab store verify' checks every byte).
 
     \b
     featlab store info cache/demo
     """
     from ..store import FeatureStore
 
-    summary = FeatureStore(path).info()
+    before = _check(path, full=False)["problems"]  # before opening: opening rebuilds the index
+    try:
+        summary = FeatureStore(path).info()
+    except FeatlabError:  # the error line follows the problems found (a bad manifest is it)
+        _echo_problems([p for p in before if p["file"] != "manifest.json"])
+        raise
+    found = {(p["file"], p["problem"]) for p in summary["problems"]}
+    summary["problems"] = summary["problems"] + [
+        dict(p, repair="rebuilt now") for p in before
+        if p["file"] == "store.h5" and (p["file"], p["problem"]) not in found]
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
@@ -42,3 +69,34 @@ def info(path, as_json):
     for key, state in summary["conditions"].items():
         click.echo(f"condition {key}: {state}")
     click.echo(f"heads     {', '.join(summary['heads']) or '(none)'}")
+    _echo_problems(summary["problems"])
+    if not summary["problems"]:
+        click.echo("problems  none found by the quick check (run 'featlab store verify' for "
+                   "every byte)")
+
+
+@store_group.command("verify")
+@click.argument("path")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def verify(ctx, path, as_json):
+    """Check every file of the store at PATH: each part and head against the checksum
+    recorded when it was written, the sample table against the manifest, the index against
+    the parts. Lists every problem and how to repair it; exit code 1 when there are any,
+    0 when the store is healthy.
+
+    \b
+    featlab store verify cache/coco
+    featlab store verify cache/coco --json
+    """
+    result = _check(path, full=True)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        _echo_problems(result["problems"])
+        c = result["checked"]
+        click.echo(f"{'healthy' if result['healthy'] else 'DAMAGED'}: {result['path']} — "
+                   f"{len(result['problems'])} problem(s); checked {c['parts']} part(s) "
+                   f"({c['unrecorded']} without checksum records, structure only) and "
+                   f"{c['heads']} head(s)")
+    ctx.exit(0 if result["healthy"] else 1)

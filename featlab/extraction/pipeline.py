@@ -24,6 +24,7 @@ from ..conditions import condition_class, parse_conditions
 from ..data import DATASETS
 from ..errors import FeatlabError
 from ..store import StoreWriter
+from ..store.files import check_writable
 from ..utils.progress import progress
 from ..utils.seeding import generator
 from .decode import iter_chunks
@@ -154,6 +155,7 @@ def extract(spec: ExtractionSpec) -> dict:
     conditions = parse_conditions(spec.conditions)
     if spec.batch_size < 1 or spec.chunk_size < 1 or spec.workers < 0:
         raise FeatlabError("--batch-size and --chunk-size must be >= 1, --workers >= 0")
+    check_writable(spec.store)  # a read-only store is refused before any work
     dataset = load_dataset(spec)
     check_conditions(conditions, dataset)
     device = resolve_device(spec.device)

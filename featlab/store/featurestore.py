@@ -16,11 +16,13 @@ import numpy as np
 
 from ..errors import FeatlabError
 from ..conditions import parse_condition
+from . import checksums
 from . import heads as _heads
+from .files import check_writable
 from .index import build_index, parts_signature
-from .layout import INDEX, WriterLock
+from .layout import INDEX, SAMPLES, WriterLock, condition_dir, condition_slug, list_parts
+from .manifest import check_schema, read_manifest
 from .samples import read_samples
-from .writer import check_schema, read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,7 @@ class FeatureStore:
             raise FeatlabError(f"no feature store at {path}; create one with "
                                f"'featlab extract --store {path} ...'")
         self.manifest = read_manifest(self.path)
+        self._check_samples_file()
         self._refresh_index()
         with h5py.File(self.index_path, "r") as index:
             check_schema({"schema_version": int(index.attrs["schema_version"])}, self.path)
@@ -52,21 +55,29 @@ class FeatureStore:
     def index_path(self) -> str:
         return os.path.join(self.path, INDEX)
 
+    def _check_samples_file(self) -> None:
+        if not os.path.isfile(os.path.join(self.path, SAMPLES)):
+            raise FeatlabError(f"store {self.path} has lost {SAMPLES} (its sample table); "
+                               f"rerun the extract command to rewrite it")
+
     def _refresh_index(self) -> None:
         """Rebuild ``store.h5`` when parts were added since it was written (e.g. a killed run)."""
         current = None
-        if os.path.isfile(self.index_path):
+        try:
             with h5py.File(self.index_path, "r") as index:
                 current = index.attrs.get("parts_signature")
+        except (OSError, ValueError):  # missing or unreadable: rebuild it
+            pass
         if current == parts_signature(self.path):
             return
         try:
             with WriterLock(self.path):
                 build_index(self.path)
-        except FeatlabError:
+        except FeatlabError as err:
             if current is None:
-                raise
-            log.warning("store %s is being written; reading its last index", self.path)
+                raise FeatlabError(f"store {self.path} has no usable index {INDEX} and it "
+                                   f"cannot be rebuilt now: {err}") from None
+            log.warning("%s; reading its last index", err)
 
     # -- descriptors -------------------------------------------------------------------
     @property
@@ -150,6 +161,7 @@ class FeatureStore:
             if name not in group:
                 raise FeatlabError(f"{name!r} is not stored with {key}; stored: "
                                    f"{_names(self._datasets(group))}")
+            self.check_parts(key, name)
             data = group[name]
             if rows is not None:
                 rows = np.asarray(rows, dtype=np.int64)
@@ -157,6 +169,17 @@ class FeatureStore:
                     return np.empty((0,) + data.shape[1:], data.dtype)
                 return data[rows]
             return data[()][self.rows(split, subset)]
+
+    def check_parts(self, condition: str, name: str) -> None:
+        """Check ``name`` in every part of ``condition`` against its checksum (once per
+        process per part); a damaged part raises a one-line FeatlabError naming it."""
+        key = self.resolve_condition(condition)
+        for _, _, path in list_parts(condition_dir(self.path, key)):
+            problem = checksums.check_dataset(path, name, absent_ok=True)
+            if problem:
+                raise FeatlabError(f"part {os.path.relpath(path, self.path)} of condition {key}"
+                                   f" is damaged: {problem}; rerun the extract command to "
+                                   f"recompute it")
 
     def array_names(self, condition: str, prefix: str = "") -> list[str]:
         """Names of the arrays stored with ``condition`` (under ``prefix``, e.g. "scores")."""
@@ -211,10 +234,20 @@ class FeatureStore:
         """Write heads (name -> (arrays, attrs)) and refresh the index, under the lock."""
         return _heads.save_heads(self.path, records)
 
+    def check_writable(self) -> None:
+        """Refuse (one line) before any work when nothing could be saved in this store."""
+        check_writable(self.path)
+        self._check_samples_file()
+
     def info(self) -> dict:
-        """A JSON-able summary (what ``featlab store info`` prints)."""
+        """A JSON-able summary (what ``featlab store info`` prints), with the ``problems`` a
+        quick check finds (sizes, structure; ``check_store(path, full=True)`` reads bytes)."""
+        from .integrity import check_store, damaged_parts
+
         m = self.manifest
         splits = {s: int((self.samples.split == s).sum()) for s in ("train", "test")}
+        problems = check_store(self.path)["problems"]
+        damaged = damaged_parts(problems)
         return dict(path=self.path, schema_version=m["schema_version"],
                     featlab_version=m["featlab_version"], dataset=m["dataset"],
                     n_samples=m["n_samples"], splits=splits, classes=len(self.samples.classes),
@@ -223,7 +256,8 @@ class FeatureStore:
                     backbones={k: dict(weights_sha256=v["weights_sha256"],
                                        layers=len(v["layers"]))
                                for k, v in m["backbones"].items()},
-                    conditions={k: "complete" if v["complete"] else
-                                f"{v['n_parts']}/{v['n_chunks']} chunks"
+                    conditions={k: f"damaged ({damaged[condition_slug(k)]} part(s))"
+                                if condition_slug(k) in damaged else "complete" if v["complete"]
+                                else f"{v['n_parts']}/{v['n_chunks']} chunks"
                                 for k, v in self._conditions.items()},
-                    heads=self.heads())
+                    heads=self.heads(), problems=problems)

@@ -19,8 +19,10 @@ import numpy as np
 from ..errors import FeatlabError
 from ..params import format_value
 from ..utils.paths import fsync_dir
+from .checksums import check_head
+from .files import check_writable, write_h5
 from .index import build_index
-from .layout import WriterLock
+from .layout import SAMPLES, WriterLock
 
 HEADS_DIR = "heads"
 
@@ -65,6 +67,7 @@ def load_head(root: str, name: str, *, purpose: str = "") -> tuple[dict, dict]:
         raise FeatlabError(f"no head {name!r} in store {root}{' ' + purpose if purpose else ''}; "
                            f"fitted: {_names(list_heads(root))}; fit it: featlab fit-head "
                            f"--store {root} --subset {subset}{alpha}")
+    check_head(path, name, root)  # size and sha256 against the record written with it
     try:
         with h5py.File(path, "r") as handle:
             arrays = {k: handle[k][()] for k in handle}
@@ -87,18 +90,25 @@ def head_record(head, **attrs) -> tuple[dict, dict]:
 
 
 def save_heads(root: str, records: dict) -> list[str]:
-    """Write heads (name -> (arrays, attrs)) and refresh the index, under the writer lock."""
+    """Write heads (name -> (arrays, attrs)) and refresh the index, under the writer lock.
+
+    Each head is built in memory and written with its checksum record
+    (:func:`featlab.store.files.write_h5`): a full disk or a read-only store is one line and
+    leaves every head file complete.
+    """
+    check_writable(root)
+    if not os.path.isfile(os.path.join(root, SAMPLES)):  # the index could not be rebuilt
+        raise FeatlabError(f"store {root} has lost {SAMPLES}; rerun the extract command to "
+                           f"rewrite it before fitting heads")
     folder = os.path.join(root, HEADS_DIR)
-    os.makedirs(folder, exist_ok=True)
     with WriterLock(root):
         for name, (arrays, attrs) in records.items():
-            tmp = os.path.join(folder, f".tmp-{name}.h5")
-            with h5py.File(tmp, "w") as handle:
+            def fill(handle, arrays=arrays, attrs=attrs):
                 for key, value in arrays.items():
                     handle.create_dataset(key, data=value, track_times=False)
                 for key, value in attrs.items():
                     handle.attrs[key] = json.dumps(value)
-            os.replace(tmp, head_path(root, name))
+            write_h5(head_path(root, name), fill, root=root, what=f"head {name}")
         fsync_dir(folder)
         build_index(root)
     return sorted(records)

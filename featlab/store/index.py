@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 
 import h5py
 import numpy as np
 
+from ..errors import FeatlabError
+from . import checksums
+from .files import write_h5
 from .layout import INDEX, MANIFEST, SAMPLES, is_complete, list_parts
 from .samples import read_samples, write_samples
+
+log = logging.getLogger(__name__)
 
 
 def parts_signature(root: str) -> str:
@@ -30,12 +36,26 @@ def parts_signature(root: str) -> str:
     return hashlib.sha256("\n".join(sorted(names)).encode()).hexdigest()
 
 
-def _dataset_shapes(path: str) -> dict:
+def _dataset_shapes(path: str) -> dict | None:
+    """name -> (shape, dtype) of a part's datasets, from its checksum record when it has
+    one of the right size, else from the file; None when the part is damaged."""
+    record, problem = checksums.read_record(path)
+    problem = problem or (checksums.size_problem(path, record) if record else None)
+    if record is not None and problem is None:
+        return {name: (tuple(d["shape"]), np.dtype(d["dtype"]))
+                for name, d in record["datasets"].items()}
     shapes = {}
-    with h5py.File(path, "r") as part:
-        part.visititems(lambda name, obj: shapes.__setitem__(name, (obj.shape, obj.dtype))
-                        if isinstance(obj, h5py.Dataset) else None)
-    return shapes
+    try:
+        if problem is None:
+            with h5py.File(path, "r") as part:
+                part.visititems(lambda name, obj: shapes.__setitem__(name, (obj.shape, obj.dtype))
+                                if isinstance(obj, h5py.Dataset) else None)
+            return shapes
+    except (OSError, ValueError, KeyError, RuntimeError) as err:
+        problem = checksums.first_line(err)
+    log.warning("part %s is damaged (%s); not indexed — rerun the extract command to "
+                "recompute it", path, problem)
+    return None
 
 
 def _fill(dtype):
@@ -43,9 +63,20 @@ def _fill(dtype):
 
 
 def _add_condition(group: h5py.Group, folder: str, n_rows: int, n_chunks: int) -> None:
-    with open(os.path.join(folder, "condition.json")) as handle:
-        info = json.load(handle)
-    parts = list_parts(folder)
+    try:
+        with open(os.path.join(folder, "condition.json")) as handle:
+            info = json.load(handle)
+        info["key"]
+    except (OSError, ValueError, KeyError, TypeError):
+        log.warning("%s/condition.json is unreadable; condition not indexed — rerun the "
+                    "extract command to rewrite it", folder)
+        return
+    shapes = {}
+    for start, stop, path in list_parts(folder):
+        found = _dataset_shapes(path)
+        if found is not None:
+            shapes[(start, stop, path)] = found
+    parts = sorted(shapes)
     cond = group.create_group(info["key"])
     cond.attrs["info"] = json.dumps(info)
     cond.attrs["n_parts"] = len(parts)
@@ -56,7 +87,7 @@ def _add_condition(group: h5py.Group, folder: str, n_rows: int, n_chunks: int) -
     layouts = {}
     for start, stop, path in parts:
         rel = os.path.relpath(path, os.path.dirname(os.path.dirname(folder)))
-        for name, (shape, dtype) in _dataset_shapes(path).items():
+        for name, (shape, dtype) in shapes[(start, stop, path)].items():
             if name not in layouts:
                 layouts[name] = (h5py.VirtualLayout((n_rows,) + shape[1:], dtype), dtype)
             layouts[name][0][start:stop] = h5py.VirtualSource(rel, name, shape=shape)
@@ -65,28 +96,37 @@ def _add_condition(group: h5py.Group, folder: str, n_rows: int, n_chunks: int) -
 
 
 def build_index(root: str) -> str:
-    """Write ``root/store.h5`` afresh (temporary name, then rename). Returns its path."""
+    """Write ``root/store.h5`` afresh (built in memory, then renamed in). Returns its path."""
     with open(os.path.join(root, MANIFEST)) as handle:
         manifest = json.load(handle)
+    try:
+        with h5py.File(os.path.join(root, SAMPLES), "r") as samples:
+            table = read_samples(samples)
+    except (OSError, ValueError, KeyError) as err:
+        raise FeatlabError(f"store {root} has no readable {SAMPLES} ({checksums.first_line(err)});"
+                           f" rerun the extract command to rewrite it") from None
+    signature = parts_signature(root)
+    write_h5(os.path.join(root, INDEX), lambda index: _fill_index(index, root, manifest, table,
+                                                                   signature),
+             root=root, what=INDEX, record=False, track_order=True)
+    return os.path.join(root, INDEX)
+
+
+def _fill_index(index: h5py.File, root: str, manifest: dict, table, signature: str) -> None:
     n_rows, chunk = manifest["n_samples"], manifest["chunk_size"]
     n_chunks = -(-n_rows // chunk)
-    tmp = os.path.join(root, f".tmp-{os.getpid()}-{INDEX}")
-    with h5py.File(tmp, "w", track_order=True) as index:
-        index.attrs["schema_version"] = manifest["schema_version"]
-        index.attrs["featlab_version"] = manifest["featlab_version"]
-        index.attrs["manifest"] = json.dumps(manifest)
-        index.attrs["parts_signature"] = parts_signature(root)
-        with h5py.File(os.path.join(root, SAMPLES), "r") as samples:
-            write_samples(index.create_group("samples"), read_samples(samples))
-        conditions = index.create_group("conditions", track_order=True)
-        base = os.path.join(root, "conditions")
-        for slug in sorted(os.listdir(base)) if os.path.isdir(base) else []:
-            if os.path.isfile(os.path.join(base, slug, "condition.json")):
-                _add_condition(conditions, os.path.join(base, slug), n_rows, n_chunks)
-        heads = index.create_group("heads")
-        head_dir = os.path.join(root, "heads")
-        for name in sorted(os.listdir(head_dir)) if os.path.isdir(head_dir) else []:
-            if name.endswith(".h5") and not name.startswith(".tmp-"):
-                heads[name[:-3]] = h5py.ExternalLink(f"heads/{name}", "/")
-    os.replace(tmp, os.path.join(root, INDEX))
-    return os.path.join(root, INDEX)
+    index.attrs["schema_version"] = manifest["schema_version"]
+    index.attrs["featlab_version"] = manifest["featlab_version"]
+    index.attrs["manifest"] = json.dumps(manifest)
+    index.attrs["parts_signature"] = signature
+    write_samples(index.create_group("samples"), table)
+    conditions = index.create_group("conditions", track_order=True)
+    base = os.path.join(root, "conditions")
+    for slug in sorted(os.listdir(base)) if os.path.isdir(base) else []:
+        if os.path.isfile(os.path.join(base, slug, "condition.json")):
+            _add_condition(conditions, os.path.join(base, slug), n_rows, n_chunks)
+    heads = index.create_group("heads")
+    head_dir = os.path.join(root, "heads")
+    for name in sorted(os.listdir(head_dir)) if os.path.isdir(head_dir) else []:
+        if name.endswith(".h5") and not name.startswith(".tmp-"):
+            heads[name[:-3]] = h5py.ExternalLink(f"heads/{name}", "/")

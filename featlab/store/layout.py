@@ -81,8 +81,14 @@ class WriterLock:
         self.handle = None
 
     def acquire(self) -> "WriterLock":
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        handle = open(self.path, "a+")
+        root = os.path.dirname(self.path)
+        try:
+            os.makedirs(root, exist_ok=True)
+            handle = open(self.path, "a+")
+        except OSError as err:
+            raise FeatlabError(f"cannot write to store {root} ({err.strerror}); the store is "
+                               f"read-only for this user — give write access or copy it "
+                               f"elsewhere") from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -18,35 +18,41 @@ import numpy as np
 from .._version import __version__
 from ..errors import FeatlabError
 from ..utils.paths import atomic_write_text, fsync_dir
+from . import checksums
+from .files import check_writable, disk_errors, write_h5
 from .index import build_index
+from .integrity import part_problem, samples_problems
 from .layout import (MANIFEST, SAMPLES, SCHEMA_VERSION, WriterLock, condition_dir, is_complete,
                      list_parts, part_name, remove_temporaries)
+from .manifest import check_schema, read_manifest  # noqa: F401  (re-exported)
 from .samples import table_hash, write_samples
 
 log = logging.getLogger(__name__)
-COMPRESSION = dict(compression="lzf", shuffle=True)
+#: deflate level 1 with byte shuffle: deterministic bytes (zlib), read by stock HDF5; level
+#: chosen with bench/bench_compression.py. Stores written with lzf are still read.
+COMPRESSION = dict(compression="gzip", compression_opts=1, shuffle=True)
 
 
-def check_schema(manifest: dict, root: str) -> None:
-    version = manifest.get("schema_version")
-    if not isinstance(version, int) or version > SCHEMA_VERSION:
-        raise FeatlabError(f"store {root} has schema version {version}, newer than this featlab "
-                           f"reads ({SCHEMA_VERSION}); upgrade featlab (pip install -U featlab)")
+def _samples_problem(root: str, manifest: dict) -> str | None:
+    problems = samples_problems(root, manifest, full=True)
+    return problems[0]["problem"] if problems else None
 
 
-def read_manifest(root: str) -> dict:
-    path = os.path.join(root, MANIFEST)
-    try:
-        with open(path) as handle:
-            manifest = json.load(handle)
-    except FileNotFoundError:
-        raise FeatlabError(f"no feature store at {root} (no {MANIFEST}); create one with "
-                           f"'featlab extract --store {root} ...'") from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise FeatlabError(f"{path} is not valid JSON; the store is damaged — move it "
-                           f"aside and extract again") from None
-    check_schema(manifest, root)
-    return manifest
+def set_aside(root: str, path: str, problem: str) -> str:
+    """Move a damaged file (and its checksum record) to ``root/damaged/``; returns the new path."""
+    rel = os.path.relpath(path, root)
+    target = os.path.join(root, "damaged", rel)
+    n = 0
+    while os.path.exists(target):
+        n += 1
+        target = os.path.join(root, "damaged", f"{rel}.{n}")
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    os.replace(path, target)
+    if os.path.exists(checksums.sidecar(path)):
+        os.replace(checksums.sidecar(path), checksums.sidecar(target))
+    log.warning("%s is damaged (%s); moved to %s, it will be recomputed", rel, problem,
+                os.path.relpath(target, root))
+    return target
 
 
 class StoreWriter:
@@ -57,6 +63,7 @@ class StoreWriter:
         self.root = os.path.abspath(root)
         if os.path.exists(self.root) and not os.path.isdir(self.root):
             raise FeatlabError(f"--store {root} is a file; give a directory path for the store")
+        check_writable(self.root)
         self.lock = WriterLock(self.root).acquire()
         try:
             self.manifest = self._open_or_create(samples, backbones, dataset_spec, chunk_size,
@@ -74,17 +81,26 @@ class StoreWriter:
             if removed:
                 log.info("removed %d unfinished file(s) of an interrupted run", removed)
             self._check_same(manifest, samples, backbones)
+            problem = _samples_problem(self.root, manifest)
+            if problem:
+                path = os.path.join(self.root, SAMPLES)
+                if os.path.exists(path):
+                    set_aside(self.root, path, problem)
+                self._write_samples(samples)
+                log.warning("rewrote %s of store %s (%s)", SAMPLES, self.root, problem)
             return manifest
         manifest = dict(schema_version=SCHEMA_VERSION, featlab_version=__version__,
                         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                         dataset=dataset_spec, n_samples=len(samples), chunk_size=chunk_size,
                         samples_sha256=table_hash(samples), backbones=backbones, **extra)
-        tmp = os.path.join(self.root, f".tmp-{SAMPLES}")
-        with h5py.File(tmp, "w") as handle:
-            write_samples(handle, samples)
-        os.replace(tmp, os.path.join(self.root, SAMPLES))
-        atomic_write_text(os.path.join(self.root, MANIFEST), json.dumps(manifest, indent=2))
+        self._write_samples(samples)
+        with disk_errors(self.root, MANIFEST):
+            atomic_write_text(os.path.join(self.root, MANIFEST), json.dumps(manifest, indent=2))
         return manifest
+
+    def _write_samples(self, samples) -> None:
+        write_h5(os.path.join(self.root, SAMPLES), lambda h: write_samples(h, samples),
+                 root=self.root, what=SAMPLES)
 
     def _check_same(self, manifest, samples, backbones) -> None:
         old = sorted(manifest["backbones"])
@@ -106,12 +122,18 @@ class StoreWriter:
                 for s in range(0, self.n_rows, self.chunk_size)]
 
     def add_condition(self, key: str, info: dict) -> None:
+        """Write ``condition.json`` unless an intact one is there (a damaged one is rewritten)."""
         folder = condition_dir(self.root, key)
         path = os.path.join(folder, "condition.json")
-        if os.path.isfile(path):
-            return
-        os.makedirs(folder, exist_ok=True)
-        atomic_write_text(path, json.dumps(dict(info, key=key), indent=2, sort_keys=True))
+        try:
+            with open(path) as handle:
+                if json.load(handle)["key"] == key:
+                    return
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        with disk_errors(self.root, f"{key}/condition.json"):
+            os.makedirs(folder, exist_ok=True)
+            atomic_write_text(path, json.dumps(dict(info, key=key), indent=2, sort_keys=True))
 
     def condition_dir(self, key: str) -> str:
         return condition_dir(self.root, key)
@@ -119,6 +141,7 @@ class StoreWriter:
     def stored_rows(self, key: str, name: str):
         """Yield ``(start, stop, values or None)`` of array ``name`` in each stored part."""
         for start, stop, path in list_parts(condition_dir(self.root, key)):
+            self._check_part(key, path, name)
             with h5py.File(path, "r") as part:
                 yield start, stop, part[name][()] if name in part else None
 
@@ -132,36 +155,52 @@ class StoreWriter:
                                f"{n_chunks} chunks present); {how}")
         out = {name: [] for name in names}
         for _, _, path in parts:
+            for name in names:
+                self._check_part(key, path, name, absent_ok=False)
             with h5py.File(path, "r") as part:
                 for name in names:
                     out[name].append(part[name][()])
         return {name: np.concatenate(v) for name, v in out.items()}
 
+    def _check_part(self, key: str, path: str, name: str, absent_ok: bool = True) -> None:
+        problem = checksums.check_dataset(path, name, absent_ok=absent_ok)
+        if problem:
+            raise FeatlabError(f"part {os.path.relpath(path, self.root)} of condition {key} is "
+                               f"damaged: {problem}; rerun the extract command to recompute it")
+
     def missing_chunks(self, key: str) -> list[tuple[int, int]]:
-        done = {(a, b) for a, b, _ in list_parts(condition_dir(self.root, key))}
+        """Chunks of ``key`` without an intact part; damaged parts are moved aside first."""
+        done = set()
+        for start, stop, path in list_parts(condition_dir(self.root, key)):
+            problem = part_problem(path, start, stop, self.manifest, full=True)
+            if problem:
+                set_aside(self.root, path, problem)
+            else:
+                done.add((start, stop))
         return [c for c in self.chunks() if c not in done]
 
     def write_part(self, key: str, start: int, stop: int, arrays: dict, attrs=None) -> None:
         """Write rows [start, stop) of every array (name -> (rows, ...) array) at once."""
-        folder = condition_dir(self.root, key)
-        final = os.path.join(folder, part_name(start, stop))
-        tmp = os.path.join(folder, ".tmp-" + part_name(start, stop))
-        with h5py.File(tmp, "w") as part:
+        for name, values in arrays.items():
+            if len(values) != stop - start:
+                raise ValueError(f"{name}: {len(values)} rows for part [{start}, {stop})")
+
+        def fill(part):
             for name, values in arrays.items():
                 values = np.ascontiguousarray(values)
-                if len(values) != stop - start:
-                    raise ValueError(f"{name}: {len(values)} rows for part [{start}, {stop})")
                 opts = COMPRESSION if values.dtype.kind == "f" and values.size > 64 else {}
                 part.create_dataset(name, data=values, track_times=False, **opts)
             for attr, value in (attrs or {}).items():
                 part.attrs[attr] = value
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, final)
+
+        folder = condition_dir(self.root, key)
+        write_h5(os.path.join(folder, part_name(start, stop)), fill, root=self.root,
+                 what=f"part {part_name(start, stop)} of {key}")
         fsync_dir(folder)
 
     def rebuild_index(self) -> str:
-        return build_index(self.root)
+        with disk_errors(self.root, "the index store.h5"):
+            return build_index(self.root)
 
     def close(self) -> None:
         self.lock.release()

@@ -69,6 +69,8 @@ def fit_head(store, *, alphas=(0.0,), subset="all", layer="penultimate", fg=None
     alphas = sorted({float(a) for a in alphas})
     if any(a < 0 for a in alphas):
         raise FeatlabError(f"--alpha {min(alphas)}: the penalty weight must be >= 0")
+    if save:
+        store.check_writable()  # refuse before fitting, not after
     fg, bg = fg_bg(store.backbone_meta, fg, bg, where=f"store {store.path}")
     keys = _conditions(store, conditions)
     (x_fg, x_bg), y, _ = block(store, (fg, bg), layer=layer, split="train", subset=subset)

@@ -23,6 +23,8 @@ import numpy as np
 try:  # numba ships with umap-learn, a featlab dependency
     from numba import njit, prange
 
+    from ...utils.numba_cache import cached_njit
+
     HAVE_NUMBA = True
 except ImportError:  # pragma: no cover - exercised only without numba
     HAVE_NUMBA = False
@@ -65,7 +67,7 @@ if HAVE_NUMBA:
             a, b = b, a
         return a * n + b - ((a + 2) * (a + 1)) // 2
 
-    @njit(parallel=True, cache=True)
+    @cached_njit(parallel=True)  # cached under featlab's cache dir, not the package
     def _shared_kernel(xt, yt, perms, out):  # pragma: no cover - compiled
         # xt, yt: (m, S), samples last; perms: (P, n); out: (P, S)
         n_perm, n = perms.shape
@@ -87,7 +89,7 @@ if HAVE_NUMBA:
                 for s in range(n_s):
                     out[p0 + j, s] = min(max(acc[j, s], -1.0), 1.0)
 
-    @njit(parallel=True, cache=True)
+    @cached_njit(parallel=True)  # cached under featlab's cache dir, not the package
     def _per_sample_kernel(xn, yn, perms, out):  # pragma: no cover - compiled
         # xn, yn: (S, m); perms: (S, P, n); out: (S, P)
         n_s, n_perm, n = perms.shape
