@@ -91,7 +91,8 @@ class PerImagePlan:
         self.missing = {k: set(missing[k]) for k in self.conditions}
         self.image_ids = np.asarray(image_ids, dtype=np.int64)
         self.run_seed, self.image_size, self.item_bytes = int(run_seed), image_size, item_bytes
-        self._threads_set = False
+        for perturbation in self.perturbations.values():
+            perturbation.prepare()  # here, before the workers are forked
 
     @property
     def active(self) -> bool:
@@ -119,7 +120,6 @@ class PerImagePlan:
     def apply(self, part: Part, row: int, image: torch.Tensor, boxes: torch.Tensor,
               reason: str):
         """Worker side, one image: ``(clean image or empty, boxes, reason, {key: array}, first)``."""
-        self._single_threaded_in_worker()
         array, box_array = image.numpy(), boxes.numpy()
         out = {}
         for key in part.keys:
@@ -161,12 +161,3 @@ class PerImagePlan:
                     parts.setdefault(name, []).append(values)
             results.append({k: np.concatenate(v) for k, v in parts.items()})
         return results
-
-    def _single_threaded_in_worker(self) -> None:
-        """One OpenCV thread per worker (the workers already use every core)."""
-        if self._threads_set or torch.utils.data.get_worker_info() is None:
-            return
-        import cv2
-
-        cv2.setNumThreads(1)
-        self._threads_set = True

@@ -17,6 +17,7 @@ argument instead (numba's and scikit-image's generators). Each call here seeds a
 from the image's seed and restores NumPy's global state afterwards, so a corrupted image is
 a pure function of (run seed, image id, corruption, severity), in any process, and callers'
 own use of ``np.random`` is undisturbed. (The package does not use Python's ``random``.)
+OpenCV runs single-threaded in every process that corrupts (see :func:`_package`).
 """
 from __future__ import annotations
 
@@ -40,11 +41,20 @@ MIN_SIDE = 32  # imagecorruptions rejects smaller images
 
 @functools.lru_cache(maxsize=1)
 def _package():
+    """The package and the corruptions that take ``seed=``; OpenCV set to one thread.
+
+    One OpenCV thread: the parallelism is the decode workers', and a forked worker that
+    touches an OpenCV thread pool started in its parent can hang (seen with
+    ``cv2.setNumThreads`` in a DataLoader worker). Extraction calls this in the main
+    process before forking (:meth:`Corrupt.prepare`).
+    """
     try:
+        import cv2
         import imagecorruptions
     except ImportError as err:  # pragma: no cover - a declared dependency
         raise FeatlabError("corrupt:... needs the package imagecorruptions-imaug; install it "
-                           "with: pip install imagecorruptions-imaug") from err
+                           "with: pip install imagecorruptions-imaug==1.1.5") from err
+    cv2.setNumThreads(1)
     seeded = {n for n in IMAGENET_C
               if "seed" in inspect.signature(imagecorruptions.corruption_dict[n]).parameters}
     return imagecorruptions, frozenset(seeded)
@@ -109,6 +119,9 @@ class Corrupt(PerImagePerturbation):
                 if item not in names:
                     names.append(item)
         return dict(values, name=names)
+
+    def prepare(self) -> None:
+        _package()
 
     def seed_parts(self, params: dict) -> tuple:
         return (self.name, params["name"], int(params["severity"]))

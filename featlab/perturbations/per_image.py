@@ -63,6 +63,9 @@ class PerImagePerturbation(Perturbation):
     needs_boxes = True  # only for region=object|background (extraction checks region)
     uint8_output = False  # True when every output is k/255 (moved between processes as uint8)
 
+    def prepare(self) -> None:
+        """Called once in the main process before decode workers are forked (imports, setup)."""
+
     def seed_parts(self, params: dict) -> tuple:
         """What, besides the run seed and the image id, the image's randomness depends on."""
         return (self.name, int(params["severity"]))
