@@ -2,6 +2,11 @@
 
 A file that cannot be decoded yields a zero image and its reason; the extractor records
 the reason, stores NaN features for that row and goes on.
+
+``work`` (optional, a :class:`featlab.extraction.cpu_perturb.PerImagePlan`) is per-image
+CPU work done in the workers right after decoding (the corruptions): it splits chunks into
+loader items, computes each image's corrupted versions and collates them into the 6th
+element of what :func:`iter_chunks` yields (None without ``work``).
 """
 from __future__ import annotations
 
@@ -13,14 +18,19 @@ from ..data.base import MAX_INSTANCES
 
 
 class _Rows(Dataset):
-    def __init__(self, dataset):
-        self.dataset = dataset
+    def __init__(self, dataset, work=None):
+        self.dataset, self.work = dataset, work
         self.size = dataset.image_size
 
     def __len__(self):
         return len(self.dataset)
 
-    def __getitem__(self, row):
+    def __getitem__(self, item):
+        row, part = item
+        decoded = self._decode(row)
+        return decoded if self.work is None else self.work.apply(part, int(row), *decoded)
+
+    def _decode(self, row):
         try:
             image, boxes = self.dataset.load(int(row))
             return (torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)),
@@ -36,12 +46,18 @@ def _collate(items):
     return torch.stack(images), torch.stack(boxes), list(reasons)
 
 
-def iter_chunks(dataset, chunks: list[tuple[int, int]], workers: int = 0):
-    """Yield ``(start, stop, images, boxes, reasons)`` for each chunk, decoded in order."""
+def iter_chunks(dataset, chunks: list[tuple[int, int]], workers: int = 0, work=None):
+    """Yield ``(start, stop, images, boxes, reasons, cpu)`` per loader item, in order.
+
+    Without ``work`` there is one item per chunk and ``cpu`` is None; with it, a chunk may
+    come as several items (see :mod:`featlab.extraction.cpu_perturb`).
+    """
     if not chunks:
         return
-    loader = DataLoader(_Rows(dataset), batch_sampler=[list(range(a, b)) for a, b in chunks],
-                        num_workers=workers, collate_fn=_collate,
+    items = work.items(chunks) if work is not None else [(a, b, None) for a, b in chunks]
+    loader = DataLoader(_Rows(dataset, work),
+                        batch_sampler=[[(r, part) for r in range(a, b)] for a, b, part in items],
+                        num_workers=workers, collate_fn=_collate if work is None else work.collate,
                         persistent_workers=False, prefetch_factor=2 if workers else None)
-    for (start, stop), (images, boxes, reasons) in zip(chunks, loader):
-        yield start, stop, images, boxes, reasons
+    for (start, stop, _), batch in zip(items, loader):
+        yield (start, stop, *batch) if work is not None else (start, stop, *batch, None)

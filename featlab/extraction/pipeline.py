@@ -5,7 +5,8 @@ decode the chunk (worker processes with ``workers > 0``), then for each missing 
 perturb it batch by batch, run every backbone once on the perturbed batch with feature
 capture on, and write the chunk's features as one part (see :mod:`featlab.store.layout`).
 Memory holds one chunk at a time, whatever the dataset's size; a killed run continues from
-the parts on disk; a complete run repeated does nothing.
+the parts on disk; a complete run repeated does nothing. Per-image CPU perturbations (the
+corruptions) are computed by the decode workers, not here (:mod:`.cpu_perturb`).
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from ..store import StoreWriter
 from ..store.files import check_writable
 from ..utils.progress import progress
 from ..utils.seeding import generator
+from .cpu_perturb import PerImagePlan
 from .decode import iter_chunks
 from .forward import forward
 from .probing import ProbeRunner
@@ -176,9 +178,13 @@ def extract(spec: ExtractionSpec) -> dict:
                        decode_failures={})
         probes = None
         labels_all = torch.from_numpy(dataset.samples.label.astype(np.int64))
+        plan = PerImagePlan(conditions, missing, dataset.samples.image_id, spec.seed,
+                            dataset.image_size)
+        work = plan if plan.active else None  # corruptions: done by the decode workers
         bar = progress(total=sum(len(v) for v in missing.values()) * spec.chunk_size,
                        desc="extract", unit="img")
-        for start, stop, images, boxes, reasons in iter_chunks(dataset, needed, spec.workers):
+        for start, stop, images, boxes, reasons, cpu in iter_chunks(dataset, needed,
+                                                                    spec.workers, work):
             images, boxes = images.to(device), boxes.to(device)
             labels = labels_all[start:stop].to(device)
             valid = np.array([not r for r in reasons])
@@ -186,8 +192,11 @@ def extract(spec: ExtractionSpec) -> dict:
                 if reason:
                     summary["decode_failures"][str(dataset.samples.file[start + row])] = reason
             todo = [c for c in conditions if (start, stop) in missing[c.key]]
+            todo = todo if cpu is None else plan.todo(cpu, todo)  # what this loader item holds
             for group in _groups(todo):
-                if group[0].family == "probe":
+                if cpu is not None and group[0].key in cpu.images:
+                    results = plan.features(group, cpu, models, spec.batch_size, device)
+                elif group[0].family == "probe":
                     probes = probes or ProbeRunner(writer, dataset, models, spec)
                     results = probes.chunk(group, start, stop, images, labels)
                 else:
