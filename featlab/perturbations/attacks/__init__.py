@@ -7,5 +7,6 @@ classifier with normalization inside; see :class:`~._base.Attack` for the contra
 from ._base import Attack  # noqa: F401
 from ._common import success_rate  # noqa: F401
 from . import bim, cw, fgsm, mifgsm, pgd, pgdll, tfgsm  # noqa: F401  (register entries)
+from . import apgdce, apgdt  # noqa: F401,E402  (the AutoAttack family)
 
 __all__ = ["Attack", "success_rate"]
