@@ -57,7 +57,16 @@ def attack_robust(images: torch.Tensor, labels: torch.Tensor, robust: torch.Tens
     return adv, robust, broken_by
 
 
-def predict_subset(model, images: torch.Tensor) -> torch.Tensor:
+def ranked_targets(logits: torch.Tensor, count: int) -> list:
+    """Target labels of the targeted runs: the 2nd, 3rd, ... largest clean logit of each row.
+
+    Returns a list of ``min(count, K - 1)`` int64 Tensors of shape (n,).
+    """
+    order = logits.argsort(dim=1, descending=True)
+    return [order[:, rank] for rank in range(1, min(count, logits.shape[1] - 1) + 1)]
+
+
+def predict_batch(model, images: torch.Tensor) -> torch.Tensor:
     """Arg-max class of ``model`` on ``images`` (one forward, no graph), shape (n,)."""
     with torch.no_grad():
         return model(images).argmax(1)

@@ -32,12 +32,12 @@ class APGDCE(Attack):
         return clean_state(model, images, labels)
 
     def attack(self, images, shared, model, generator, params) -> torch.Tensor:
-        eps = params["eps"] * space_scale(params["eps_space"], model, images)
-        return self.run(images, shared, model, generator, eps, params)[0]
+        return self.run(images, shared, model, generator, params)[0]
 
     @staticmethod
-    def run(images, shared, model, generator, eps, params) -> tuple:
-        """``(adv, robust, broken_by)`` of :func:`._robust.attack_robust`; ``eps`` in pixels."""
+    def run(images, shared, model, generator, params) -> tuple:
+        """``(adv, robust, broken_by)`` of :func:`._robust.attack_robust`."""
+        eps = params["eps"] * space_scale(params["eps_space"], model, images)
         labels = shared["target"]
 
         def one_run(x, y, rows):

@@ -22,19 +22,9 @@ from ._apgd import APGD_STEPS, N_RESTARTS, N_TARGET_CLASSES, RHO, apgd_run
 from ._base import LINF_PARAMS, Attack
 from ._common import space_scale
 from ._losses import check_classes, dlr_targeted
-from ._robust import attack_robust, clean_state
+from ._robust import attack_robust, clean_state, ranked_targets
 
 logger = logging.getLogger(__name__)
-
-
-def ranked_targets(logits: torch.Tensor, count: int) -> list:
-    """Target labels per try: ``[2nd largest, 3rd largest, ...]`` of each row, each of shape (n,).
-
-    ``count`` is capped at K - 1 (every class but the top one).
-    """
-    order = logits.argsort(dim=1, descending=True)
-    count = min(count, logits.shape[1] - 1)
-    return [order[:, rank] for rank in range(1, count + 1)]
 
 
 @PERTURBATIONS.register("apgdt")
@@ -48,12 +38,12 @@ class APGDT(Attack):
         return clean_state(model, images, labels)
 
     def attack(self, images, shared, model, generator, params) -> torch.Tensor:
-        eps = params["eps"] * space_scale(params["eps_space"], model, images)
-        return self.run(images, shared, model, generator, eps, params)[0]
+        return self.run(images, shared, model, generator, params)[0]
 
     @staticmethod
-    def run(images, shared, model, generator, eps, params) -> tuple:
-        """``(adv, robust, broken_by)`` of :func:`._robust.attack_robust`; ``eps`` in pixels."""
+    def run(images, shared, model, generator, params) -> tuple:
+        """``(adv, robust, broken_by)`` of :func:`._robust.attack_robust`."""
+        eps = params["eps"] * space_scale(params["eps_space"], model, images)
         check_classes(shared["logits"], 4, "apgdt (the targeted DLR loss)")
         targets = ranked_targets(shared["logits"], params["n_target_classes"])
         if len(targets) < params["n_target_classes"]:
