@@ -74,6 +74,15 @@ def train(seed):
     return model
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """The toy net gains nothing from threads, and on a shared 2-core machine they spin."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def trained():
     return train(seed=0)
@@ -87,15 +96,22 @@ def batch(trained):
     return x, y
 
 
+def budget(name):
+    """Small budgets for attacks whose defaults are heavy (AutoAttack: 100 steps, 5000 queries)."""
+    defaults = {p.name: p.default for p in PERTURBATIONS.get(name).params}
+    return {k: v for k, v in (("steps", 5), ("n_queries", 30)) if defaults.get(k, 0) > 50}
+
+
 def run(name, model, x, y, seed=0, **params):
     return PERTURBATIONS.get(name)().perturb(
         x, labels=y, boxes=None, model=model, generator=torch.Generator().manual_seed(seed),
-        **params)
+        **{**budget(name), **params})
 
 
 def fast(name):
     """Few iterations for the iterative attacks (contract tests, not strength tests)."""
-    return {} if name in ("fgsm", "tfgsm") else {"steps": 3}
+    names = {p.name for p in PERTURBATIONS.get(name).params}
+    return {k: v for k, v in (("steps", 3), ("n_queries", 10)) if k in names}
 
 
 def accuracy(model, x, y):

@@ -1,0 +1,72 @@
+"""AutoAttack's book-keeping: attack only what is still classified correctly, keep the first hit.
+
+Croce & Hein (ICML 2020, Section 5) run every attack, every restart and every target class
+only on the points that no earlier run has broken, and return, per point, the first
+adversarial example found (the clean image when none is). :func:`attack_robust` is that
+loop; the components (:mod:`.apgdce`, :mod:`.apgdt`, :mod:`.fab`, :mod:`.square`) and the
+ensemble (:mod:`.autoattack`) are built on it, so a point that is misclassified to begin
+with is never attacked and is returned unchanged.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import torch
+
+# one run: (images, labels, rows of the batch) -> (candidates, fooled), on the given rows only
+Run = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple]
+
+
+@torch.no_grad()
+def clean_state(model, images: torch.Tensor, labels: torch.Tensor) -> dict:
+    """What every component needs once per batch: ``target`` (the labels), ``logits``
+    of shape (n, K) on the clean images and ``correct`` of shape (n,)."""
+    logits = model(images)
+    return {"target": labels, "logits": logits, "correct": logits.argmax(1) == labels}
+
+
+def attack_robust(images: torch.Tensor, labels: torch.Tensor, robust: torch.Tensor,
+                  runs: Iterable[Run]) -> tuple:
+    """Apply ``runs`` in order, each to the rows that are still ``robust``.
+
+    Parameters
+    ----------
+    images : Tensor of shape (n, C, H, W) — clean images in [0, 1]
+    labels : Tensor of shape (n,)
+    robust : bool Tensor of shape (n,) — rows to attack (the correctly classified ones)
+    runs : iterable of callables ``run(images[rows], labels[rows], rows)`` returning
+        ``(candidates, fooled)`` of shapes (m, C, H, W) and (m,)
+
+    Returns
+    -------
+    adv : Tensor of shape (n, C, H, W) — each row's first successful candidate, else clean
+    robust : bool Tensor of shape (n,) — rows that no run broke
+    broken_by : int64 Tensor of shape (n,) — index of the run that broke the row, -1 if none
+    """
+    adv, robust = images.clone(), robust.clone()
+    broken_by = torch.full((len(images),), -1, dtype=torch.int64, device=images.device)
+    for index, run in enumerate(runs):
+        rows = robust.nonzero().flatten()
+        if len(rows) == 0:
+            break
+        candidates, fooled = run(images[rows], labels[rows], rows)
+        hit = rows[fooled]
+        adv[hit] = candidates[fooled].to(adv.dtype)
+        robust[hit] = False
+        broken_by[hit] = index
+    return adv, robust, broken_by
+
+
+def ranked_targets(logits: torch.Tensor, count: int) -> list:
+    """Target labels of the targeted runs: the 2nd, 3rd, ... largest clean logit of each row.
+
+    Returns a list of ``min(count, K - 1)`` int64 Tensors of shape (n,).
+    """
+    order = logits.argsort(dim=1, descending=True)
+    return [order[:, rank] for rank in range(1, min(count, logits.shape[1] - 1) + 1)]
+
+
+def predict_batch(model, images: torch.Tensor) -> torch.Tensor:
+    """Arg-max class of ``model`` on ``images`` (one forward, no graph), shape (n,)."""
+    with torch.no_grad():
+        return model(images).argmax(1)
