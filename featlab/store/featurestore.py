@@ -20,6 +20,7 @@ from . import checksums
 from . import heads as _heads
 from .files import check_writable
 from .index import build_index, parts_signature
+from .integrity import check_store, damaged_parts
 from .layout import INDEX, SAMPLES, WriterLock, condition_dir, condition_slug, list_parts
 from .manifest import check_schema, read_manifest
 from .samples import read_samples
@@ -242,7 +243,6 @@ class FeatureStore:
     def info(self) -> dict:
         """A JSON-able summary (what ``featlab store info`` prints), with the ``problems`` a
         quick check finds (sizes, structure; ``check_store(path, full=True)`` reads bytes)."""
-        from .integrity import check_store, damaged_parts
 
         m = self.manifest
         splits = {s: int((self.samples.split == s).sum()) for s in ("train", "test")}

@@ -18,7 +18,9 @@ import h5py
 from ..errors import FeatlabError
 from . import checksums
 from .layout import INDEX, MANIFEST, SAMPLES, condition_slug, list_parts
+from .index import parts_signature
 from .manifest import read_manifest
+from .samples import read_samples, table_hash
 
 EXTRACT = "rerun the extract command to recompute it"
 
@@ -74,7 +76,6 @@ def _problem(file: str, problem: str, repair: str) -> dict:
 
 
 def samples_problems(root: str, manifest: dict, full: bool) -> list:
-    from .samples import read_samples, table_hash
 
     path = os.path.join(root, SAMPLES)
     repair = "rerun the extract command to rewrite it"
@@ -92,7 +93,6 @@ def samples_problems(root: str, manifest: dict, full: bool) -> list:
 
 
 def _index_problems(root: str) -> list:
-    from .index import parts_signature
 
     path = os.path.join(root, INDEX)
     repair = "any featlab command with write access to the store rebuilds it"

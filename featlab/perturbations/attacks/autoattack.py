@@ -23,7 +23,7 @@ import logging
 
 import torch
 
-from .. import PERTURBATIONS
+from ..registry import PERTURBATIONS
 from ._apgd import APGD_STEPS, N_TARGET_CLASSES
 from ._base import LINF_PARAMS, Attack
 from ._robust import attack_robust, clean_state
