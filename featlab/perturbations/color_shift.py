@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import PERTURBATIONS
+from .registry import PERTURBATIONS
 from .per_image import PerImagePerturbation, region_param, severity_param, severity_value
 
 FRACTION = (0.08, 0.30)

@@ -28,7 +28,7 @@ import inspect
 import numpy as np
 
 from ..errors import FeatlabError
-from . import PERTURBATIONS
+from .registry import PERTURBATIONS
 from .base import Param
 from .per_image import PerImagePerturbation, region_param, severity_param
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import PERTURBATIONS
+from .registry import PERTURBATIONS
 from .per_image import (REFERENCE_SIZE, PerImagePerturbation, region_param, severity_param,
                         severity_value)
 

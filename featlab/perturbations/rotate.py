@@ -13,7 +13,7 @@ import math
 import numpy as np
 from scipy import ndimage
 
-from . import PERTURBATIONS
+from .registry import PERTURBATIONS
 from .per_image import PerImagePerturbation, region_param, severity_param, severity_value
 
 DEGREES = (8.0, 40.0)
