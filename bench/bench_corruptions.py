@@ -82,8 +82,9 @@ def _loop_images(images, image_ids, cond) -> np.ndarray:
 
 def role_loop(args, root, weights, out_path):
     """The reference loop, in its own process: decode, corrupt per image, forward."""
-    from featlab.extraction.pipeline import build_backbones, forward, load_dataset
-    from featlab.perturbations import parse_conditions
+    from featlab.extraction.forward import forward
+    from featlab.extraction.pipeline import build_backbones, load_dataset
+    from featlab.conditions import parse_conditions
 
     started = time.perf_counter()
     spec = _spec(args, root, weights)
@@ -169,7 +170,7 @@ def corruption_stage(args, root, weights) -> float:
     from featlab.extraction.cpu_perturb import PerImagePlan
     from featlab.extraction.decode import iter_chunks
     from featlab.extraction.pipeline import load_dataset
-    from featlab.perturbations import parse_conditions
+    from featlab.conditions import parse_conditions
 
     dataset = load_dataset(_spec(args, root, weights))
     conditions = parse_conditions(CONDITIONS)

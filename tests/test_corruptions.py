@@ -14,7 +14,8 @@ from featlab.extraction import ExtractionSpec, extract  # noqa: E402
 from featlab.extraction.cpu_perturb import PerImagePlan  # noqa: E402
 from featlab.extraction.decode import iter_chunks  # noqa: E402
 from featlab.extraction.pipeline import load_dataset  # noqa: E402
-from featlab.perturbations import PERTURBATIONS, parse_condition, parse_conditions  # noqa: E402
+from featlab.conditions import parse_condition, parse_conditions  # noqa: E402
+from featlab.perturbations import PERTURBATIONS  # noqa: E402
 from featlab.perturbations.color_shift import ColorShift  # noqa: E402
 from featlab.perturbations.corrupt import IMAGENET_C, from_uint8_hwc  # noqa: E402
 from featlab.perturbations.occlude import GREY, Occlude  # noqa: E402

@@ -94,9 +94,11 @@ class PerImagePlan:
         for perturbation in self.perturbations.values():
             perturbation.prepare()  # here, before the workers are forked
 
-    @property
-    def active(self) -> bool:
-        return bool(self.conditions)
+    @classmethod
+    def for_run(cls, conditions, missing: dict, dataset, run_seed: int):
+        """The plan of an extraction run, or None when it has no per-image condition."""
+        plan = cls(conditions, missing, dataset.samples.image_id, run_seed, dataset.image_size)
+        return plan if plan.conditions else None
 
     def items(self, chunks) -> list[tuple[int, int, Part]]:
         """``(start, stop, part)`` loader items, in chunk order."""

@@ -178,9 +178,7 @@ def extract(spec: ExtractionSpec) -> dict:
                        decode_failures={})
         probes = None
         labels_all = torch.from_numpy(dataset.samples.label.astype(np.int64))
-        plan = PerImagePlan(conditions, missing, dataset.samples.image_id, spec.seed,
-                            dataset.image_size)
-        work = plan if plan.active else None  # corruptions: done by the decode workers
+        work = PerImagePlan.for_run(conditions, missing, dataset, spec.seed)  # or None
         bar = progress(total=sum(len(v) for v in missing.values()) * spec.chunk_size,
                        desc="extract", unit="img")
         for start, stop, images, boxes, reasons, cpu in iter_chunks(dataset, needed,
@@ -192,10 +190,10 @@ def extract(spec: ExtractionSpec) -> dict:
                 if reason:
                     summary["decode_failures"][str(dataset.samples.file[start + row])] = reason
             todo = [c for c in conditions if (start, stop) in missing[c.key]]
-            todo = todo if cpu is None else plan.todo(cpu, todo)  # what this loader item holds
+            todo = todo if cpu is None else work.todo(cpu, todo)  # what this loader item holds
             for group in _groups(todo):
                 if cpu is not None and group[0].key in cpu.images:
-                    results = plan.features(group, cpu, models, spec.batch_size, device)
+                    results = work.features(group, cpu, models, spec.batch_size, device)
                 elif group[0].family == "probe":
                     probes = probes or ProbeRunner(writer, dataset, models, spec)
                     results = probes.chunk(group, start, stop, images, labels)
