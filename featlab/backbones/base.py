@@ -102,11 +102,12 @@ class Backbone(nn.Module):
 
 
 @contextlib.contextmanager
-def capture_features(backbone: Backbone) -> Iterator[dict]:
+def capture_features(backbone: Backbone, layers=None) -> Iterator[dict]:
     """Within the block, every forward of ``backbone`` fills the yielded dict.
 
     Keys are BN module names (``bn1``, ``layer1.0.bn2``, ``layer2.0.downsample.1``, ...),
     ``penultimate`` and ``logits``; values are (n, C) float32 tensors on the model's device.
+    ``layers`` (a collection of those names) hooks only these; None hooks every one.
     """
     store: dict[str, torch.Tensor] = {}
     handles = []
@@ -117,12 +118,16 @@ def capture_features(backbone: Backbone) -> Iterator[dict]:
 
         return hook
 
+    wanted = None if layers is None else set(layers)
     for name, module in backbone.bn_layers():
-        handles.append(module.register_forward_hook(make_hook(name)))
-    handles.append(backbone.net.avgpool.register_forward_hook(
-        lambda m, i, o: store.__setitem__("penultimate", torch.flatten(o, 1))))
-    handles.append(backbone.net.fc.register_forward_hook(
-        lambda m, i, o: store.__setitem__("logits", o)))
+        if wanted is None or name in wanted:
+            handles.append(module.register_forward_hook(make_hook(name)))
+    if wanted is None or "penultimate" in wanted:
+        handles.append(backbone.net.avgpool.register_forward_hook(
+            lambda m, i, o: store.__setitem__("penultimate", torch.flatten(o, 1))))
+    if wanted is None or "logits" in wanted:
+        handles.append(backbone.net.fc.register_forward_hook(
+            lambda m, i, o: store.__setitem__("logits", o)))
     try:
         yield store
     finally:

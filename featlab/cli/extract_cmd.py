@@ -47,9 +47,20 @@ def _names(registry) -> str:
 @click.option("--image-size", type=int, default=None, help="Resize to N x N [224; synthetic 64].")
 @click.option("--classes", default=None, help="Comma-separated class list (COCO).")
 @click.option("--seed", default=0, show_default=True, help="Split, --limit and attack seed.")
-@click.option("--cache-dir", default=None, help="Weights cache [default: cache/].")
+@click.option("--cache-dir", default=None, help="Weights and COCO-selection cache "
+              "[default: cache/].")
+@click.option("--selection", type=click.Choice(["paper", "all"]), default=None,
+              help="COCO: the fusion paper's filter [paper], or every annotated image.")
+@click.option("--layers", default=None, help="Comma-separated globs of the layers to store, "
+              "e.g. penultimate,layer4.* [default: every captured layer].")
+@click.option("--dtype", type=click.Choice(["float32", "float16"]), default="float32",
+              show_default=True, help="Stored feature dtype (reads return float32).")
+@click.option("--precision", type=click.Choice(["fp32", "tf32", "bf16"]), default="fp32",
+              show_default=True, help="Forward precision; fp32 keeps TF32 off.")
+@click.option("--channels-last", is_flag=True, help="Channels-last memory format.")
 def extract_command(dataset, root, store, backbones, conditions, weights, device, batch_size,
-                    workers, limit, chunk_size, image_size, classes, seed, cache_dir):
+                    workers, limit, chunk_size, image_size, classes, seed, cache_dir,
+                    selection, layers, dtype, precision, channels_last):
     """Extract BN, penultimate and logit features of every image under every condition.
 
     Rerunning the same command continues an interrupted run; a complete one does nothing.
@@ -60,19 +71,30 @@ def extract_command(dataset, root, store, backbones, conditions, weights, device
         --weights places365-resnet18=resnet18_places365.pth.tar \\
         --conditions clean,blur:sigma=1:5:10:20:45
     featlab extract --dataset cifar10 --root DATA/cifar10 --conditions clean --limit 2000
+    featlab extract --dataset imagefolder --root DATA/my_images --layers penultimate \\
+        --dtype float16 --conditions clean,blur:sigma=2:region=all
+    torchrun --nproc_per_node 4 -m featlab extract --dataset coco --root DATA/coco ...
     """
     from ..extraction import ExtractionSpec, extract
 
     options = {"classes": classes.split(",")} if classes else {}
+    if selection is not None:
+        options["selection"] = selection
+    if cache_dir is not None and dataset in ("coco", "synthetic"):
+        options["cache_dir"] = cache_dir
     spec = ExtractionSpec(
         store=store or os.path.join(cache_dir or "cache", dataset), root=root, dataset=dataset,
         backbones=tuple((backbones or DEFAULT_BACKBONES.get(dataset, REAL_BACKBONES)).split(",")),
         conditions=conditions, device=device, batch_size=batch_size, workers=workers,
         limit=limit, chunk_size=chunk_size, seed=seed, image_size=image_size,
-        weights=parse_weights(weights), cache_dir=cache_dir, dataset_options=options)
+        weights=parse_weights(weights), cache_dir=cache_dir, dataset_options=options,
+        layers=layers, dtype=dtype, precision=precision, channels_last=channels_last)
     summary = extract(spec)
-    click.echo(f"store {summary['store']}: {summary['images']} images on {summary['device']} "
-               f"in {summary['seconds']:.1f} s")
+    if summary["rank"] != 0:
+        return
+    ranks = f" x {summary['ranks']} ranks" if summary["ranks"] > 1 else ""
+    click.echo(f"store {summary['store']}: {summary['images']} images on {summary['device']}"
+               f"{ranks} in {summary['seconds']:.1f} s")
     echo_table([dict(condition=k, chunks_computed=v["computed"])
                 for k, v in summary["conditions"].items()], ["condition", "chunks_computed"])
     if summary["decode_failures"]:

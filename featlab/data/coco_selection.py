@@ -31,8 +31,9 @@ def check_classes(classes, supercategory: dict):
     return classes
 
 
-def drop_small_classes(kept: list, wanted, min_images: int, stats: dict):
-    counts = Counter(r["class"] for r in kept)
+def drop_small_classes(pooled: dict, keep: np.ndarray, wanted, min_images: int,
+                        stats: dict):
+    counts = Counter(pooled["category"][keep].tolist())
     order = wanted if wanted is not None else sorted(counts)
     class_list = [c for c in order if counts[c] >= min_images]
     dropped = [c for c in order if counts[c] < min_images]
@@ -40,28 +41,30 @@ def drop_small_classes(kept: list, wanted, min_images: int, stats: dict):
         logger.warning("dropping classes with fewer than %d selected images: %s", min_images,
                        ", ".join(f"{c} ({counts[c]})" for c in dropped))
     stats["class too small"] += sum(counts[c] for c in dropped)
-    keep = set(class_list)
-    return [r for r in kept if r["class"] in keep], class_list
+    keep = keep[np.isin(pooled["category"][keep], np.asarray(class_list, dtype=str))]
+    return keep, class_list
 
 
-def build_table(kept, classes, supercategory, seed, test_fraction, subset_size):
-    kept = sorted(kept, key=lambda r: (r["id"], r["file"]))
+def build_table(pooled, keep, classes, supercategory, seed, test_fraction, subset_size):
+    keep = keep[np.lexsort((pooled["file"][keep], pooled["image_id"][keep]))]
     label_of = {c: i for i, c in enumerate(classes)}
-    boxes = np.full((len(kept), MAX_INSTANCES, 4), np.nan, dtype=np.float32)
-    for i, r in enumerate(kept):
-        boxes[i, :len(r["boxes"])] = r["boxes"]
-    label = np.array([label_of[r["class"]] for r in kept], dtype=np.int64)
+    names = pooled["category"][keep]
+    label = np.array([label_of[c] for c in names.tolist()], dtype=np.int64)
     class_super = [supercategory[c] for c in classes]
+    boxes = pooled["boxes"][keep]
+    if boxes.shape[1] < MAX_INSTANCES:
+        boxes = np.pad(boxes, ((0, 0), (0, MAX_INSTANCES - boxes.shape[1]), (0, 0)),
+                       constant_values=np.nan)
     return SampleTable(
-        image_id=np.array([r["id"] for r in kept], dtype=np.int64),
-        file=np.array([r["file"] for r in kept], dtype=str),
+        image_id=pooled["image_id"][keep].astype(np.int64),
+        file=pooled["file"][keep].astype(str),
         label=label,
-        class_name=np.array([r["class"] for r in kept], dtype=str),
-        supercategory=np.array([supercategory[r["class"]] for r in kept], dtype=str),
+        class_name=names.astype(str),
+        supercategory=np.array([supercategory[c] for c in names.tolist()], dtype=str),
         split=stratified_split(label, classes, seed, test_fraction),
-        boxes=boxes,
-        width=np.array([r["width"] for r in kept], dtype=np.int64),
-        height=np.array([r["height"] for r in kept], dtype=np.int64),
+        boxes=boxes.astype(np.float32),
+        width=pooled["width"][keep].astype(np.int64),
+        height=pooled["height"][keep].astype(np.int64),
         classes=list(classes), class_supercategory=class_super,
         subsets=class_subsets(classes, class_super, seed, subset_size))
 

@@ -5,5 +5,6 @@ from ..registry import Registry
 DATASETS = Registry("dataset", declared={
     "coco": "featlab.data.coco",
     "cifar10": "featlab.data.cifar10",
+    "imagefolder": "featlab.data.imagefolder",
     "synthetic": "featlab.data.synthetic",
 })

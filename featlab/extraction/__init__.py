@@ -1,4 +1,5 @@
 """Extraction: dataset -> perturbation -> backbones -> store."""
-from .pipeline import ExtractionSpec, extract
+from .run import extract
+from .spec import ExtractionSpec
 
 __all__ = ["ExtractionSpec", "extract"]

@@ -14,13 +14,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ..data.base import MAX_INSTANCES
-
 
 class _Rows(Dataset):
     def __init__(self, dataset, work=None):
         self.dataset, self.work = dataset, work
         self.size = dataset.image_size
+        self.n_boxes = dataset.samples.boxes.shape[1]
 
     def __len__(self):
         return len(self.dataset)
@@ -38,7 +37,7 @@ class _Rows(Dataset):
         except (OSError, ValueError, SyntaxError) as err:  # PIL raises all three
             reason = f"{type(err).__name__}: {err}".splitlines()[0][:200]
             return (torch.zeros(3, self.size, self.size),
-                    torch.full((MAX_INSTANCES, 4), float("nan")), reason or "decode failed")
+                    torch.full((self.n_boxes, 4), float("nan")), reason or "decode failed")
 
 
 def _collate(items):
@@ -46,11 +45,13 @@ def _collate(items):
     return torch.stack(images), torch.stack(boxes), list(reasons)
 
 
-def iter_chunks(dataset, chunks: list[tuple[int, int]], workers: int = 0, work=None):
+def iter_chunks(dataset, chunks: list[tuple[int, int]], workers: int = 0, work=None,
+                pin_memory: bool = False):
     """Yield ``(start, stop, images, boxes, reasons, cpu)`` per loader item, in order.
 
     Without ``work`` there is one item per chunk and ``cpu`` is None; with it, a chunk may
-    come as several items (see :mod:`featlab.extraction.cpu_perturb`).
+    come as several items (see :mod:`featlab.extraction.cpu_perturb`). ``pin_memory``
+    returns the batches in page-locked memory (non-blocking copies to a GPU).
     """
     if not chunks:
         return
@@ -58,6 +59,7 @@ def iter_chunks(dataset, chunks: list[tuple[int, int]], workers: int = 0, work=N
     loader = DataLoader(_Rows(dataset, work),
                         batch_sampler=[[(r, part) for r in range(a, b)] for a, b, part in items],
                         num_workers=workers, collate_fn=_collate if work is None else work.collate,
-                        persistent_workers=False, prefetch_factor=2 if workers else None)
+                        persistent_workers=False, pin_memory=pin_memory,
+                        prefetch_factor=2 if workers else None)
     for (start, stop, _), batch in zip(items, loader):
         yield (start, stop, *batch) if work is not None else (start, stop, *batch, None)

@@ -15,7 +15,7 @@ Per stored row (``probed`` says which rows were probed; the others read as NaN, 
 for ``pred``; a chunk without probed rows stores only ``probed`` and ``input_range``):
 
 =============================  ==========  =================================================
-``<backbone>/<layer>``         (T, d)      features of the T copies, every captured layer
+``<backbone>/<layer>``         (T, d)      features of the T copies, every stored layer
 ``clean/<backbone>/<layer>``   (d,)        features of the clean image, fed first in the
                                            same batches as its copies
 ``scores/<head>``              (T,)        softmax probability of the true label, per head
@@ -45,7 +45,6 @@ from ..probes.base import SELECT
 from ..probes.sets import pairwise_condensed, perturbation_norms, sample_seed
 from ..store.heads import head_probabilities, heads_for, selecting_head
 from ..utils.seeding import derive_seed
-from .forward import forward
 
 log = logging.getLogger(__name__)
 PIXELS = 255.0
@@ -91,17 +90,20 @@ class ProbeRunner:
     ----------
     writer : StoreWriter — the store being written (its heads, parts and chunk size)
     dataset : ImageDataset — its sample table gives image ids, labels and splits
-    models : list of Backbone (on the run's device)
+    fwd : FeatureForward — the run's backbones (on its device) and stored layers; the
+        heads' layers are captured too, and stored only when selected
     spec : ExtractionSpec — ``seed`` and ``batch_size`` are used
     """
 
-    def __init__(self, writer, dataset, models, spec):
+    def __init__(self, writer, dataset, fwd, spec):
         self.writer, self.root = writer, writer.root
-        self.dataset, self.models, self.spec = dataset, models, spec
+        self.dataset, self.fwd, self.spec = dataset, fwd, spec
+        self.models = fwd.models
         self.samples = dataset.samples
-        self.device = next(models[0].parameters()).device
+        self.device = next(self.models[0].parameters()).device
         self.heads = heads_for(self.root, [selecting_head(s) for s in SELECT],
-                               [m.name for m in models])
+                               [m.name for m in self.models])
+        self.head_layers = sorted({h["layer"] for h in self.heads.values()})
         self.chunk_size = writer.chunk_size
         self._selection: dict = {}
         self._checked: set = set()
@@ -124,7 +126,8 @@ class ProbeRunner:
         if cond.key in self._checked:
             return
         self._checked.add(cond.key)
-        dims = sum(sum(m.layer_dims().values()) for m in self.models)
+        dims = sum(d for m in self.models for layer, d in m.layer_dims().items()
+                   if self.stored(m.name, layer))
         size = self.chunk_size * (cond.params["copies"] + 1) * dims * 4 / 2 ** 30
         if size > 2:
             log.warning("%s holds %.1f GiB of features per chunk of %d rows; use fewer copies "
@@ -154,8 +157,11 @@ class ProbeRunner:
         return (self._condition(cond, base, local, images, labels, start, stop) for cond in group)
 
     # -- one condition of a chunk -------------------------------------------------------
+    def stored(self, backbone: str, layer: str) -> bool:
+        return self.fwd.layers is None or layer in self.fwd.layers[backbone]
+
     def _forward(self, batch: torch.Tensor) -> dict:
-        parts = [forward(self.models, batch[b:b + self.spec.batch_size])
+        parts = [self.fwd(batch[b:b + self.spec.batch_size], extra=self.head_layers)
                  for b in range(0, len(batch), self.spec.batch_size)]
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
@@ -182,6 +188,8 @@ class ProbeRunner:
         fed = torch.cat([x[None], x[None] + v.to(x.device, x.dtype)])
         feats = self._forward(fed)
         for name, values in feats.items():
+            if not self.stored(*name.split("/", 1)):
+                continue
             for key, part in ((name, values[1:]), (f"clean/{name}", values[0])):
                 if key not in out:
                     out[key] = np.full((n,) + part.shape, np.nan, np.float32)

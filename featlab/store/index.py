@@ -89,6 +89,7 @@ def _add_condition(group: h5py.Group, folder: str, n_rows: int, n_chunks: int) -
         rel = os.path.relpath(path, os.path.dirname(os.path.dirname(folder)))
         for name, (shape, dtype) in shapes[(start, stop, path)].items():
             if name not in layouts:
+                dtype = np.float32 if dtype == np.float16 else dtype  # f16 parts read as f32
                 layouts[name] = (h5py.VirtualLayout((n_rows,) + shape[1:], dtype), dtype)
             layouts[name][0][start:stop] = h5py.VirtualSource(rel, name, shape=shape)
     for name, (layout, dtype) in sorted(layouts.items()):

@@ -59,17 +59,22 @@ class StoreWriter:
     """Open ``root`` for writing (creating it from ``manifest`` + ``samples`` if new)."""
 
     def __init__(self, root: str, *, samples, backbones: dict, dataset_spec: dict,
-                 chunk_size: int = 256, extra: dict | None = None):
+                 chunk_size: int = 256, extra: dict | None = None, lock: bool = True):
         self.root = os.path.abspath(root)
         if os.path.exists(self.root) and not os.path.isdir(self.root):
             raise FeatlabError(f"--store {root} is a file; give a directory path for the store")
         check_writable(self.root)
-        self.lock = WriterLock(self.root).acquire()
+        # lock=False: a rank > 0 of a torchrun job, writing parts while rank 0 holds the lock
+        self.lock = WriterLock(self.root).acquire() if lock else None
         try:
-            self.manifest = self._open_or_create(samples, backbones, dataset_spec, chunk_size,
-                                                 extra or {})
+            if lock:
+                self.manifest = self._open_or_create(samples, backbones, dataset_spec,
+                                                     chunk_size, extra or {})
+            else:
+                self.manifest = read_manifest(self.root)
+                self._check_same(self.manifest, samples, backbones)
         except BaseException:
-            self.lock.release()
+            self.close()
             raise
         self.n_rows = self.manifest["n_samples"]
         self.chunk_size = self.manifest["chunk_size"]
@@ -203,7 +208,8 @@ class StoreWriter:
             return build_index(self.root)
 
     def close(self) -> None:
-        self.lock.release()
+        if self.lock is not None:
+            self.lock.release()
 
     def __enter__(self):
         return self

@@ -1,0 +1,112 @@
+"""Any folder of images in torchvision's ImageFolder layout: ``root/<class>/<image>``.
+
+Classes are the sub-folders (sorted by name, as :class:`torchvision.datasets.ImageFolder`
+sorts them), images every file with one of torchvision's image extensions, found and
+ordered by torchvision's own :func:`~torchvision.datasets.folder.make_dataset`, so row
+``i`` is ``ImageFolder(root).samples[i]``. There are no boxes (conditions that need them,
+``region=object`` or ``region=background``, are refused before a run starts) and no
+supercategories (the only class subset is ``all``). The split is featlab's seeded,
+class-stratified one. Image sizes are not read at load time (``width``/``height`` are 0):
+files are opened only when decoded.
+"""
+from __future__ import annotations
+
+import logging
+import numbers
+import os
+
+import numpy as np
+
+from ..errors import FeatlabError
+from .registry import DATASETS
+from .base import MAX_INSTANCES, ImageDataset, SampleTable
+from .images import decode_resized
+from .coco_selection import stratified_split
+
+logger = logging.getLogger(__name__)
+
+
+class ImageFolderDataset(ImageDataset):
+    """Rows of an image folder; see :func:`load_imagefolder`."""
+
+    normalization = None
+
+    def __init__(self, *, name, root, samples, image_size, spec):
+        self.name, self.root, self.samples = name, root, samples
+        self.image_size, self.spec = image_size, spec
+
+    def load(self, index: int):
+        """Image (3, S, S) float32 in [0, 1] and all-NaN boxes (MAX_INSTANCES, 4)."""
+        path = os.path.join(self.root, str(self.samples.file[index]))
+        image, _ = decode_resized(path, self.image_size)
+        return image, np.full((MAX_INSTANCES, 4), np.nan, dtype=np.float32)
+
+    def __repr__(self) -> str:
+        return (f"ImageFolderDataset(root={self.root!r}, n={len(self)}, "
+                f"classes={len(self.samples.classes)})")
+
+
+def _find(root: str, classes):
+    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+
+    try:
+        found, _ = find_classes(root)
+    except FileNotFoundError:
+        raise FeatlabError(f"no class folders in {root}; expected the ImageFolder layout "
+                           f"root/<class>/<image> (e.g. {root}/dog/001.jpg)") from None
+    if classes is not None:
+        unknown = [c for c in classes if c not in found]
+        if unknown:
+            raise FeatlabError(f"unknown class(es) {unknown} in {root}; available: "
+                               f"{', '.join(found)}")
+        found = list(classes)
+    try:
+        items = make_dataset(root, {c: i for i, c in enumerate(found)}, IMG_EXTENSIONS)
+    except FileNotFoundError as err:
+        raise FeatlabError(f"{str(err).splitlines()[0]} in {root}; each class folder needs "
+                           f"at least one image ({', '.join(IMG_EXTENSIONS)})") from None
+    return found, items
+
+
+@DATASETS.register("imagefolder")
+def load_imagefolder(root, *, image_size=224, seed=0, classes=None, test_fraction=0.25,
+                     name="imagefolder", **ignored_coco_options) -> ImageFolderDataset:
+    """Load an ImageFolder root.
+
+    Parameters
+    ----------
+    root : str — ``root/<class>/<image>``
+    image_size : int — ``load`` returns ``image_size x image_size`` images
+    seed : int — seeds the stratified split
+    classes : list of str or None — class folders to keep, in label order (None: all, sorted)
+    test_fraction : float — per-class fraction of images in the test split
+    name : str — the dataset's name (recorded in ``spec``)
+    **ignored_coco_options — COCO selection options, accepted and ignored
+    """
+    root = os.path.abspath(os.path.expanduser(str(root)))
+    if not os.path.isdir(root):
+        raise FeatlabError(f"image folder {root} does not exist or is not a folder")
+    if not isinstance(image_size, numbers.Integral) or image_size < 1:
+        raise FeatlabError(f"image_size must be >= 1, got {image_size!r}")
+    if not (isinstance(test_fraction, numbers.Real) and 0 <= test_fraction < 1):
+        raise FeatlabError(f"test_fraction must be in [0, 1), got {test_fraction!r}")
+    if isinstance(classes, str):
+        classes = [c.strip() for c in classes.split(",") if c.strip()]
+    found, items = _find(root, classes)
+    n = len(items)
+    label = np.array([k for _, k in items], dtype=np.int64)
+    names = np.asarray(found, dtype=str)[label] if n else np.array([], dtype=str)
+    samples = SampleTable(
+        image_id=np.arange(n, dtype=np.int64),
+        file=np.array([os.path.relpath(p, root) for p, _ in items], dtype=str),
+        label=label, class_name=names, supercategory=np.full(n, "none", dtype=str),
+        split=stratified_split(label, found, seed, test_fraction),
+        boxes=np.full((n, MAX_INSTANCES, 4), np.nan, dtype=np.float32),
+        width=np.zeros(n, dtype=np.int64), height=np.zeros(n, dtype=np.int64),
+        classes=list(found), class_supercategory=["none"] * len(found),
+        subsets={"all": list(found)} if len(found) >= 2 else {})
+    spec = dict(name=name, root=root, classes=list(found), image_size=int(image_size),
+                seed=int(seed), test_fraction=float(test_fraction))
+    logger.info("%s: %d images in %d classes from %s", name, n, len(found), root)
+    return ImageFolderDataset(name=name, root=root, samples=samples,
+                              image_size=int(image_size), spec=spec)

@@ -1,0 +1,125 @@
+"""One extraction run, in one process or as one rank of a torchrun job.
+
+:func:`extract` opens the job's ranks (one, without torchrun); :func:`run_extraction` sets
+the run up (dataset, device, precision, backbones, layers),
+lets rank 0 open the store and plan the missing chunks, computes this rank's chunks
+(:func:`compute_chunks`), then gathers the ranks and has rank 0 write the index.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import Counter
+
+import numpy as np
+
+from ..conditions import parse_conditions
+from ..errors import FeatlabError
+from ..store import StoreWriter
+from ..store.files import check_writable
+from .chunks import compute_chunks
+from .distributed import assign_chunks, rank_context
+from .forward import FeatureForward
+from .precision import check_precision, precision_mode
+from .spec import backbone_meta, build_backbones, check_conditions, load_dataset
+from .storage import check_disk, check_settings, estimate_bytes, feature_dtype, \
+    missing_on_disk, select_layers, settings_of
+from .targets import TargetModels
+
+log = logging.getLogger(__name__)
+
+
+def _writer_args(spec, dataset, meta) -> dict:
+    return dict(samples=dataset.samples, backbones=meta, chunk_size=spec.chunk_size,
+                dataset_spec=dict(dataset.spec, limit=spec.limit))
+
+
+def open_store(spec, conditions, dataset, models, meta):
+    """Rank 0: check the disk, open (or create) the store under its lock, register the
+    conditions. Returns ``(writer, targets)`` and the plan ``{"missing": {key: [chunks]}}``."""
+    settings = settings_of(spec)
+    itemsize = np.dtype(feature_dtype(spec.dtype)).itemsize
+    dims = sum(sum(m["layers"].values()) for m in meta.values())
+    on_disk, chunk = missing_on_disk(os.path.abspath(spec.store), [c.key for c in conditions],
+                                     len(dataset.samples), spec.chunk_size)
+    check_disk(spec.store, estimate_bytes(conditions, on_disk, dims, itemsize, chunk))
+    writer = StoreWriter(spec.store, extra=dict(seed=spec.seed, storage=settings),
+                         **_writer_args(spec, dataset, meta))
+    try:
+        check_settings(writer.manifest, settings, writer.root, meta)
+        targets = TargetModels(writer.root, models, writer.manifest["backbones"])
+        for cond in conditions:
+            writer.add_condition(cond.key, dict(name=cond.name, params=cond.params,
+                                                label=cond.label, **targets.describe(cond)))
+        missing = {c.key: writer.missing_chunks(c.key) for c in conditions}
+    except BaseException:
+        writer.close()
+        raise
+    return (writer, targets), dict(missing=missing)
+
+
+def _setup(spec, dataset, device, ctx):
+    """Backbones and layer selection; a user error on any rank stops every rank."""
+    error = models = layers = None
+    try:
+        models = build_backbones(spec, dataset, device)
+        layers = select_layers(spec.layers, models)
+    except FeatlabError as err:
+        error = str(err)
+    ctx.agree(error)
+    return models, layers
+
+
+def extract(spec) -> dict:
+    """Run (or continue) an extraction; returns a JSON-able summary.
+
+    Started by torchrun (``WORLD_SIZE > 1``), every rank computes its share of the chunks
+    and all return the same summary (see :mod:`featlab.extraction.distributed`).
+    """
+    conditions = parse_conditions(spec.conditions)
+    if spec.batch_size < 1 or spec.chunk_size < 1 or spec.workers < 0:
+        raise FeatlabError("--batch-size and --chunk-size must be >= 1, --workers >= 0")
+    check_writable(spec.store)  # a read-only store is refused before any work
+    with rank_context() as ctx:
+        return run_extraction(spec, conditions, ctx)
+
+
+def run_extraction(spec, conditions, ctx) -> dict:
+    """Body of :func:`extract` for the rank ``ctx``."""
+    check_precision(spec.precision)
+    dtype = feature_dtype(spec.dtype)
+    dataset = ctx.first(lambda: load_dataset(spec))
+    check_conditions(conditions, dataset)
+    device = ctx.device(spec.device)
+    with precision_mode(spec.precision, device) as autocast:
+        models, layers = _setup(spec, dataset, device, ctx)
+        fwd = FeatureForward(models, layers, autocast, spec.channels_last)
+        meta = backbone_meta(models, layers)
+        opened, plan = ctx.decide(lambda: open_store(spec, conditions, dataset, models, meta))
+        if opened is None:  # rank > 0: parts only, under rank 0's lock
+            writer = StoreWriter(spec.store, lock=False, **_writer_args(spec, dataset, meta))
+            opened = writer, TargetModels(writer.root, models, writer.manifest["backbones"])
+        writer, targets = opened
+        started = time.perf_counter()
+        try:
+            missing = {k: set(map(tuple, v)) for k, v in plan["missing"].items()}
+            costs = Counter(c for chunks in missing.values() for c in chunks)
+            mine = assign_chunks(costs, ctx.world_size, ctx.rank)
+            if ctx.distributed:
+                log.info("rank %d of %d: %d of %d chunks on %s", ctx.rank, ctx.world_size,
+                         len(mine), len(costs), device)
+            run = dict(spec=spec, fwd=fwd, targets=targets, device=device, dtype=dtype)
+            failures = compute_chunks(run, conditions, dataset, writer, missing, mine)
+            failures = sorted(f for part in ctx.all_gather(failures) for f in part)
+            if ctx.is_zero:
+                writer.rebuild_index()
+            ctx.barrier()
+        finally:
+            writer.close()
+    return dict(store=writer.root, images=writer.n_rows, device=str(device),
+                conditions={c.key: dict(computed=len(missing[c.key])) for c in conditions},
+                decode_failures={file: reason for _, file, reason in failures},
+                seconds=round(time.perf_counter() - started, 2),
+                skipped_at_load=len(dataset.samples.skipped), ranks=ctx.world_size,
+                rank=ctx.rank)
