@@ -14,6 +14,7 @@ from featlab.extraction import ExtractionSpec, extract  # noqa: E402
 from featlab.extraction.cpu_perturb import PerImagePlan  # noqa: E402
 from featlab.extraction.decode import iter_chunks  # noqa: E402
 from featlab.extraction.pipeline import load_dataset  # noqa: E402
+from featlab.analyses.inputs import condition_family  # noqa: E402
 from featlab.conditions import parse_condition, parse_conditions  # noqa: E402
 from featlab.perturbations import PERTURBATIONS  # noqa: E402
 from featlab.perturbations.color_shift import ColorShift  # noqa: E402
@@ -207,8 +208,10 @@ def test_object_region_needs_boxes_and_none_means_unchanged():
 def test_imagenet_c_expands_into_15_conditions():
     keys = [c.key for c in parse_conditions("corrupt:name=imagenet-c:severity=3")]
     assert keys == [f"corrupt:name={n}:severity=3:region=all" for n in IMAGENET_C]
-    both = parse_conditions("corrupt:name=fog:imagenet-c:severity=1:5:region=object")
+    both = parse_conditions("corrupt:name=fog:severity=1:5:region=object,"
+                            "corrupt:name=imagenet-c:severity=1:5:region=object")
     assert len(both) == 30 and both[0].key == "corrupt:name=fog:severity=1:region=object"
+    assert condition_family(both[1].key) == ("corrupt:name=fog:region=object", "severity", 5.0)
     assert parse_condition("rotate:severity=2")[0].key == "rotate:severity=2:region=all"
     assert parse_condition("corrupt:name=fog:severity=3")[0].label == "corrupt:name=fog:severity=3"
 
@@ -216,6 +219,7 @@ def test_imagenet_c_expands_into_15_conditions():
 @pytest.mark.parametrize("text,match", [
     ("corrupt:name=fogg:severity=3", "expected one of gaussian_noise.*imagenet-c"),
     ("corrupt:name=fog", "needs severity"),
+    ("corrupt:name=fog:snow:severity=3", "name takes one value"),
     ("corrupt:severity=3", "needs name"),
     ("rotate:severity=6", "out of range"),
     ("occlude:severity=2:region=sky", "expected one of object, background, all"),
@@ -228,7 +232,8 @@ def test_malformed_corruptions_are_one_line_errors(text, match):
 
 # ---------------------------------------------------------------- seeding across processes
 
-CONDITIONS = ("corrupt:name=gaussian_noise:glass_blur:frost:severity=2,"
+CONDITIONS = ("corrupt:name=gaussian_noise:severity=2,corrupt:name=glass_blur:severity=2,"
+              "corrupt:name=frost:severity=2,"
               "rotate:severity=3:region=object,occlude:severity=1,translate:severity=5,"
               "color:severity=2:region=background")
 

@@ -41,12 +41,14 @@ def _names(registry) -> str:
 @click.option("--weights", multiple=True, help="BACKBONE=PATH of a weights file (repeatable).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
 @click.option("--batch-size", default=64, show_default=True)
-@click.option("--workers", default=0, show_default=True, help="Decoding processes.")
+@click.option("--workers", default=0, show_default=True,
+              help="Decoding processes (they also compute the corruptions).")
 @click.option("--limit", type=int, default=None, help="Keep a seeded random N images.")
 @click.option("--chunk-size", default=256, show_default=True, help="Rows per stored part.")
 @click.option("--image-size", type=int, default=None, help="Resize to N x N [224; synthetic 64].")
 @click.option("--classes", default=None, help="Comma-separated class list (COCO).")
-@click.option("--seed", default=0, show_default=True, help="Split, --limit and attack seed.")
+@click.option("--seed", default=0, show_default=True,
+              help="Split, --limit, attack and corruption seed.")
 @click.option("--cache-dir", default=None, help="Weights and COCO-selection cache "
               "[default: cache/].")
 @click.option("--selection", type=click.Choice(["paper", "all"]), default=None,
@@ -74,6 +76,8 @@ def extract_command(dataset, root, store, backbones, conditions, weights, device
     featlab extract --dataset imagefolder --root DATA/my_images --layers penultimate \\
         --dtype float16 --conditions clean,blur:sigma=2:region=all
     torchrun --nproc_per_node 4 -m featlab extract --dataset coco --root DATA/coco ...
+    featlab extract --dataset synthetic --root cache/synthetic-data --workers 2 \\
+        --conditions clean,corrupt:name=imagenet-c:severity=1:2:3:4:5,rotate:severity=1:2:3:4:5
     """
     from ..extraction import ExtractionSpec, extract
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..backbones import resolve_device
+from ..backbones.base import resolve_device
 from ..errors import FeatlabError
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,8 @@ benchmark uses them (Section 4.1), through the maintained ``imagecorruptions-ima
 ``corrupt:name=fog:severity=1:2:3:4:5`` stores one condition per severity;
 ``corrupt:name=imagenet-c:severity=3`` expands, when it is parsed, into the 15 conditions
 ``corrupt:name=gaussian_noise:severity=3:region=all`` ... ``corrupt:name=jpeg_compression:...``
-(``name`` also takes several values: ``corrupt:name=fog:snow:severity=3``).
+(severity is the strength parameter that takes several values; for a few corruptions list
+them: ``corrupt:name=fog:severity=3,corrupt:name=snow:severity=3``).
 
 The package works on ``(H, W, 3)`` uint8 images and returns uint8. An image in [0, 1] is
 converted with ``round(255 x)`` (exact for decoded images, which are k/255) and back with
@@ -104,7 +105,7 @@ class Corrupt(PerImagePerturbation):
 
     name = "corrupt"
     params = (
-        Param("name", str, required=True, choices=IMAGENET_C + tuple(ALIASES), multi=True,
+        Param("name", str, required=True, choices=IMAGENET_C + tuple(ALIASES),
               help="an ImageNet-C corruption, or imagenet-c for all 15"),
         severity_param(),
         region_param(),
