@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from .. import PERTURBATIONS
+from ..registry import PERTURBATIONS
 from ._apgd import APGD_STEPS, N_RESTARTS, RHO, apgd_run
 from ._base import LINF_PARAMS, Attack
 from ._common import space_scale

@@ -17,7 +17,7 @@ import logging
 
 import torch
 
-from .. import PERTURBATIONS
+from ..registry import PERTURBATIONS
 from ._apgd import APGD_STEPS, N_RESTARTS, N_TARGET_CLASSES, RHO, apgd_run
 from ._base import LINF_PARAMS, Attack
 from ._common import space_scale

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-from .. import PERTURBATIONS
+from ..registry import PERTURBATIONS
 from ..base import Param
 from ._apgd import APGD_STEPS, N_RESTARTS, N_TARGET_CLASSES
 from ._base import LINF_PARAMS, Attack

@@ -31,7 +31,7 @@ import math
 
 import torch
 
-from .. import PERTURBATIONS
+from ..registry import PERTURBATIONS
 from ..base import Param
 from ._apgd import N_RESTARTS
 from ._base import LINF_PARAMS, Attack
