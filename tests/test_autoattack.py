@@ -9,7 +9,6 @@ projection against a linear program; APGD's checkpoints against the paper's ``p_
 """
 from __future__ import annotations
 
-import h5py
 import numpy as np
 import pytest
 import torch
@@ -24,6 +23,7 @@ from featlab.perturbations import PERTURBATIONS  # noqa: E402
 from featlab.perturbations.attacks import _apgd, _losses  # noqa: E402
 from featlab.perturbations.attacks._fab_projection import project_hyperplane_box  # noqa: E402
 from featlab.perturbations.attacks.autoattack import COMPONENTS  # noqa: E402
+from featlab.store.heads import load_head  # noqa: E402
 from test_attacks import N_CLASSES, STD, toy_data, train  # noqa: E402
 
 FAMILY = ["apgdce", "apgdt", "fab", "square", "autoattack"]
@@ -291,7 +291,7 @@ def test_dlr_losses_are_shift_and_scale_invariant():
 def store(tmp_path_factory, tiny_weights):
     from click.testing import CliRunner
 
-    from featlab.analyses.run_heads import fit_heads
+    from featlab.analyses.heads.run import fit_head
     from featlab.cli.main import cli
     from featlab.data.synthetic import generate_synthetic
     from featlab.extraction import ExtractionSpec, extract
@@ -304,7 +304,7 @@ def store(tmp_path_factory, tiny_weights):
     spec = dict(store=str(base / "store"), root=root, dataset="synthetic", device="cpu",
                 batch_size=16, chunk_size=16, image_size=16, weights=tiny_weights)
     extract(ExtractionSpec(conditions="clean", **spec))
-    fit_heads(FeatureStore(str(base / "store")), alphas=(0.0,))
+    fit_head(FeatureStore(str(base / "store")), alphas=(0.0,))
     weights = [a for k, v in tiny_weights.items() for a in ("--weights", f"{k}={v}")]
     result = CliRunner().invoke(cli, [
         "-q", "extract", "--dataset", "synthetic", "--root", root, "--store", str(base / "store"),
@@ -320,13 +320,11 @@ def store(tmp_path_factory, tiny_weights):
 
 
 def _head_logits(store, head, condition):
-    with h5py.File(f"{store.path}/heads/{head}.h5", "r") as handle:
-        coef, intercept = handle["coef"][()], handle["intercept"][()]
-    inputs = {"fg-all": ["synthetic-object"], "bg-all": ["synthetic-scene"],
-              "joint-all-alpha=0": ["synthetic-object", "synthetic-scene"]}[head]
+    """The stored head applied to the stored penultimate features of its backbones."""
+    arrays, attrs = load_head(store.path, head)
     feats = np.concatenate([store.read(backbone=b, layer="penultimate", condition=condition)
-                            for b in inputs], axis=1)
-    return feats @ coef.T + intercept
+                            for b in attrs["inputs"]], axis=1)
+    return feats @ arrays["coef"].T + arrays["intercept"]
 
 
 @pytest.mark.parametrize("condition", [

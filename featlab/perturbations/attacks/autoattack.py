@@ -12,9 +12,9 @@ Every component starts from the same generator state (as the reference gives eac
 seed), so with ``steps=10`` and the same seed, APGD-CE and APGD-T reproduce
 ``torchattacks.AutoAttack(version='standard')`` (whose components use 10 steps).
 
-After each call, ``broken_by_`` holds, per setting of ``perturb_many``, an int64 tensor of
-shape (n,): the index in :data:`COMPONENTS` of the component that broke each image, -1 for
-images that stay robust or were misclassified to begin with.
+After each call, ``broken_by_`` holds, per setting of ``perturb_many`` / ``attack_many``,
+an int64 tensor of shape (n,): the index in :data:`COMPONENTS` of the component that broke
+each image, -1 for images that stay robust or were misclassified to begin with.
 """
 from __future__ import annotations
 
@@ -49,9 +49,9 @@ class AutoAttack(Attack):
     def prepare(self, images, labels, model, generator) -> dict:
         return clean_state(model, images, labels)
 
-    def perturb_many(self, images, params_list, **kwargs) -> list:
+    def attack_many(self, images, params_list, **kwargs) -> tuple:
         self.broken_by_ = []
-        return super().perturb_many(images, params_list, **kwargs)
+        return super().attack_many(images, params_list, **kwargs)
 
     def attack(self, images, shared, model, generator, params) -> torch.Tensor:
         state = generator.get_state() if generator is not None else None
