@@ -69,6 +69,14 @@ class CocoDataset(ImageDataset):
                 f"classes={len(self.samples.classes)})")
 
 
+def _selection_spec(selection, max_instances, max_box_fraction, max_boxes) -> dict:
+    """The selection's part of a dataset spec (the paper's keys as before ``selection``)."""
+    spec = dict(max_instances=int(max_instances), max_box_fraction=float(max_box_fraction))
+    if selection != "paper":
+        spec.update(selection=selection, max_boxes=int(max_boxes))
+    return spec
+
+
 @DATASETS.register("coco")
 def load_coco(root, *, classes=None, image_size=224, seed=0, max_instances=2,
               max_box_fraction=0.5, test_fraction=0.25, subset_size=8,
@@ -122,11 +130,9 @@ def load_coco(root, *, classes=None, image_size=224, seed=0, max_instances=2,
                            subset_size)
     samples.skipped = skipped
     spec = dict(name=name, root=root, classes=list(class_list), image_size=int(image_size),
-                seed=int(seed), max_instances=int(max_instances),
-                max_box_fraction=float(max_box_fraction), test_fraction=float(test_fraction),
-                subset_size=int(subset_size), min_images_per_class=int(min_images_per_class))
-    if selection != "paper":
-        spec.update(selection=selection, max_boxes=int(max_boxes))
+                seed=int(seed), test_fraction=float(test_fraction), subset_size=int(subset_size),
+                min_images_per_class=int(min_images_per_class), **_selection_spec(
+                    selection, max_instances, max_box_fraction, max_boxes))
     logger.info("%s: %d images in %d classes selected from %s; excluded %s", name, len(keep),
                 len(class_list), root, {k: v for k, v in stats.items() if v})
     return CocoDataset(name=name, root=root, samples=samples, image_size=int(image_size),

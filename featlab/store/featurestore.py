@@ -23,7 +23,7 @@ from .index import build_index, parts_signature
 from .integrity import check_store, damaged_parts
 from .layout import INDEX, SAMPLES, WriterLock, condition_dir, condition_slug, list_parts
 from .manifest import check_schema, read_manifest
-from .samples import read_samples
+from .samples import describe, read_samples
 
 log = logging.getLogger(__name__)
 
@@ -243,21 +243,11 @@ class FeatureStore:
     def info(self) -> dict:
         """A JSON-able summary (what ``featlab store info`` prints), with the ``problems`` a
         quick check finds (sizes, structure; ``check_store(path, full=True)`` reads bytes)."""
-
-        m = self.manifest
-        splits = {s: int((self.samples.split == s).sum()) for s in ("train", "test")}
         problems = check_store(self.path)["problems"]
         damaged = damaged_parts(problems)
-        return dict(path=self.path, schema_version=m["schema_version"],
-                    featlab_version=m["featlab_version"], dataset=m["dataset"],
-                    n_samples=m["n_samples"], splits=splits, classes=len(self.samples.classes),
-                    subsets={k: len(v) for k, v in self.samples.subsets.items()},
-                    skipped=len(self.samples.skipped),
-                    backbones={k: dict(weights_sha256=v["weights_sha256"],
-                                       layers=len(v["layers"]))
-                               for k, v in m["backbones"].items()},
-                    conditions={k: f"damaged ({damaged[condition_slug(k)]} part(s))"
-                                if condition_slug(k) in damaged else "complete" if v["complete"]
-                                else f"{v['n_parts']}/{v['n_chunks']} chunks"
-                                for k, v in self._conditions.items()},
+        conditions = {k: f"damaged ({damaged[condition_slug(k)]} part(s))"
+                      if condition_slug(k) in damaged else "complete" if v["complete"]
+                      else f"{v['n_parts']}/{v['n_chunks']} chunks"
+                      for k, v in self._conditions.items()}
+        return dict(describe(self.path, self.manifest, self.samples), conditions=conditions,
                     heads=self.heads(), problems=problems)

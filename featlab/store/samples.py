@@ -46,3 +46,15 @@ def read_samples(group: h5py.Group) -> SampleTable:
     extras = {attr: json.loads(group.attrs[attr]) for attr in JSON_ATTRS}
     extras["skipped"] = [tuple(item) for item in extras["skipped"]]
     return SampleTable(**columns, **extras)
+
+
+def describe(path: str, manifest: dict, samples: SampleTable) -> dict:
+    """The descriptive part of ``featlab store info``: versions, dataset, splits, backbones."""
+    splits = {s: int((samples.split == s).sum()) for s in ("train", "test")}
+    return dict(path=path, schema_version=manifest["schema_version"],
+                featlab_version=manifest["featlab_version"], dataset=manifest["dataset"],
+                n_samples=manifest["n_samples"], splits=splits, classes=len(samples.classes),
+                subsets={k: len(v) for k, v in samples.subsets.items()},
+                skipped=len(samples.skipped),
+                backbones={k: dict(weights_sha256=v["weights_sha256"], layers=len(v["layers"]))
+                           for k, v in manifest["backbones"].items()})
