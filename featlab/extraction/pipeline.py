@@ -20,6 +20,7 @@ import torch
 from ..backbones import BACKBONES
 from ..backbones.base import resolve_device
 from ..backbones.roles import ROLES
+from ..backbones.trained import build_backbone, parse_backbone_entry
 from ..conditions import condition_class, parse_conditions
 from ..data import DATASETS
 from ..errors import FeatlabError
@@ -79,13 +80,17 @@ def limit_rows(dataset, limit: int, seed: int) -> None:
 
 
 def build_backbones(spec: ExtractionSpec, dataset, device) -> list:
-    names = list(spec.backbones)
+    """The store's backbones: each entry of ``spec.backbones`` is a registered NAME, the NAME
+    of a trained file in ``<cache>/weights/``, or ``NAME=PATH`` (a trained file)."""
+    entries = [parse_backbone_entry(b) for b in spec.backbones]
+    names = [name for name, _ in entries]
     if not names or len(set(names)) != len(names):
         raise FeatlabError(f"--backbones {','.join(names)}: give one or more distinct names; "
                            f"known: {', '.join(BACKBONES.names())}")
     models = []
-    for name in names:
-        model = BACKBONES.get(name)(weights=spec.weights.get(name), cache_dir=spec.cache_dir)
+    for name, path in entries:
+        model = build_backbone(name, weights=path or spec.weights.get(name),
+                               cache_dir=spec.cache_dir)
         if dataset.normalization is not None:
             model.set_normalization(dataset.normalization)
         models.append(model.to(device).eval())
@@ -101,6 +106,8 @@ def backbone_meta(models) -> dict:
         meta[model.name] = dict(weights_sha256=model.weights_sha256,
                                 weights_path=model.weights_path, role=role,
                                 normalization=model.normalization, layers=model.layer_dims())
+        if getattr(model, "task_classes", None) is not None:  # trained by featlab train
+            meta[model.name].update(task_classes=model.task_classes, recipe=model.recipe)
     return meta
 
 
@@ -163,7 +170,9 @@ def extract(spec: ExtractionSpec) -> dict:
     with StoreWriter(spec.store, samples=dataset.samples, backbones=meta,
                      dataset_spec=dict(dataset.spec, limit=spec.limit),
                      chunk_size=spec.chunk_size, extra=dict(seed=spec.seed)) as writer:
-        targets = TargetModels(writer.root, models, writer.manifest["backbones"])
+        targets = TargetModels(writer.root, models, writer.manifest["backbones"],
+                               classes=dataset.samples.classes, weights=spec.weights,
+                               cache_dir=spec.cache_dir)
         for cond in conditions:
             writer.add_condition(cond.key, dict(name=cond.name, params=cond.params,
                                                 label=cond.label, **targets.describe(cond)))
