@@ -2,7 +2,7 @@
 
 ``resnet10-w16`` is a ResNet-10 (one BasicBlock per stage) whose stages have 16, 32, 64 and
 128 channels: the same module names and forward as torchvision's ResNet18 (``conv1``,
-``bn1``, ``layer1``..``layer4``, ``avgpool``, ``fc``; 8 BatchNorm layers, a 128-d
+``bn1``, ``layer1``..``layer4``, ``avgpool``, ``fc``; 12 BatchNorm layers, a 128-d
 penultimate layer), about 1/30 of its multiply-adds. It is what the measured section of
 ``featlab train`` uses on a shared CPU; ``resnet18`` is the fusion paper's network.
 """

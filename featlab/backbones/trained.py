@@ -101,7 +101,8 @@ def save_trained(path: str, members: list, *, arch: str, classes: list, normaliz
                    classes=list(classes), image_size=int(image_size), recipe=recipe,
                    normalization=[list(map(float, normalization[0])),
                                   list(map(float, normalization[1]))],
-                   meta=dict(meta or {}), weights_sha256=state_sha256(members))
+                   meta=json.loads(json.dumps(meta or {})),  # plain objects: same bytes
+                   weights_sha256=state_sha256(members))
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     atomic_write_bytes(path, buffer.getvalue())

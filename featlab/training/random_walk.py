@@ -27,9 +27,11 @@ from ..errors import FeatlabError
 
 
 def transition_matrix(A: np.ndarray) -> np.ndarray:
-    """``A_M``: ``A`` row-normalised, the walk's transition matrix, shape (n, n)."""
+    """``A_M``: ``A`` row-normalised, the walk's transition matrix, shape (n, n). A row of
+    zeros (a network never right at any tested strength) walks anywhere uniformly."""
     A = np.asarray(A, dtype=np.float64)
-    return A / A.sum(axis=1, keepdims=True)
+    total = A.sum(axis=1, keepdims=True)
+    return np.where(total > 0, A / np.where(total > 0, total, 1), 1.0 / A.shape[1])
 
 
 def combination_accuracy(A: np.ndarray, members) -> float:
@@ -42,9 +44,8 @@ def _check(A) -> np.ndarray:
     if A.ndim != 2 or A.shape[0] != A.shape[1] or A.shape[0] < 1:
         raise FeatlabError(f"the accuracy matrix A must be square (rows: training strengths, "
                            f"columns: the same strengths tested); got shape {A.shape}")
-    if not np.all(np.isfinite(A)) or A.min() < 0 or np.any(A.sum(axis=1) <= 0):
-        raise FeatlabError("the accuracy matrix A needs finite accuracies >= 0 and no all-zero "
-                           "row (a network that is never right cannot be walked from)")
+    if not np.all(np.isfinite(A)) or A.min() < 0:
+        raise FeatlabError("the accuracy matrix A needs finite accuracies >= 0")
     return A
 
 
