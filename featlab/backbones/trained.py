@@ -10,6 +10,7 @@ A trained file (``cache/weights/NAME.pt``) is a ``torch.save``-d dict readable w
     classes         the dataset's class names in label order (the logits' order)
     normalization   (mean, std) the network was trained with
     image_size      training image size
+    role            "object", "scene" or None (:mod:`featlab.backbones.roles`)
     recipe          recipe name; meta: recipe parameters, dataset, history, selection
     weights_sha256  sha256 of the parameters and buffers (names, dtypes, shapes, bytes)
 
@@ -90,7 +91,7 @@ def _close(a, b) -> bool:
 
 
 def save_trained(path: str, members: list, *, arch: str, classes: list, normalization,
-                 image_size: int, recipe: str, voting=None, meta=None) -> dict:
+                 image_size: int, recipe: str, voting=None, role=None, meta=None) -> dict:
     """Write a trained file atomically (and ``<stem>.json``, its metadata); return it.
 
     ``members`` are state dicts of ``arch`` ResNets with ``len(classes)`` outputs.
@@ -98,7 +99,7 @@ def save_trained(path: str, members: list, *, arch: str, classes: list, normaliz
     members = [{k: v.detach().cpu().clone() for k, v in m.items()} for m in members]
     payload = dict(format=FORMAT, format_version=FORMAT_VERSION, arch=arch, members=members,
                    voting=None if voting is None else [float(a) for a in voting],
-                   classes=list(classes), image_size=int(image_size), recipe=recipe,
+                   classes=list(classes), image_size=int(image_size), recipe=recipe, role=role,
                    normalization=[list(map(float, normalization[0])),
                                   list(map(float, normalization[1]))],
                    meta=json.loads(json.dumps(meta or {})),  # plain objects: same bytes
@@ -140,7 +141,8 @@ def load_trained(path: str, name: str | None = None) -> TrainedBackbone:
         nets.append(net)
     name = name or os.path.splitext(os.path.basename(path))[0]
     norm = tuple(tuple(v) for v in payload["normalization"])
-    kwargs = dict(weights_sha256=file_sha256(path), weights_path=os.path.abspath(path))
+    kwargs = dict(weights_sha256=file_sha256(path), weights_path=os.path.abspath(path),
+                  role=payload.get("role"))
     if payload["voting"] is None:
         model = TrainedBackbone(name, nets[0], norm, **kwargs)
     else:

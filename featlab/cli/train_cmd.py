@@ -35,6 +35,8 @@ RECIPE_NAMES = ("standard", "fgsm-at", "mat-mixed", "mat-parallel", "mixup", "tl
               "NAME=PATH), e.g. synthetic-object or imagenet-resnet18.")
 @click.option("--train-layers", type=click.Choice(["all", "fc"]), default="all",
               show_default=True, help="fc: train only the last layer (needs --init).")
+@click.option("--role", type=click.Choice(["object", "scene"]), default=None,
+              help="Its side in a fusion store [default: the --init backbone's].")
 @click.option("--lr", default=0.05, show_default=True, help="Peak one-cycle learning rate.")
 @click.option("--weight-decay", default=5e-4, show_default=True)
 @click.option("--val-fraction", default=0.2, show_default=True,
@@ -48,8 +50,8 @@ RECIPE_NAMES = ("standard", "fgsm-at", "mat-mixed", "mat-parallel", "mixup", "tl
 @click.option("--classes", default=None, help="Comma-separated class list (COCO).")
 @click.option("--cache-dir", default=None, help="Weights cache (for --init) [default: cache/].")
 def train_command(dataset, root, out, recipe, arch, epochs, batch_size, image_size, limit, seed,
-                  device, strengths, candidates, eps_max, mixup_alpha, init, train_layers, lr,
-                  weight_decay, val_fraction, walk_steps, walks, walk_penalty, workers, classes,
+                  device, strengths, candidates, eps_max, mixup_alpha, init, train_layers, role,
+                  lr, weight_decay, val_fraction, walk_steps, walks, walk_penalty, workers, classes,
                   cache_dir):
     """Train a classifier on the dataset's own classes with a robust-training recipe.
 
@@ -74,8 +76,8 @@ def train_command(dataset, root, out, recipe, arch, epochs, batch_size, image_si
         out=out, root=root, dataset=dataset, arch=arch, recipe=recipe, epochs=epochs,
         batch_size=batch_size, image_size=image_size, limit=limit, seed=seed, device=device,
         strengths=strengths, candidates=tuple(parse_strengths(candidates, "--candidates")),
-        eps_max=eps_max, mixup_alpha=mixup_alpha, init=init, train_layers=train_layers, lr=lr,
-        weight_decay=weight_decay, val_fraction=val_fraction, walk_steps=walk_steps,
+        eps_max=eps_max, mixup_alpha=mixup_alpha, init=init, train_layers=train_layers,
+        role=role, lr=lr, weight_decay=weight_decay, val_fraction=val_fraction, walk_steps=walk_steps,
         walks=walks, walk_penalty=walk_penalty, workers=workers, cache_dir=cache_dir,
         name=os.path.splitext(os.path.basename(out))[0],
         dataset_options={"classes": classes.split(",")} if classes else {})

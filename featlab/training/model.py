@@ -35,8 +35,8 @@ def arch_of(net: nn.Module) -> str:
 
 
 def _from_init(spec, classes) -> tuple:
-    """(net, normalization) copied from the ``--init`` backbone, its fc replaced when its
-    outputs are not this dataset's classes."""
+    """(net, normalization, role) copied from the ``--init`` backbone, its fc replaced when
+    its outputs are not this dataset's classes."""
     name, path = parse_backbone_entry(spec.init)
     base = build_backbone(name, weights=path, cache_dir=spec.cache_dir)
     if isinstance(base, EnsembleBackbone):
@@ -48,7 +48,7 @@ def _from_init(spec, classes) -> tuple:
     net = copy.deepcopy(base.net)
     if getattr(base, "task_classes", None) != list(classes):
         net.fc = nn.Linear(net.fc.in_features, len(classes))
-    return net, base.normalization
+    return net, base.normalization, base.role
 
 
 def build_network(spec, dataset, member: int = 0) -> Backbone:
@@ -62,12 +62,13 @@ def build_network(spec, dataset, member: int = 0) -> Backbone:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(spec.seed, "init", member))
         if spec.init:
-            net, normalization = _from_init(spec, classes)
+            net, normalization, role = _from_init(spec, classes)
         else:
-            net, normalization = make_net(spec.arch, len(classes)), IMAGENET_NORMALIZATION
+            net, normalization, role = (make_net(spec.arch, len(classes)),
+                                        IMAGENET_NORMALIZATION, None)
     if dataset.normalization is not None:
         normalization = dataset.normalization
-    model = Backbone(spec.name or "trained", net, normalization)
+    model = Backbone(spec.name or "trained", net, normalization, role=spec.role or role)
     if spec.train_layers == "fc":
         for param in model.parameters():
             param.requires_grad_(False)

@@ -25,7 +25,8 @@ class TrainSpec:
     """A training run. ``strengths``: pixel-unit FGSM budgets in [0, 1] (fgsm-at, MAT),
     or ``"auto"`` (MAT Section 4.3, chosen among ``candidates``); ``eps_max``: the TLAT /
     M-TLAT / IAT bound (``eps ~ U[0, eps_max]``); ``init``: a backbone (``NAME`` or
-    ``NAME=PATH``) whose weights start the network; ``train_layers``: ``all`` or ``fc``."""
+    ``NAME=PATH``) whose weights start the network; ``train_layers``: ``all`` or ``fc``;
+    ``role``: ``object`` or ``scene`` in a fusion store (default: the init backbone's)."""
 
     out: str
     root: str
@@ -44,6 +45,7 @@ class TrainSpec:
     mixup_alpha: float = 0.4
     init: Optional[str] = None
     train_layers: str = "all"
+    role: Optional[str] = None
     lr: float = 0.05
     weight_decay: float = 5e-4
     val_fraction: float = 0.2
@@ -113,6 +115,8 @@ def check_spec(spec: TrainSpec, recipe) -> None:
         raise FeatlabError(f"--mixup-alpha {spec.mixup_alpha}: expected > 0 (the paper: 0.4)")
     if not 0.0 < spec.val_fraction < 1.0:
         raise FeatlabError(f"--val-fraction {spec.val_fraction}: expected a value in (0, 1)")
+    if spec.role not in (None, "object", "scene"):
+        raise FeatlabError(f"--role {spec.role!r}: expected object or scene")
     if spec.train_layers not in ("all", "fc"):
         raise FeatlabError(f"--train-layers {spec.train_layers!r}: expected all or fc")
     if spec.train_layers == "fc" and not spec.init:

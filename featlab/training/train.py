@@ -144,7 +144,7 @@ def train(spec: TrainSpec) -> dict:
     payload = save_trained(
         spec.out, [n.cpu().net.state_dict() for n in nets], arch=arch_of(nets[0].net),
         classes=classes, normalization=nets[0].normalization, image_size=dataset.image_size,
-        recipe=recipe.name, voting=voting,
+        recipe=recipe.name, voting=voting, role=nets[0].role,
         meta=dict(fingerprint=fingerprint, dataset=dataset.spec, seed=spec.seed,
                   epochs=spec.epochs, batch_size=spec.batch_size, init=spec.init,
                   train_layers=spec.train_layers, lr=spec.lr, report=report))

@@ -19,9 +19,9 @@ from .base import Recipe, StepResult, halves
 
 def targeted_fgsm(model, images, labels, eps: float, generator):
     """Targeted FGSM at a random other class; returns (x_adv, target classes (n,))."""
-    attack = TFGSM()
-    adv = attack.perturb(images, labels=labels, model=model, generator=generator, eps=eps)
-    return adv, attack.target_labels_
+    advs, target = TFGSM().attack_many(images, [dict(eps=eps)], labels=labels, model=model,
+                                       generator=generator)
+    return advs[0], target
 
 
 @RECIPES.register("tlat")
