@@ -97,7 +97,8 @@ def test_mixup_mixture_by_hand():
     assert torch.allclose(xm[:, 0, 0, 0], torch.tensor([0.3 * 0 + 0.7 * 2, 0.3 * 1 + 0.7 * 0,
                                                         0.3 * 2 + 0.7 * 1]))
     assert torch.allclose(ym, torch.tensor([[.3, 0, .7], [.7, .3, 0], [0, .7, .3]]))
-    assert torch.isclose(soft_cross_entropy(torch.zeros(3, 3), ym), torch.tensor(np.log(3.0)).float())
+    uniform = soft_cross_entropy(torch.zeros(3, 3), ym)
+    assert uniform.item() == pytest.approx(np.log(3.0))
 
 
 def test_mat_loss_equals_the_direct_sum_of_eq2():
@@ -132,13 +133,22 @@ def test_mtlat_without_perturbation_is_mixup_on_both_halves():
     assert result.loss.item() == pytest.approx(loss, rel=1e-6)
 
 
-def test_tlat_step_labels_and_budget():
-    model, x, y = Linear(), torch.rand(8, 3, 4, 4) * 0.5 + 0.25, torch.tensor([0, 1, 2] * 2 + [0, 1])
-    recipe = RECIPES.get("tlat")()
-    out = recipe.step(model, x, y, ctx(eps_max=0.025))
+def test_tlat_step_by_hand():
+    """Half clean; half targeted FGSM towards t at eps ~ U[0, eps_max], label (1-eps) y + eps t."""
+    from featlab.perturbations.attacks.tfgsm import random_other_class
+
+    model, x = Linear(), torch.rand(8, 3, 4, 4) * 0.5 + 0.25
+    y = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    out = RECIPES.get("tlat")().step(model, x, y, ctx(eps_max=0.025))
     eps = np.random.default_rng(0).uniform(0, 0.025)
-    assert 0 <= eps <= 0.025 and torch.isfinite(out.loss)
-    assert out.logits.shape == (8, 3) and torch.equal(out.labels, y)
+    t = random_other_class(y[4:], 3, torch.Generator().manual_seed(0))
+    xa = x[4:].clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(F.cross_entropy(model(xa), t), xa)
+    adv = (x[4:] - eps * g.sign()).clamp(0, 1)
+    soft = (1 - eps) * one_hot(y[4:], 3) + eps * one_hot(t, 3)
+    expected = F.cross_entropy(model(x[:4]), y[:4]) + soft_cross_entropy(model(adv), soft)
+    assert out.loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert torch.all(t != y[4:]) and 0 < eps <= 0.025
 
 
 # -- the random walk and the voting on constructed truth ---------------------------------

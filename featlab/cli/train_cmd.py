@@ -77,8 +77,8 @@ def train_command(dataset, root, out, recipe, arch, epochs, batch_size, image_si
         batch_size=batch_size, image_size=image_size, limit=limit, seed=seed, device=device,
         strengths=strengths, candidates=tuple(parse_strengths(candidates, "--candidates")),
         eps_max=eps_max, mixup_alpha=mixup_alpha, init=init, train_layers=train_layers,
-        role=role, lr=lr, weight_decay=weight_decay, val_fraction=val_fraction, walk_steps=walk_steps,
-        walks=walks, walk_penalty=walk_penalty, workers=workers, cache_dir=cache_dir,
+        role=role, lr=lr, weight_decay=weight_decay, val_fraction=val_fraction,
+        walk_steps=walk_steps, walks=walks, walk_penalty=walk_penalty, workers=workers, cache_dir=cache_dir,
         name=os.path.splitext(os.path.basename(out))[0],
         dataset_options={"classes": classes.split(",")} if classes else {})
     report = train(spec)

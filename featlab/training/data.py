@@ -99,7 +99,8 @@ def load_images(dataset, rows, workers: int = 0, preload_bytes: int = PRELOAD_BY
     size = dataset.image_size
     labels = torch.from_numpy(dataset.samples.label[rows].astype(np.int64))
     if len(rows) * 3 * size * size > preload_bytes:
-        log.info("%d images at %d px exceed the preload budget: decoding per batch", len(rows), size)
+        log.info("%d images at %d px exceed the preload budget: decoding per batch",
+                 len(rows), size)
         return Images(dataset, rows, labels, None, workers)
     pixels, ok = torch.empty((len(rows), 3, size, size), dtype=torch.uint8), []
     loader = DataLoader(_Rows(dataset), batch_sampler=[rows[i:i + 256].tolist()
