@@ -223,13 +223,27 @@ def test_strengths_auto_runs_the_walk_on_single_strength_networks(data, tmp_path
 
 
 def test_fc_only_training_keeps_the_trunk(data, tmp_path):
-    train(spec(data, tmp_path / "base.pt", epochs=1))
+    train(spec(data, tmp_path / "base.pt", epochs=1, role="scene"))
     train(spec(data, tmp_path / "fc.pt", epochs=1, init=f"base={tmp_path / 'base.pt'}",
                train_layers="fc", recipe="fgsm-at"))
     before = torch.load(tmp_path / "base.pt", weights_only=True)["members"][0]
     after = torch.load(tmp_path / "fc.pt", weights_only=True)["members"][0]
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed == {"fc.weight", "fc.bias"}
+    assert load_trained(str(tmp_path / "fc.pt")).role == "scene"  # inherited from --init
+
+
+def test_streamed_batches_equal_preloaded_ones(data):
+    from featlab.data.registry import DATASETS
+    from featlab.training.data import load_images
+
+    dataset = DATASETS.get("synthetic")(data, image_size=32, seed=0)
+    rows = np.flatnonzero(dataset.samples.split == "train")[:20]
+    order = torch.randperm(20, generator=torch.Generator().manual_seed(0))
+    pre, streamed = load_images(dataset, rows), load_images(dataset, rows, preload_bytes=0)
+    assert pre.pixels is not None and streamed.pixels is None
+    for (xa, ya), (xb, yb) in zip(pre.batches(order, 8), streamed.batches(order, 8)):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
 
 
 def test_refusals_are_one_line(data, tmp_path):
