@@ -9,6 +9,8 @@ writes the same JSON and figures)::
     featlab.fit_head(store, alphas=[0, 10], out_dir="analyses/synth/fit-head")
     featlab.pca_shift(store, condition="blur:sigma=2", out_dir="analyses/synth/pca-shift")
     featlab.mantel(store, radii=[1, 10])
+    featlab.train(featlab.TrainSpec(out="cache/weights/robust.pt", root="cache/synthetic-data",
+                                    recipe="mtlat"))
 
 Names load on first use, so ``import featlab`` is cheap (no torch until it is needed).
 """
@@ -26,6 +28,8 @@ _API = {
     "symmetry": "featlab.analyses.local.run",
     "mantel": "featlab.analyses.local.run",
     "lipschitz": "featlab.analyses.local.run",
+    "train": "featlab.training",
+    "TrainSpec": "featlab.training",
     "generate_synthetic": "featlab.data.synthetic",
     "DemoSpec": "featlab.reporting.demo",
     "demo": "featlab.reporting.demo",

@@ -35,7 +35,8 @@ def _names(registry) -> str:
 @click.option("--store", default=None, help="Store directory [default: cache/<dataset>].")
 @click.option("--backbones", default=None, help="Comma-separated backbones [default: "
               f"synthetic pair for synthetic, else {REAL_BACKBONES}]. Known: "
-              f"{_names(BACKBONES)}.")
+              f"{_names(BACKBONES)}; or NAME of a network trained by 'featlab train' into "
+              "cache/weights/NAME.pt, or NAME=PATH of such a file.")
 @click.option("--conditions", default="clean", show_default=True,
               help="Comma-separated conditions, e.g. clean,blur:sigma=1:5:10:region=object.")
 @click.option("--weights", multiple=True, help="BACKBONE=PATH of a weights file (repeatable).")

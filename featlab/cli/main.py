@@ -30,6 +30,7 @@ COMMANDS = {
     "lipschitz": "featlab.cli.local_cmd:lipschitz_command",
     "store": "featlab.cli.store_cmd:store_group",
     "demo": "featlab.cli.demo_cmd:demo_command",
+    "train": "featlab.cli.train_cmd:train_command",
 }
 
 

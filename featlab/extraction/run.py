@@ -30,6 +30,13 @@ from .targets import TargetModels
 log = logging.getLogger(__name__)
 
 
+
+def _targets(writer, models, dataset, spec) -> TargetModels:
+    """The attack targets of a run: heads of the store, or trained networks' own logits."""
+    return TargetModels(writer.root, models, writer.manifest["backbones"],
+                        classes=dataset.samples.classes, weights=spec.weights,
+                        cache_dir=spec.cache_dir)
+
 def _writer_args(spec, dataset, meta) -> dict:
     return dict(samples=dataset.samples, backbones=meta, chunk_size=spec.chunk_size,
                 dataset_spec=dict(dataset.spec, limit=spec.limit))
@@ -48,7 +55,7 @@ def open_store(spec, conditions, dataset, models, meta):
                          **_writer_args(spec, dataset, meta))
     try:
         check_settings(writer.manifest, settings, writer.root, meta)
-        targets = TargetModels(writer.root, models, writer.manifest["backbones"])
+        targets = _targets(writer, models, dataset, spec)
         for cond in conditions:
             writer.add_condition(cond.key, dict(name=cond.name, params=cond.params,
                                                 label=cond.label, **targets.describe(cond)))
@@ -99,7 +106,7 @@ def run_extraction(spec, conditions, ctx) -> dict:
         opened, plan = ctx.decide(lambda: open_store(spec, conditions, dataset, models, meta))
         if opened is None:  # rank > 0: parts only, under rank 0's lock
             writer = StoreWriter(spec.store, lock=False, **_writer_args(spec, dataset, meta))
-            opened = writer, TargetModels(writer.root, models, writer.manifest["backbones"])
+            opened = writer, _targets(writer, models, dataset, spec)
         writer, targets = opened
         started = time.perf_counter()
         try:

@@ -10,6 +10,7 @@ import torch
 
 from ..backbones import BACKBONES
 from ..backbones.roles import ROLES
+from ..backbones.trained import build_backbone, parse_backbone_entry
 from ..conditions import condition_class
 from ..data import DATASETS
 from ..errors import FeatlabError
@@ -65,14 +66,18 @@ def limit_rows(dataset, limit: int, seed: int) -> None:
 
 
 def build_backbones(spec: ExtractionSpec, dataset, device) -> list:
-    """The run's backbones on ``device`` (channels-last if asked), in eval mode."""
-    names = list(spec.backbones)
+    """The run's backbones on ``device`` (channels-last if asked), in eval mode. Each entry
+    of ``spec.backbones`` is a registered NAME, the NAME of a trained file in
+    ``<cache>/weights/``, or ``NAME=PATH`` (a file written by ``featlab train``)."""
+    entries = [parse_backbone_entry(b) for b in spec.backbones]
+    names = [name for name, _ in entries]
     if not names or len(set(names)) != len(names):
         raise FeatlabError(f"--backbones {','.join(names)}: give one or more distinct names; "
                            f"known: {', '.join(BACKBONES.names())}")
     models = []
-    for name in names:
-        model = BACKBONES.get(name)(weights=spec.weights.get(name), cache_dir=spec.cache_dir)
+    for name, path in entries:
+        model = build_backbone(name, weights=path or spec.weights.get(name),
+                               cache_dir=spec.cache_dir)
         if dataset.normalization is not None:
             model.set_normalization(dataset.normalization)
         model = model.to(device)
@@ -95,6 +100,8 @@ def backbone_meta(models, layers=None) -> dict:
         meta[model.name] = dict(weights_sha256=model.weights_sha256,
                                 weights_path=model.weights_path, role=role,
                                 normalization=model.normalization, layers=dims)
+        if getattr(model, "task_classes", None) is not None:  # trained by featlab train
+            meta[model.name].update(task_classes=model.task_classes, recipe=model.recipe)
     return meta
 
 

@@ -6,6 +6,13 @@ and the joint head ``joint-all-alpha=<head_alpha>``, differentiated end to end (
 white-box attack); ``target=surrogate:surrogate=NAME``: the store backbone NAME with its own
 head (a transfer attack onto the others). Heads come from ``featlab fit-head``; which
 backbone is the object one comes from :mod:`featlab.backbones.roles`.
+
+A network trained by ``featlab train`` on the store's classes is its own classifier: with
+``target=fg`` / ``bg`` (when it has that role) or ``target=surrogate:surrogate=NAME`` the
+attack climbs *its logits*, no head needed (``head="own-logits"`` in the condition's
+record). A surrogate need not be in the store: NAME may be a trained file in
+``<cache>/weights/NAME.pt`` or one given with ``--weights NAME=PATH``; the attack is
+crafted on it and the store's backbones see the result (a transfer attack).
 """
 from __future__ import annotations
 
@@ -14,6 +21,7 @@ import torch
 
 from ..backbones.classifier import classifier_from_head
 from ..backbones.roles import fg_or_single
+from ..backbones.trained import build_backbone
 from ..errors import FeatlabError
 from ..store.heads import head_name, load_head
 
@@ -28,13 +36,44 @@ class TargetModels:
     root : str — the store (its ``heads/``)
     models : list of Backbone, in ``--backbones`` order
     backbones : dict name -> metadata with ``role`` (as the manifest records it)
+    classes : list of str — the store's classes (a trained network whose ``task_classes``
+        equal them is attacked through its own logits)
+    weights, cache_dir : where surrogates outside the store are found (``NAME=PATH``)
     """
 
-    def __init__(self, root: str, models: list, backbones: dict):
+    def __init__(self, root: str, models: list, backbones: dict, classes=None, weights=None,
+                 cache_dir=None):
         self.root = root
         self.models = {m.name: m for m in models}
         self.fg, self.bg = fg_or_single(backbones)
+        self.classes = None if classes is None else list(classes)
+        self.weights, self.cache_dir = dict(weights or {}), cache_dir
         self._cache: dict = {}
+        self._external: dict = {}
+
+    def own_classifier(self, condition):
+        """The attacked network itself when it classifies the store's classes, else None."""
+        p = condition.params
+        if p["target"] == "joint" or self.classes is None:
+            return None
+        name = p["surrogate"] if p["target"] == "surrogate" else (
+            self.fg if p["target"] == "fg" else self.bg)
+        model = self.models.get(name)
+        if model is None and p["target"] == "surrogate":
+            model = self._surrogate(name, condition)
+        return model if getattr(model, "task_classes", None) == self.classes else None
+
+    def _surrogate(self, name: str, condition):
+        """A surrogate outside the store: a trained file classifying the store's classes."""
+        if name not in self._external:
+            device = next(iter(self.models.values())).mean.device
+            model = build_backbone(name, weights=self.weights.get(name), cache_dir=self.cache_dir)
+            if getattr(model, "task_classes", None) != self.classes:
+                raise FeatlabError(f"{condition.key}: surrogate {name} is not in this store and "
+                                   f"does not classify its classes ({', '.join(self.classes)}); "
+                                   f"train one on this dataset with featlab train")
+            self._external[name] = model.to(device).eval()
+        return self._external[name]
 
     def head_name(self, condition) -> str:
         p = condition.params
@@ -64,6 +103,12 @@ class TargetModels:
         """What an attack condition records about its target (empty for other conditions)."""
         if not getattr(condition.perturbation, "needs_model", False):
             return {}
+        own = self.own_classifier(condition)
+        if own is not None:
+            return dict(target=condition.params["target"], head="own-logits",
+                        classifier=own.name, weights_sha256=own.weights_sha256,
+                        weights_path=own.weights_path,
+                        eps_space=condition.params.get("eps_space", "pixel"))
         name = self.head_name(condition)
         _, attrs = self._load(name)
         return dict(target=condition.params["target"], head=name,
@@ -71,6 +116,9 @@ class TargetModels:
                     eps_space=condition.params.get("eps_space", "pixel"))
 
     def model_for(self, condition):
+        own = self.own_classifier(condition)
+        if own is not None:
+            return own
         name = self.head_name(condition)
         if name not in self._cache:
             arrays, attrs = self._load(name)
