@@ -3,11 +3,8 @@
 ``standard``, ``fgsm-at``, ``mat-mixed``, ``mat-parallel``, ``mixup``, ``tlat``, ``mtlat``,
 ``iat``; each is a :class:`~.base.Recipe` whose ``step`` returns one batch's loss.
 """
-from ...registry import Registry
-
-RECIPES = Registry("recipe")
-
-from . import standard, fgsm_at, mat_mixed, mat_parallel, mixup, tlat, mtlat, iat  # noqa: E402,F401
-from .base import Recipe, StepContext, StepResult  # noqa: E402
+from . import fgsm_at, iat, mat_mixed, mat_parallel, mixup, mtlat, standard, tlat  # noqa: F401
+from .base import Recipe, StepContext, StepResult
+from .registry import RECIPES
 
 __all__ = ["RECIPES", "Recipe", "StepContext", "StepResult"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from ...perturbations.attacks.fgsm import FGSM
-from . import RECIPES
+from .registry import RECIPES
 from ..labels import sample_lambda, soft_cross_entropy
 from .base import Recipe, StepResult, halves
 from .mtlat import mix_half

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from ...perturbations.attacks.fgsm import FGSM
-from . import RECIPES
+from .registry import RECIPES
 from .base import Recipe, StepResult
 
 

@@ -9,7 +9,7 @@ as one voting ensemble (:mod:`featlab.backbones.ensemble`).
 """
 from __future__ import annotations
 
-from . import RECIPES
+from .registry import RECIPES
 from .mat_mixed import MatMixed
 
 

@@ -3,7 +3,7 @@ with a permutation of itself, ``lam ~ Beta(alpha, alpha)`` (alpha 0.4 as the pap
 soft-label cross-entropy."""
 from __future__ import annotations
 
-from . import RECIPES
+from .registry import RECIPES
 from ..labels import mixup, one_hot, sample_lambda, soft_cross_entropy
 from .base import Recipe, StepResult, random_permutation
 

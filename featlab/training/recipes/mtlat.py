@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from . import RECIPES
+from .registry import RECIPES
 from ..labels import mixup, one_hot, sample_lambda, soft_cross_entropy, tlat_label
 from .base import Recipe, StepResult, halves, random_permutation
 from .tlat import targeted_fgsm

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
-from . import RECIPES
+from .registry import RECIPES
 from .base import Recipe, StepResult
 
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ...perturbations.attacks.tfgsm import TFGSM
-from . import RECIPES
+from .registry import RECIPES
 from ..labels import one_hot, soft_cross_entropy, tlat_label
 from .base import Recipe, StepResult, halves
 
