@@ -14,6 +14,31 @@ def accuracy_table(rows) -> list[dict]:
     return list(table.values())
 
 
+def echo_robust(result) -> None:
+    """How the robust heads were trained, and the average over the strength range."""
+    robust = result["robust"]
+    adv = robust.get("adv")
+    if adv:
+        click.echo(f"adv: {robust['robust_head']} head on train split of "
+                   f"{' + '.join(adv['training_conditions'])} (shares {adv['shares']})")
+        for c in adv["crafted_against"]:
+            click.echo(f"  {c['condition']}: crafted against head {c['head']} "
+                       f"(target={c['target']})")
+    if "strengths" in robust:
+        st = robust["strengths"]
+        how = st["selection"]["method"]
+        click.echo(f"MAT strengths ({how}, {st['family']}): {', '.join(map(str, st['chosen']))}")
+    if robust.get("mat-parallel"):
+        weights = ", ".join(f"{w:.3f}" for w in robust["mat-parallel"]["voting_weights"])
+        click.echo(f"mat-parallel voting weights: {weights}")
+    if result.get("range") and result["range"]["table"]:
+        click.echo(f"average accuracy over {result['range']['family']} strengths "
+                   f"{result['range']['strengths']} (95% bootstrap):")
+        echo_table([dict(head=r["head"], alpha=r["alpha"], mean=r["mean"], ci_low=r["ci_low"],
+                         ci_high=r["ci_high"]) for r in result["range"]["table"]],
+                   ["head", "alpha", "mean", "ci_low", "ci_high"])
+
+
 @click.command("fit-head")
 @click.option("--store", required=True, help="Store directory.")
 @click.option("--alpha", "alphas", multiple=True, type=float, default=(0.0,), show_default=True,
@@ -23,16 +48,45 @@ def accuracy_table(rows) -> list[dict]:
 @click.option("--l2", default=1e-4, show_default=True, help="Small ridge on all weights.")
 @click.option("--fg", default=None, help="Foreground backbone [the object one].")
 @click.option("--bg", default=None, help="Background backbone [the scene one].")
+@click.option("--train-on", default=None, metavar="CONDITIONS",
+              help="Also fit an adversarially retrained head on these train-split conditions, "
+                   "half clean, half attacked (e.g. clean,fgsm:eps=0.3:target=fg).")
+@click.option("--recipe", default=None, metavar="RECIPES",
+              help="Also fit MAT heads, comma-separated: mat-mixed (Eq. 2), mat-parallel "
+                   "(Eqs. 3-4, voting weights learned on a validation split of train).")
+@click.option("--strengths", default=None, metavar="S1,S2,...|auto",
+              help="MAT strengths (stored values of the --attack family), or auto: the "
+                   "random walk of MAT Section 4.3 [auto].")
+@click.option("--attack", default=None, metavar="CONDITION",
+              help="Condition family the MAT strengths come from, e.g. "
+                   "fgsm:eps_space=normalized:target=fg [the --train-on attack, or the "
+                   "store's only attack family].")
+@click.option("--robust-head", type=click.Choice(["joint", "fg", "bg"]), default="joint",
+              show_default=True, help="Input of the robust heads.")
+@click.option("--val-fraction", default=0.2, show_default=True,
+              help="Fraction of train images carved out (per class) for validation.")
+@click.option("--walk-steps", default=4, show_default=True, help="Random walk: l, steps per walk.")
+@click.option("--walks", default=200, show_default=True, help="Random walk: t, number of walks.")
+@click.option("--walk-penalty", default=-0.005, show_default=True,
+              help="Random walk: a in G = H + a*S (negative: fewer strengths).")
+@click.option("--seed", default=0, show_default=True,
+              help="Seeds the validation split, the walks and the bootstrap.")
 @json_option
 @click.option("--out", default=None,
               help="Directory for JSON and figures [analyses/<store>/fit-head].")
-def fit_head_command(store, alphas, subset, layer, l2, fg, bg, json_out, out):
+def fit_head_command(store, alphas, subset, layer, l2, fg, bg, train_on, recipe, strengths,
+                     attack, robust_head, val_fraction, walk_steps, walks, walk_penalty, seed,
+                     json_out, out):
     """Fit foreground, background and joint heads on clean train features and score them
-    on the test split of every stored condition (fusion paper Sections 3.2-3.4).
+    on the test split of every stored condition (fusion paper Sections 3.2-3.4); optionally
+    beside them an adversarially retrained head (Figure 5) and MAT heads (MAT Section 4).
 
     \b
     featlab fit-head --store cache/coco --alpha 10
     featlab fit-head --store cache/coco --alpha 0 --alpha 0.1 --alpha 1 --alpha 10 --subset dissimilar
+    featlab fit-head --store cache/coco --alpha 0 --alpha 10 \\
+        --train-on clean,fgsm:eps=0.3:eps_space=normalized:target=fg \\
+        --recipe mat-mixed,mat-parallel --strengths auto
     """
     from ..analyses.heads.run import fit_head
     from ..store import FeatureStore
@@ -40,6 +94,9 @@ def fit_head_command(store, alphas, subset, layer, l2, fg, bg, json_out, out):
 
     fs = FeatureStore(store)
     result = fit_head(fs, alphas=alphas, subset=subset, layer=layer, fg=fg, bg=bg, l2=l2,
+                      train_on=train_on, recipe=recipe, strengths=strengths, attack=attack,
+                      robust_head=robust_head, val_fraction=val_fraction, walk_steps=walk_steps,
+                      walks=walks, walk_penalty=walk_penalty, seed=seed,
                       out_dir=output_dir(store, "fit-head", out))
     also_json(result, json_out)
     click.echo(f"heads on {result['n_train']} clean train images of subset {subset} "
@@ -48,5 +105,7 @@ def fit_head_command(store, alphas, subset, layer, l2, fg, bg, json_out, out):
     echo_table(rows, list(rows[0]))
     for w in result["weights"]:
         click.echo(f"joint alpha={w['alpha']:g}: mean |weight| fg {w['fg']:.4f}, bg {w['bg']:.4f}")
+    if "robust" in result:
+        echo_robust(result)
     click.echo(f"saved heads {', '.join(result['heads'])}")
     echo_outputs(result)

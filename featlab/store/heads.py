@@ -6,7 +6,9 @@ A head is ``STORE/heads/<name>.h5``: arrays ``coef`` (C, d), ``intercept`` (C,),
 ``training_conditions``, ``n_train``, ...). ``featlab fit-head`` writes them; attacks, probe
 selection and the analyses read them through this module only.
 
-Names: ``fg-all``, ``bg-similar``, ``joint-all-alpha=10`` (:func:`head_name`).
+Names: ``fg-all``, ``bg-similar``, ``joint-all-alpha=10`` (:func:`head_name`); robust heads
+``adv-joint-all``, ``mat-mixed-joint-all``, ``mat-parallel-joint-all-eps=0.1`` (one file per
+voting member; :func:`robust_head_name`).
 """
 from __future__ import annotations
 
@@ -32,6 +34,13 @@ def head_name(kind: str, subset: str = "all", alpha=None) -> str:
     if alpha is None:
         return f"{kind}-{subset}"
     return f"{kind}-{subset}-alpha={format_value(float(alpha))}"
+
+
+def robust_head_name(recipe: str, kind: str, subset: str = "all", strength=None,
+                     param: str = "eps") -> str:
+    """Store name of a robust head: ``adv-joint-all``, ``mat-parallel-fg-all-eps=0.1``."""
+    name = f"{recipe}-{kind}-{subset}"
+    return name if strength is None else f"{name}-{param}={format_value(float(strength))}"
 
 
 def selecting_head(select: str, subset: str = "all", alpha: float = 0.0) -> str:

@@ -29,13 +29,23 @@ from .solver import CHUNK, lbfgs_fit, matmul64, softmax, Problem
 log = logging.getLogger(__name__)
 
 
-def _standardize(X, standardize):
-    """Column mean and scale (float64, population std; 1 where constant) and X standardized."""
+def _standardize(X, standardize, w=None):
+    """Column mean and scale (float64, population std; 1 where constant) and X standardized.
+
+    With sample weights ``w`` (n,) the mean and std are weighted, so that integer weights give
+    the statistics of the rows repeated that many times."""
     p = X.shape[1]
     if not standardize:
         return np.zeros(p), np.ones(p), X
-    mean = X.mean(axis=0, dtype=np.float64)
-    scale = X.std(axis=0, dtype=np.float64)
+    if w is None:
+        mean = X.mean(axis=0, dtype=np.float64)
+        scale = X.std(axis=0, dtype=np.float64)
+    else:
+        w = w / w.sum()
+        mean = sum(w[i:i + CHUNK] @ X[i:i + CHUNK].astype(np.float64)
+                   for i in range(0, len(X), CHUNK))
+        scale = np.sqrt(sum(w[i:i + CHUNK] @ (X[i:i + CHUNK].astype(np.float64) - mean) ** 2
+                            for i in range(0, len(X), CHUNK)))
     scale[scale <= 1e-12 * max(1.0, np.abs(mean).max())] = 1.0
     Xs = np.empty(X.shape, X.dtype)
     for i in range(0, len(X), CHUNK):
@@ -80,24 +90,28 @@ class LinearHead(ClassifierMixin, BaseEstimator):
         self.max_iter = max_iter
         self.tol = tol
 
-    def fit(self, X, y, n_classes=None, warm_start_from=None):
+    def fit(self, X, y, n_classes=None, warm_start_from=None, sample_weight=None):
         """Fit on X (n_samples, n_features) and labels y (n_samples,); returns self.
 
         ``n_classes``: labels are then integers in ``[0, n_classes)`` and ``classes_`` is
         ``arange(n_classes)`` (classes absent from y still get a row). ``warm_start_from``: a
         fitted head with the same classes and features whose solution starts the solver.
+        ``sample_weight``: ndarray (n_samples,) >= 0; the data term becomes the weighted mean
+        ``sum_i w_i CE_i / sum_i w_i`` and the standardization is weighted too, so integer
+        weights fit the same head as rows repeated that many times.
         """
         X = check_features(X)
         classes, yi = _encode_labels(y, n_classes, len(X))
-        prep = _standardize(X, self.standardize)
-        return self._fit_prepared(prep, classes, yi, warm_start_from)
+        w = _check_weights(sample_weight, len(X))
+        prep = _standardize(X, self.standardize, w)
+        return self._fit_prepared(prep, classes, yi, warm_start_from, w)
 
-    def _fit_prepared(self, prep, classes, yi, warm_start_from=None):
+    def _fit_prepared(self, prep, classes, yi, warm_start_from=None, w=None):
         mean, scale, Xs = prep
         p, C = Xs.shape[1], len(classes)
         if not self.l2 > 0 or not self.alpha >= 0:
             raise FeatlabError(f"need l2 > 0 and alpha >= 0; got l2={self.l2}, alpha={self.alpha}")
-        prob = Problem(Xs, yi, C, self.l2 + self.alpha * _mask(self.penalized, p))
+        prob = Problem(Xs, yi, C, self.l2 + self.alpha * _mask(self.penalized, p), w)
         Theta, b = np.zeros((p, C)), np.zeros(C)
         if warm_start_from is not None:
             W = np.asarray(warm_start_from.coef_, np.float64)
@@ -132,13 +146,17 @@ class LinearHead(ClassifierMixin, BaseEstimator):
         """Predicted labels, ndarray (n_samples,), values from ``classes_``."""
         return self.classes_[np.argmax(self.decision_function(X), axis=1)]
 
-    def objective(self, X, y):
-        """The training objective at the fitted parameters (mean CE + penalties), float."""
+    def objective(self, X, y, sample_weight=None):
+        """The training objective at the fitted parameters (mean CE, weighted with
+        ``sample_weight``, + penalties), float."""
         yi = np.searchsorted(self.classes_, np.asarray(y))
         A = self.decision_function(X)
         lse = softmax(A)[1]
         m = self.l2 + self.alpha * _mask(self.penalized, self.n_features_in_)
-        return float((lse - A[np.arange(len(A)), yi]).mean() + (m * self.coef_std_ ** 2).sum())
+        w = _check_weights(sample_weight, len(A))
+        ce = lse - A[np.arange(len(A)), yi]
+        data = ce.mean() if w is None else (w @ ce) / w.sum()
+        return float(data + (m * self.coef_std_ ** 2).sum())
 
     def to_torch(self):
         """``torch.nn.Linear`` (float32) computing the raw-space logits."""
@@ -154,6 +172,16 @@ def _mask(penalized, p):
     mask = np.zeros(p, bool)
     mask[slice(None) if penalized is None else penalized] = True
     return mask
+
+
+def _check_weights(w, n):
+    if w is None:
+        return None
+    w = np.asarray(w, np.float64)
+    if w.shape != (n,) or not np.isfinite(w).all() or (w < 0).any() or not w.sum() > 0:
+        raise FeatlabError(f"sample_weight must be {n} finite values >= 0 with a positive sum; "
+                           f"got shape {w.shape}")
+    return w
 
 
 def _encode_labels(y, n_classes, n):

@@ -9,8 +9,11 @@ import numpy as np
 import seaborn as sns
 from matplotlib.figure import Figure
 
-HEAD_COLOURS = {"fg": "#1f77b4", "bg": "#ff7f0e", "joint": "#2ca02c"}
-HEAD_LABELS = {"fg": "foreground", "bg": "background", "joint": "joint"}
+HEAD_COLOURS = {"fg": "#1f77b4", "bg": "#ff7f0e", "joint": "#2ca02c", "adv": "#d62728",
+                "mat-mixed": "#9467bd", "mat-parallel": "#8c564b"}
+HEAD_LABELS = {"fg": "foreground", "bg": "background", "joint": "joint",
+               "adv": "adversarial retraining", "mat-mixed": "mixed MAT",
+               "mat-parallel": "parallel MAT"}
 
 
 def _axes(ax, size=(5.0, 4.0)):

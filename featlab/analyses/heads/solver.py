@@ -62,15 +62,21 @@ class _BlasThreads:
 class Problem:
     """Objective on standardized features Xs (n, p): mean CE + sum_j m_j |Theta_j|^2.
 
+    With sample weights ``w`` (n,) the mean is the weighted mean ``sum_i w_i CE_i / sum_i w_i``.
     With float32 Xs the two products per iteration run in float32 until the gradient nears
     their rounding level (``noise``); :meth:`promote` then switches Xs to float64.
     """
 
-    def __init__(self, Xs, y, n_classes, m):
+    def __init__(self, Xs, y, n_classes, m, w=None):
         self.Xs, self.y, self.m = Xs, y, m
         self.n, self.rows = len(y), np.arange(len(y))
+        self.w = None if w is None else np.asarray(w, np.float64) / np.sum(w)
         self.fast, self.noise = Xs.dtype == np.float32, 0.0
         self.threads = _BlasThreads()
+
+    def mean(self, v):
+        """Mean over samples of v (n,), weighted when the problem has sample weights."""
+        return v.mean() if self.w is None else float(v @ self.w)
 
     def promote(self):
         if self.fast:
@@ -90,7 +96,10 @@ class Problem:
         """Gradient w.r.t. (Theta, b) and its max |entry|, at logits A (softmax P if known)."""
         R = softmax(A)[0] if P is None else P
         R[self.rows, self.y] -= 1.0
-        R /= self.n
+        if self.w is None:
+            R /= self.n
+        else:
+            R *= self.w[:, None]
         with self.threads.big():
             if self.fast and not exact:
                 gT = (self.Xs.T @ R.astype(np.float32)).astype(np.float64)
@@ -114,10 +123,15 @@ class _Coords:
 
     def __init__(self, prob, A):
         P, _ = softmax(A)
-        B = (np.diag(P.sum(axis=0)) - P.T @ P) / len(P)
+        if prob.w is None:
+            B = (np.diag(P.sum(axis=0)) - P.T @ P) / len(P)
+        else:
+            Pw = P * prob.w[:, None]
+            B = np.diag(Pw.sum(axis=0)) - Pw.T @ P
         beta, self.Q = np.linalg.eigh(B)
         beta = np.maximum(beta, 0.0)
-        w = (1.0 - (P ** 2).sum(axis=1)).astype(np.float32)
+        w = (1.0 - (P ** 2).sum(axis=1)) * (1.0 if prob.w is None else prob.w)
+        w = w.astype(np.float32)
         w /= max(w.sum(), 1e-30)
         G = np.zeros((prob.Xs.shape[1],) * 2, np.float32)
         with prob.threads.big():  # an approximation: float32 is plenty
@@ -152,8 +166,8 @@ def _line_search(prob, A, Ad, Theta, Td, max_steps=10, rtol=1e-2):
     for step in range(max_steps):
         P = softmax(A + t * Ad)[0]
         ep = np.einsum("ij,ij->i", P, Ad)
-        h1 = (ep - ady).mean() + 2 * p1 + 2 * t * pp
-        h2 = (np.einsum("ij,ij->i", P * Ad, Ad) - ep ** 2).mean() + 2 * pp
+        h1 = prob.mean(ep - ady) + 2 * p1 + 2 * t * pp
+        h2 = prob.mean(np.einsum("ij,ij->i", P * Ad, Ad) - ep ** 2) + 2 * pp
         lo, hi = (t, hi) if h1 < 0 else (lo, t)
         t_new = t - h1 / max(h2, 1e-300)
         if not lo < t_new < hi:
