@@ -26,6 +26,7 @@ _API = {
     "symmetry": "featlab.analyses.local.run",
     "mantel": "featlab.analyses.local.run",
     "lipschitz": "featlab.analyses.local.run",
+    "robustness": "featlab.analyses.robustness.run",
     "generate_synthetic": "featlab.data.synthetic",
     "DemoSpec": "featlab.reporting.demo",
     "demo": "featlab.reporting.demo",
