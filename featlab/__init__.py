@@ -30,6 +30,7 @@ _API = {
     "lipschitz": "featlab.analyses.local.run",
     "train": "featlab.training",
     "TrainSpec": "featlab.training",
+    "robustness": "featlab.analyses.robustness.run",
     "generate_synthetic": "featlab.data.synthetic",
     "DemoSpec": "featlab.reporting.demo",
     "demo": "featlab.reporting.demo",

@@ -28,6 +28,7 @@ COMMANDS = {
     "symmetry": "featlab.cli.local_cmd:symmetry_command",
     "mantel": "featlab.cli.local_cmd:mantel_command",
     "lipschitz": "featlab.cli.local_cmd:lipschitz_command",
+    "robustness": "featlab.cli.robustness_cmd:robustness_command",
     "store": "featlab.cli.store_cmd:store_group",
     "demo": "featlab.cli.demo_cmd:demo_command",
     "train": "featlab.cli.train_cmd:train_command",

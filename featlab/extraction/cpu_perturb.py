@@ -121,7 +121,8 @@ class PerImagePlan:
 
     def apply(self, part: Part, row: int, image: torch.Tensor, boxes: torch.Tensor,
               reason: str):
-        """Worker side, one image: ``(clean image or empty, boxes, reason, {key: array}, first)``."""
+        """Worker side, one image: ``(clean image or empty, boxes, reason, {key: array},
+        first)``."""
         array, box_array = image.numpy(), boxes.numpy()
         out = {}
         for key in part.keys:

@@ -1,0 +1,112 @@
+"""``robustness``: the M-TLAT paper's Table 1 for every classifier of a store.
+
+Classifiers: the linear heads fitted in the store (``featlab fit-head``: fg, bg and joint at
+every alpha) of one ``subset``. Every stored image condition is a column: clean accuracy,
+then ``R = A_phi / A_clean`` (equation 7); a perturbation with a ``severity`` (the
+ImageNet-C corruptions, rotate/translate/color/occlude) is one column, the mean of R over
+its stored severities, as Table 1 does; each other condition (attacks, blur) is its own
+column. "+"/"-" mark where a classifier's R differs from the reference's outside the 95 %
+paired-bootstrap interval (same test images); mCE relative to the reference over the
+ImageNet-C corruptions (:mod:`.scores`). Attack conditions are white-box for the head they
+were crafted on (recorded in the condition's info) and transfer for the other heads.
+"""
+from __future__ import annotations
+
+import csv
+import os
+
+import numpy as np
+
+from ...conditions import parse_condition
+from ...errors import FeatlabError
+from ...store.heads import head_probabilities, heads_for, load_head
+from ...utils.figures import new_figure, save_figure
+from ...utils.results import finish
+from ..inputs import condition_family
+from ..registry import ANALYSES
+from .plots import plot_robustness
+from .scores import mean_corruption_error, robustness_scores
+
+
+def _classifiers(store, subset: str) -> dict:
+    names = [n for n in store.heads() if load_head(store.path, n)[1].get("subset") == subset]
+    heads = heads_for(store.path, names, store.backbones)
+    if not heads:
+        raise FeatlabError(f"store {store.path} has no classifier for subset {subset!r} "
+                           f"(heads: {', '.join(store.heads()) or 'none'}); fit them: featlab "
+                           f"fit-head --store {store.path} --subset {subset}")
+    return heads
+
+
+def _columns(keys: list) -> tuple[dict, dict]:
+    """Column name -> condition keys, and the ImageNet-C ones (for mCE)."""
+    columns: dict = {}
+    for key in keys:
+        family, parameter, _ = condition_family(key)
+        name = family.replace(":region=all", "") if parameter == "severity" else key
+        columns.setdefault(name, []).append(key)
+    corruptions = {c: k for c, k in columns.items() if c.startswith("corrupt:")}
+    return columns, corruptions
+
+
+def _correctness(store, heads: dict, keys: list, subset: str):
+    labels = store.labels(split="test", subset=subset)
+    valid = np.ones(len(labels), bool)
+    correct = {name: {} for name in heads}
+    layers = {(b, h["layer"]) for h in heads.values() for b in h["inputs"]}
+    for key in keys:
+        valid &= store.valid(key, split="test", subset=subset)
+        feats = {f"{b}/{layer}": store.read(backbone=b, layer=layer, condition=key,
+                                            split="test", subset=subset) for b, layer in layers}
+        for values in feats.values():
+            valid &= np.isfinite(values).all(axis=1)
+        for name, head in heads.items():
+            correct[name][key] = head_probabilities(head, feats).argmax(axis=1) == labels
+    if valid.sum() < 2:
+        raise FeatlabError(f"only {int(valid.sum())} test rows are valid in every condition; "
+                           f"need >= 2")
+    return {n: {k: v[valid] for k, v in by_key.items()} for n, by_key in correct.items()}, valid
+
+
+@ANALYSES.register("robustness")
+def robustness(store, *, reference=None, subset="all", n_boot=1000, seed=0,
+               out_dir=None) -> dict:
+    """Table 1 rows for every classifier; with ``out_dir`` also ``robustness-<subset>.csv``,
+    the heatmap (PNG + PDF) and ``robustness-<subset>.json``."""
+    if "clean" not in store.conditions:
+        raise FeatlabError(f"store {store.path} has no clean condition, which R divides by; "
+                           f"extract it: featlab extract ... --conditions clean,...")
+    heads = _classifiers(store, subset)
+    reference = reference or next((n for n in sorted(heads) if n.startswith("fg-")),
+                                  sorted(heads)[0])
+    if reference not in heads:
+        raise FeatlabError(f"--reference {reference!r} is not a classifier of subset {subset!r};"
+                           f" known: {', '.join(sorted(heads))}")
+    keys = [k for k in store.conditions if parse_condition(k)[0].family != "probe"]
+    columns, corruptions = _columns([k for k in keys if k != "clean"])
+    correct, valid = _correctness(store, heads, keys, subset)
+    scores = robustness_scores(correct, "clean", columns, reference, n_boot=n_boot, seed=seed)
+    mce = mean_corruption_error(correct, corruptions, reference)
+    rows = [dict(classifier=n, clean=s["clean"], mCE=mce[n]["mCE"], CE=mce[n]["CE"],
+                 scores=s["scores"]) for n, s in scores.items()]
+    result = dict(store=store.path, subset=subset, reference=reference, n_test=int(valid.sum()),
+                  n_boot=n_boot, columns=columns, rows=rows, figures=[])
+    if out_dir:
+        result["csv"] = _write_csv(result, os.path.join(out_dir, f"robustness-{subset}.csv"))
+        fig, (ax,) = new_figure(1, size=(1.0 + 0.55 * len(columns), 1.2 + 0.45 * len(rows)))
+        plot_robustness(result, ax=ax)
+        result["figures"] = save_figure(fig, os.path.join(out_dir, f"robustness-{subset}"))
+    return finish(result, out_dir, f"robustness-{subset}")
+
+
+def _write_csv(result: dict, path: str) -> str:
+    """Table 1 as the paper prints it: clean accuracy, R with its +/- mark, mCE."""
+    columns = list(result["columns"])
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["classifier", "clean", *columns, "mCE"])
+        for row in result["rows"]:
+            cells = [f"{row['scores'][c]['R']:.4f}{row['scores'][c]['sign']}" for c in columns]
+            writer.writerow([row["classifier"], f"{row['clean']:.4f}", *cells,
+                             f"{row['mCE']:.4f}"])
+    return path
