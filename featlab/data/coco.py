@@ -113,10 +113,7 @@ def load_coco(root, *, classes=None, image_size=224, seed=0, max_instances=2,
     root = _check_root(root)
     _check_options(image_size, seed, max_instances, max_box_fraction, test_fraction,
                    subset_size, min_images_per_class, selection, max_boxes)
-    options = dict(selection=selection, max_instances=int(max_instances),
-                   max_box_fraction=float(max_box_fraction), max_boxes=int(max_boxes))
-    if selection == "all":
-        options.update(max_instances=0, max_box_fraction=0.0)  # unused: one cache entry
+    options = _rule_options(selection, max_instances, max_box_fraction, max_boxes)
     pooled, supercategory = pool(root, options, cache_dir, LAYOUT)
     wanted = check_classes(classes, supercategory)
     stats, skipped = apply_filters(pooled, root, wanted)
@@ -137,6 +134,15 @@ def load_coco(root, *, classes=None, image_size=224, seed=0, max_instances=2,
                 len(class_list), root, {k: v for k, v in stats.items() if v})
     return CocoDataset(name=name, root=root, samples=samples, image_size=int(image_size),
                        spec=spec, selection_stats=stats)
+
+
+def _rule_options(selection, max_instances, max_box_fraction, max_boxes) -> dict:
+    """The options the per-file examination (and its cache key) depends on."""
+    if selection == "all":  # the paper's limits do not apply: one cache entry for all
+        return dict(selection=selection, max_instances=0, max_box_fraction=0.0,
+                    max_boxes=int(max_boxes))
+    return dict(selection=selection, max_instances=int(max_instances),
+                max_box_fraction=float(max_box_fraction), max_boxes=int(max_boxes))
 
 
 def _describe(options: dict) -> str:

@@ -32,7 +32,8 @@ def check_classes(classes, supercategory: dict):
 
 
 def drop_small_classes(pooled: dict, keep: np.ndarray, wanted, min_images: int,
-                        stats: dict):
+                       stats: dict):
+    """Rows of ``keep`` whose class has at least ``min_images`` of them, and the classes."""
     counts = Counter(pooled["category"][keep].tolist())
     order = wanted if wanted is not None else sorted(counts)
     class_list = [c for c in order if counts[c] >= min_images]
@@ -46,12 +47,15 @@ def drop_small_classes(pooled: dict, keep: np.ndarray, wanted, min_images: int,
 
 
 def build_table(pooled, keep, classes, supercategory, seed, test_fraction, subset_size):
+    """The SampleTable of the pooled rows ``keep``, sorted by (image id, file)."""
     keep = keep[np.lexsort((pooled["file"][keep], pooled["image_id"][keep]))]
     label_of = {c: i for i, c in enumerate(classes)}
     names = pooled["category"][keep]
     label = np.array([label_of[c] for c in names.tolist()], dtype=np.int64)
     class_super = [supercategory[c] for c in classes]
     boxes = pooled["boxes"][keep]
+    used = int(np.isfinite(boxes[:, :, 0]).sum(1).max()) if boxes.size else 0
+    boxes = boxes[:, :max(used, MAX_INSTANCES)]  # selection=all: as many as an image has
     if boxes.shape[1] < MAX_INSTANCES:
         boxes = np.pad(boxes, ((0, 0), (0, MAX_INSTANCES - boxes.shape[1]), (0, 0)),
                        constant_values=np.nan)

@@ -44,13 +44,16 @@ def _writer_args(spec, dataset, meta) -> dict:
 
 def open_store(spec, conditions, dataset, models, meta):
     """Rank 0: check the disk, open (or create) the store under its lock, register the
-    conditions. Returns ``(writer, targets)`` and the plan ``{"missing": {key: [chunks]}}``."""
+    conditions. Returns ``(writer, targets)`` and the plan: ``missing`` (key -> chunks) and
+    ``estimated_bytes`` (of the parts to write)."""
     settings = settings_of(spec)
     itemsize = np.dtype(feature_dtype(spec.dtype)).itemsize
     dims = sum(sum(m["layers"].values()) for m in meta.values())
+    blocks = sum(len(m["layers"]) for m in meta.values())
     on_disk, chunk = missing_on_disk(os.path.abspath(spec.store), [c.key for c in conditions],
                                      len(dataset.samples), spec.chunk_size)
-    check_disk(spec.store, estimate_bytes(conditions, on_disk, dims, itemsize, chunk))
+    estimate = estimate_bytes(conditions, on_disk, dims, itemsize, chunk, blocks)
+    check_disk(spec.store, estimate)
     writer = StoreWriter(spec.store, extra=dict(seed=spec.seed, storage=settings),
                          **_writer_args(spec, dataset, meta))
     try:
@@ -63,7 +66,7 @@ def open_store(spec, conditions, dataset, models, meta):
     except BaseException:
         writer.close()
         raise
-    return (writer, targets), dict(missing=missing)
+    return (writer, targets), dict(missing=missing, estimated_bytes=estimate)
 
 
 def _setup(spec, dataset, device, ctx):
@@ -129,4 +132,5 @@ def run_extraction(spec, conditions, ctx) -> dict:
                 decode_failures={file: reason for _, file, reason in failures},
                 seconds=round(time.perf_counter() - started, 2),
                 skipped_at_load=len(dataset.samples.skipped), ranks=ctx.world_size,
+                estimated_bytes=plan["estimated_bytes"],
                 rank=ctx.rank)
