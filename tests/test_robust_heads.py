@@ -2,7 +2,6 @@
 loss of mixed MAT, parallel-MAT voting, the random-walk strength selection, and
 ``featlab fit-head --train-on/--recipe/--strengths`` end to end on a tiny extracted store."""
 import json
-import os
 
 import numpy as np
 import pytest
@@ -103,6 +102,8 @@ def test_shares_give_each_set_its_fraction_of_the_loss():
     assert w[:200].sum() == pytest.approx(0.5) and w[200:300].sum() == pytest.approx(0.25)
     head = fit_multiset(sets, shares=shares, l2=1e-3, tol=1e-10)
     X = np.concatenate([x for x, _ in sets])
+    assert np.allclose(head.mean_, w @ X / w.sum())
+    assert np.allclose(head.mean_, sum(a * x.mean(0) for a, (x, _) in zip(shares, sets)))
     W = torch.tensor(head.coef_std_, requires_grad=True)
     b = torch.tensor(head.intercept_std_, requires_grad=True)
     J = _direct_loss(W, b, [(torch.tensor(x), t) for x, t in sets], torch.tensor(head.mean_),
@@ -112,7 +113,7 @@ def test_shares_give_each_set_its_fraction_of_the_loss():
 
 
 def test_adversarial_retraining_is_more_robust_on_constructed_attacks():
-    (X, y), (Xt, yt) = blobs(n=600, seed=6), blobs(n=600, seed=7)
+    (X, y), (_, yt) = blobs(n=600, seed=6), blobs(n=600, seed=7)
     X_adv, Xt_adv = blobs(n=600, seed=6, shift=0.45)[0], blobs(n=600, seed=7, shift=0.45)[0]
     plain = LinearHead(l2=1e-3).fit(X, y)
     adv = fit_multiset([(X, y), (X_adv, y)], shares=(1, 1), l2=1e-3)

@@ -16,7 +16,7 @@ SYMBOLS = {"eps": "ε", "sigma": "σ"}
 def robust_figures(result: dict, out_dir: str) -> list[str]:
     """Write the robust figures of a :func:`~.run.fit_head` result; [] without robust heads."""
     span = result.get("range")
-    if not span:
+    if not span or not span["table"]:
         return []
     subset, paths = result["subset"], []
     rows = [r for r in result["rows"] if r["family"] in (span["family"], "clean")]
