@@ -13,6 +13,8 @@ from typing import Callable, Iterable
 
 import torch
 
+from ._base import Attack
+
 # one run: (images, labels, rows of the batch) -> (candidates, fooled), on the given rows only
 Run = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple]
 
@@ -70,3 +72,19 @@ def predict_batch(model, images: torch.Tensor) -> torch.Tensor:
     """Arg-max class of ``model`` on ``images`` (one forward, no graph), shape (n,)."""
     with torch.no_grad():
         return model(images).argmax(1)
+
+
+class RobustComponent(Attack):
+    """Base of the AutoAttack components: the clean state once per batch (:func:`clean_state`),
+    and ``attack`` = the adversarial images of :meth:`run`, which returns
+    ``(adv, robust, broken_by)`` of :func:`attack_robust`."""
+
+    def prepare(self, images, labels, model, generator) -> dict:
+        return clean_state(model, images, labels)
+
+    def attack(self, images, shared, model, generator, params) -> torch.Tensor:
+        return self.run(images, shared, model, generator, params)[0]
+
+    @staticmethod
+    def run(images, shared, model, generator, params) -> tuple:
+        raise NotImplementedError

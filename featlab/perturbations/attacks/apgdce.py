@@ -11,28 +11,20 @@ image's features are its clean features. With the same seed in ``generator`` as 
 """
 from __future__ import annotations
 
-import torch
-
 from ..registry import PERTURBATIONS
 from ._apgd import APGD_STEPS, N_RESTARTS, RHO, apgd_run
-from ._base import LINF_PARAMS, Attack
+from ._base import LINF_PARAMS
 from ._common import space_scale
 from ._losses import cross_entropy
-from ._robust import attack_robust, clean_state
+from ._robust import RobustComponent, attack_robust
 
 
 @PERTURBATIONS.register("apgdce")
-class APGDCE(Attack):
+class APGDCE(RobustComponent):
     """APGD with the cross-entropy loss (Croce & Hein 2020)."""
 
     name = "apgdce"
     params = LINF_PARAMS + (APGD_STEPS, N_RESTARTS, RHO)
-
-    def prepare(self, images, labels, model, generator) -> dict:
-        return clean_state(model, images, labels)
-
-    def attack(self, images, shared, model, generator, params) -> torch.Tensor:
-        return self.run(images, shared, model, generator, params)[0]
 
     @staticmethod
     def run(images, shared, model, generator, params) -> tuple:

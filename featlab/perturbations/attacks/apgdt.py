@@ -15,30 +15,22 @@ from __future__ import annotations
 
 import logging
 
-import torch
-
 from ..registry import PERTURBATIONS
 from ._apgd import APGD_STEPS, N_RESTARTS, N_TARGET_CLASSES, RHO, apgd_run
-from ._base import LINF_PARAMS, Attack
+from ._base import LINF_PARAMS
 from ._common import space_scale
 from ._losses import check_classes, dlr_targeted
-from ._robust import attack_robust, clean_state, ranked_targets
+from ._robust import RobustComponent, attack_robust, ranked_targets
 
 logger = logging.getLogger(__name__)
 
 
 @PERTURBATIONS.register("apgdt")
-class APGDT(Attack):
+class APGDT(RobustComponent):
     """Targeted APGD with the DLR-T loss over several target classes (Croce & Hein 2020)."""
 
     name = "apgdt"
     params = LINF_PARAMS + (APGD_STEPS, N_RESTARTS, RHO, N_TARGET_CLASSES)
-
-    def prepare(self, images, labels, model, generator) -> dict:
-        return clean_state(model, images, labels)
-
-    def attack(self, images, shared, model, generator, params) -> torch.Tensor:
-        return self.run(images, shared, model, generator, params)[0]
 
     @staticmethod
     def run(images, shared, model, generator, params) -> tuple:

@@ -25,8 +25,8 @@ import torch
 
 from ..registry import PERTURBATIONS
 from ._apgd import APGD_STEPS, N_TARGET_CLASSES
-from ._base import LINF_PARAMS, Attack
-from ._robust import attack_robust, clean_state
+from ._base import LINF_PARAMS
+from ._robust import RobustComponent, attack_robust
 from .apgdce import APGDCE
 from .apgdt import APGDT
 from .fab import FAB
@@ -40,14 +40,11 @@ AA_QUERIES = dataclasses.replace(SQUARE_PARAMS[0], help="queries of Square (5000
 
 
 @PERTURBATIONS.register("autoattack")
-class AutoAttack(Attack):
+class AutoAttack(RobustComponent):
     """The standard AutoAttack ensemble, Linf (Croce & Hein 2020)."""
 
     name = "autoattack"
     params = LINF_PARAMS + (AA_STEPS, N_TARGET_CLASSES, AA_QUERIES)
-
-    def prepare(self, images, labels, model, generator) -> dict:
-        return clean_state(model, images, labels)
 
     def attack_many(self, images, params_list, **kwargs) -> tuple:
         self.broken_by_ = []

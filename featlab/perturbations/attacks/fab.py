@@ -26,10 +26,10 @@ import torch
 from ..registry import PERTURBATIONS
 from ..base import Param
 from ._apgd import APGD_STEPS, N_RESTARTS, N_TARGET_CLASSES
-from ._base import LINF_PARAMS, Attack
+from ._base import LINF_PARAMS
 from ._common import project_linf, space_scale
 from ._fab_projection import project_hyperplane_box
-from ._robust import attack_robust, clean_state, predict_batch, ranked_targets
+from ._robust import RobustComponent, attack_robust, predict_batch, ranked_targets
 
 FAB_PARAMS = (
     Param("alpha_max", float, default=0.1, low=0.0, high=1.0,
@@ -105,17 +105,11 @@ def fab_targeted_run(model, images, labels, targets, eps: float, params: dict, t
 
 
 @PERTURBATIONS.register("fab")
-class FAB(Attack):
+class FAB(RobustComponent):
     """Targeted FAB (FAB-T), Linf, over several target classes (Croce & Hein 2020)."""
 
     name = "fab"
     params = LINF_PARAMS + (APGD_STEPS, N_RESTARTS, N_TARGET_CLASSES) + FAB_PARAMS
-
-    def prepare(self, images, labels, model, generator) -> dict:
-        return clean_state(model, images, labels)
-
-    def attack(self, images, shared, model, generator, params) -> torch.Tensor:
-        return self.run(images, shared, model, generator, params)[0]
 
     @staticmethod
     def run(images, shared, model, generator, params) -> tuple:

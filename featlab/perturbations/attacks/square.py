@@ -34,10 +34,10 @@ import torch
 from ..registry import PERTURBATIONS
 from ..base import Param
 from ._apgd import N_RESTARTS
-from ._base import LINF_PARAMS, Attack
+from ._base import LINF_PARAMS
 from ._common import boolean, space_scale
 from ._losses import margin
-from ._robust import attack_robust, clean_state, predict_batch
+from ._robust import RobustComponent, attack_robust, predict_batch
 
 HALVINGS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
 SQUARE_PARAMS = (
@@ -111,17 +111,11 @@ def square_run(model, images, labels, eps, params: dict, generator) -> tuple:
 
 
 @PERTURBATIONS.register("square")
-class Square(Attack):
+class Square(RobustComponent):
     """Square attack, Linf, score-based random search (Andriushchenko et al. 2020)."""
 
     name = "square"
     params = LINF_PARAMS + SQUARE_PARAMS
-
-    def prepare(self, images, labels, model, generator) -> dict:
-        return clean_state(model, images, labels)
-
-    def attack(self, images, shared, model, generator, params) -> torch.Tensor:
-        return self.run(images, shared, model, generator, params)[0]
 
     @staticmethod
     def run(images, shared, model, generator, params) -> tuple:
