@@ -139,18 +139,25 @@ def _name(category_id, names: dict, record: dict) -> str:
     return names[category_id]
 
 
-def _paper(record, root, names, max_instances, max_box_fraction):
-    """(reason or None, class, boxes) under the fusion paper's selection."""
+def _usable(record, root, *, refuse_crowd: bool):
+    """(reason or None, valid boxes): the checks both selections apply, in the order of
+    :data:`featlab.data.coco.REASONS` (crowd annotations only refused by the paper's)."""
     if not record["anns"]:
-        return "no annotations", None, None
-    if any(a.get("iscrowd", 0) for a in record["anns"]):
-        return "crowd", None, None
+        return "no annotations", None
+    if refuse_crowd and any(a.get("iscrowd", 0) for a in record["anns"]):
+        return "crowd", None
     reason = _sizes(record, root)
     if reason is not None:
-        return reason, None, None
+        return reason, None
     valid = _valid_boxes(record)
-    if not valid:
-        return "invalid box", None, None
+    return (None, valid) if valid else ("invalid box", None)
+
+
+def _paper(record, root, names, max_instances, max_box_fraction):
+    """(reason or None, class, boxes) under the fusion paper's selection."""
+    reason, valid = _usable(record, root, refuse_crowd=True)
+    if reason is not None:
+        return reason, None, None
     if len({c for c, _ in valid}) > 1:
         return "several categories", None, None
     if len(valid) > max_instances:
@@ -163,14 +170,9 @@ def _paper(record, root, names, max_instances, max_box_fraction):
 
 def _every(record, root, names, max_instances, max_box_fraction):
     """(reason or None, class, boxes) with no filter: the dominant category, every box."""
-    if not record["anns"]:
-        return "no annotations", None, None
-    reason = _sizes(record, root)
+    reason, valid = _usable(record, root, refuse_crowd=False)
     if reason is not None:
         return reason, None, None
-    valid = _valid_boxes(record)
-    if not valid:
-        return "invalid box", None, None
     area: dict = {}
     for c, (_, _, w, h) in valid:
         area[c] = area.get(c, 0.0) + w * h
