@@ -1,9 +1,13 @@
 """Shared fixtures: tiny checkpoints in the real formats, quiet progress bars."""
+import json
 import os
 
+import h5py
 import pytest
 import torch
 import torchvision
+
+from featlab.store.checksums import image_record, sidecar
 
 os.environ.setdefault("FEATLAB_NO_PROGRESS", "1")
 
@@ -21,9 +25,40 @@ def save_synthetic_checkpoint(path, num_classes=5, seed=0):
     return str(path)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def analyses_elsewhere(tmp_path_factory):
+    """Commands run without --out write under $FEATLAB_ANALYSES: a temporary folder here,
+    never the checkout's analyses/ (tests that check the default set their own)."""
+    if "FEATLAB_ANALYSES" not in os.environ:
+        os.environ["FEATLAB_ANALYSES"] = str(tmp_path_factory.mktemp("analyses"))
+    return os.environ["FEATLAB_ANALYSES"]
+
+
 @pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory):
     """weights={name: path} for the two synthetic backbones, random-initialised."""
     folder = tmp_path_factory.mktemp("weights")
     return {"synthetic-object": save_synthetic_checkpoint(folder / "object.pt", 6, seed=1),
             "synthetic-scene": save_synthetic_checkpoint(folder / "scene.pt", 4, seed=2)}
+
+
+def one_error_line(output: str) -> str:
+    """The single ``featlab: error:`` line of a refused command; progress lines the command
+    logged before it (e.g. what a dataset holds) may precede it, a traceback may not."""
+    lines = output.strip().splitlines()
+    errors = [line for line in lines if line.startswith("featlab: error:")]
+    assert len(errors) == 1 and "Traceback" not in output, output
+    assert lines[-1] == errors[0], output
+    return errors[0]
+
+
+def edit_recorded_h5(path, edit):
+    """Open the store file ``path`` r+, call ``edit(handle)``, then record the checksum of
+    the edited bytes: what a writer that stored these values would have left (checksums
+    catch damage after writing; these tests are about values that were written bad)."""
+    with h5py.File(path, "r+") as handle:
+        edit(handle)
+    with open(path, "rb") as handle:
+        record = image_record(os.path.basename(str(path)), handle.read())
+    with open(sidecar(str(path)), "w") as handle:
+        json.dump(record, handle)

@@ -8,6 +8,7 @@ from click.testing import CliRunner
 from PIL import Image
 from torchvision.datasets import ImageFolder
 
+from conftest import one_error_line
 from featlab.cli.main import cli
 from featlab.data import DATASETS
 from featlab.errors import FeatlabError
@@ -87,8 +88,8 @@ def test_extraction_end_to_end_and_object_regions_refused(folder, tiny_weights, 
         result = CliRunner().invoke(cli, _args(folder, store, tiny_weights,
                                                f"clean,blur:sigma=2:region={region}"))
         assert result.exit_code == 2, result.output
-        lines = result.output.strip().splitlines()
-        assert len(lines) == 1 and "needs object boxes" in lines[0] and "region=all" in lines[0]
+        line = one_error_line(result.output)
+        assert "needs object boxes" in line and "region=all" in line
         assert not store.exists()
     result = CliRunner().invoke(cli, _args(folder, store, tiny_weights,
                                            "clean,blur:sigma=2:region=all"))

@@ -10,6 +10,7 @@ import torch
 from click.testing import CliRunner
 from scipy.spatial.distance import pdist, squareform
 
+from conftest import edit_recorded_h5
 from featlab.analyses.local import clever_u, gradient_lipschitz
 from featlab.probes.sets import (isotropy_perturbations, sample_seed,
                                  symmetry_perturbations)
@@ -348,8 +349,8 @@ def test_bad_input_is_one_line(stores, store, tmp_path, synthetic_root):
     start = row // 8 * 8
     part = next((broken / "conditions").glob("isotropy_radius=8*")) / \
         f"part-{start:09d}-{min(start + 8, len(store.samples)):09d}.h5"
-    with h5py.File(part, "r+") as handle:
-        handle["synthetic-object/penultimate"][row % 8, 0, 0] = np.inf
+    edit_recorded_h5(part, lambda handle: handle["synthetic-object/penultimate"].__setitem__(
+        (row % 8, 0, 0), np.inf))
     _one_line_error(["mantel", "--store", str(broken), "--backbone", "synthetic-object"],
                     "non-finite")
 
@@ -358,9 +359,11 @@ def test_probe_extraction_needs_heads_and_reachable_threshold(stores, synthetic_
                                                               tiny_weights, tmp_path):
     bare = tmp_path / "bare"
     shutil.copytree(stores[1], bare)
-    with h5py.File(bare / "heads" / "fg-all.h5", "r+") as head:  # uniform: p = 1/4 everywhere
+    def uniform(head):  # p = 1/4 everywhere
         head["coef"][...] = 0
         head["intercept"][...] = 0
+
+    edit_recorded_h5(bare / "heads" / "fg-all.h5", uniform)
     with pytest.raises(FeatlabError, match=r"no test image reaches threshold=0.5 .* 0.25\)"):
         extract(_spec(synthetic_root, bare, tiny_weights, "isotropy:radius=1:threshold=0.5"))
     shutil.rmtree(bare / "heads")

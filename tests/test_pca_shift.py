@@ -1,6 +1,5 @@
 """Subspace shift, PCA, sign-flip test and the figure functions, on constructed ground truth."""
 import itertools
-import time
 
 import numpy as np
 import pytest
@@ -136,9 +135,7 @@ def test_plots_return_axes_and_save(tmp_path):
 
 @pytest.mark.slow
 def test_umap_projection_runs_on_tiny_data():
-    start = time.perf_counter()
-    X, labels = clouds(n=40, p=6)
+    X, labels = clouds(n=40, p=6)  # numba compilation dominates (~15 s on 2 cores)
     c2, p2 = project(X, X + 0.2, method="umap", random_state=0)
     assert c2.shape == (40, 2) and p2.shape == (40, 2)
     assert np.isfinite(c2).all() and np.isfinite(p2).all()
-    assert time.perf_counter() - start < 60  # numba compilation dominates (~15 s on 2 cores)

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from featlab.analyses.heads.run import fit_head
 from featlab.analyses.shift.run import pca_shift
+from conftest import one_error_line
 from featlab.cli.main import cli
 from featlab.errors import FeatlabError
 from featlab.extraction import ExtractionSpec, extract
@@ -138,7 +139,7 @@ def test_unknown_layer_pattern_is_one_line_listing_the_layers(root, tiny_weights
         "--device", "cpu", "--image-size", "32", "--layers", "fc7",
         "--weights", f"synthetic-object={w['synthetic-object']}",
         "--weights", f"synthetic-scene={w['synthetic-scene']}"])
-    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
+    assert result.exit_code == 2 and "fc7" in one_error_line(result.output)
 
 
 def test_probe_conditions_store_only_selected_layers(root, tiny_weights, tmp_path):
@@ -156,8 +157,9 @@ def test_probe_conditions_store_only_selected_layers(root, tiny_weights, tmp_pat
     assert np.isfinite(store.read_array("scores/fg-all", key)[rows]).all()
     with h5py.File(store.index_path, "r") as index:
         names = []
-        index["conditions"][key].visit(names.append)
-    stored = {n.split("/")[-1] for n in names if "synthetic-" in n and n.count("/") >= 1}
+        index["conditions"][key].visititems(
+            lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
+    stored = {n.split("/")[-1] for n in names if "synthetic-" in n}
     assert stored == {"penultimate", "layer3.0.bn1", "layer3.0.bn2", "layer3.0.downsample.1",
                       "layer3.1.bn1", "layer3.1.bn2"}
     with pytest.raises(FeatlabError, match="matches no layer"):
@@ -167,11 +169,16 @@ def test_probe_conditions_store_only_selected_layers(root, tiny_weights, tmp_pat
 
 def test_estimate_bounds_the_written_bytes_and_a_full_disk_is_refused(
         stores, root, tiny_weights, tmp_path, monkeypatch):
-    written = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in
-                  os.walk(os.path.join(stores["float32"], "conditions")) for f in fs)
+    def written(kind):
+        return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in
+                   os.walk(os.path.join(stores[kind], "conditions")) for f in fs)
+
     estimate = stores["float32-summary"]["estimated_bytes"]
-    assert written <= estimate <= 1.6 * written
-    assert stores["float16-summary"]["estimated_bytes"] < 0.6 * estimate
+    half = stores["float16-summary"]["estimated_bytes"]
+    assert written("float32") <= estimate <= 1.6 * written("float32")
+    assert written("float16") <= half <= 1.6 * written("float16")
+    # features halve; the sample columns, checksums and HDF5 overhead do not
+    assert half < 0.7 * estimate
 
     class Usage:
         free = estimate // 2

@@ -2,7 +2,6 @@
 import errno
 import json
 import os
-import shutil
 import stat
 import subprocess
 from types import SimpleNamespace
@@ -15,6 +14,7 @@ from featlab.cli.main import cli
 from featlab.data.base import SampleTable
 from featlab.errors import FeatlabError
 from featlab.extraction import ExtractionSpec, extract
+from featlab.extraction import storage
 from featlab.store import FeatureStore, StoreWriter
 from featlab.store.checksums import sidecar
 from featlab.store.integrity import check_store
@@ -220,7 +220,13 @@ def test_full_disk_during_extraction_exits_2_and_resumes(data_root, tiny_weights
     assert check_store(store, full=True)["healthy"]
 
 
-def test_full_disk_for_real_on_a_tiny_tmpfs(data_root, tiny_weights, tmp_path):
+def test_full_disk_for_real_on_a_tiny_tmpfs(data_root, tiny_weights, tmp_path, monkeypatch):
+    # the disk fills during the run (another writer, a wrong estimate): the preflight size
+    # check must not be what refuses here, so it is told the disk is empty
+    class Plenty:
+        free = 1 << 40
+
+    monkeypatch.setattr(storage.shutil, "disk_usage", lambda path: Plenty)
     mnt = tmp_path / "tiny"
     mnt.mkdir()
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=450k", "tmpfs", str(mnt)],

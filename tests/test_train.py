@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 from scipy.optimize import minimize
 
+import featlab
 from featlab.backbones.trained import load_trained
 from featlab.backbones.ensemble import EnsembleBackbone, VotingNet
 from featlab.backbones.trained import make_net
@@ -277,7 +278,7 @@ def test_resume_after_sigkill_gives_the_same_weights(data, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "featlab", "-q", "train", "--out",
                              str(killed), *args], env=env, stderr=subprocess.PIPE)
     ckpt = f"{killed}.main.ckpt"
-    deadline = time.time() + 50
+    deadline = time.time() + 300  # generous: the first epoch on a loaded machine
     while not os.path.exists(ckpt) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
@@ -331,3 +332,10 @@ def test_cli_train_then_extract_with_the_trained_backbone(data, tmp_path):
     success = fs.read_array("attack/success", key)
     adv_pred = fs.read(backbone="robust", layer="logits", condition=key).argmax(1)
     assert np.array_equal(success, adv_pred != fs.labels())
+    # robustness: each trained network's own logits are a row of Table 1, computed from them
+    table = featlab.robustness(fs)
+    rows = {r["classifier"]: r for r in table["rows"]}
+    assert set(rows) == {"robust (logits)", "plain (logits)"}
+    test = fs.labels(split="test")
+    clean_pred = fs.read(backbone="plain", layer="logits", condition="clean", split="test")
+    assert rows["plain (logits)"]["clean"] == pytest.approx((clean_pred.argmax(1) == test).mean())

@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 
-class _Rows(Dataset):
+class DecodedRows(Dataset):
     def __init__(self, dataset, work=None):
         self.dataset, self.work = dataset, work
         self.size = dataset.image_size
@@ -25,7 +25,8 @@ class _Rows(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, item):
-        row, part = item
+        # extraction asks for (row, part) so the workers know the chunk; training for rows
+        row, part = item if isinstance(item, tuple) else (item, None)
         decoded = self._decode(row)
         return decoded if self.work is None else self.work.apply(part, int(row), *decoded)
 
@@ -40,7 +41,7 @@ class _Rows(Dataset):
                     torch.full((self.n_boxes, 4), float("nan")), reason or "decode failed")
 
 
-def _collate(items):
+def collate_decoded(items):
     images, boxes, reasons = zip(*items)
     return torch.stack(images), torch.stack(boxes), list(reasons)
 
@@ -56,9 +57,10 @@ def iter_chunks(dataset, chunks: list[tuple[int, int]], workers: int = 0, work=N
     if not chunks:
         return
     items = work.items(chunks) if work is not None else [(a, b, None) for a, b in chunks]
-    loader = DataLoader(_Rows(dataset, work),
+    collate = collate_decoded if work is None else work.collate
+    loader = DataLoader(DecodedRows(dataset, work),
                         batch_sampler=[[(r, part) for r in range(a, b)] for a, b, part in items],
-                        num_workers=workers, collate_fn=_collate if work is None else work.collate,
+                        num_workers=workers, collate_fn=collate,
                         persistent_workers=False, pin_memory=pin_memory,
                         prefetch_factor=2 if workers else None)
     for (start, stop, _), batch in zip(items, loader):

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 
 from ..data import DATASETS
 from ..errors import FeatlabError
-from ..extraction.decode import _collate, _Rows
+from ..extraction.decode import collate_decoded, DecodedRows
 from ..extraction.pipeline import DEFAULT_IMAGE_SIZE, limit_rows
 
 log = logging.getLogger(__name__)
@@ -84,9 +84,9 @@ class Images:
             for idx in chunks:
                 yield self.pixels[idx].float().div_(255), self.labels[idx]
             return
-        loader = DataLoader(_Rows(self.dataset), batch_sampler=[self.rows[c.numpy()].tolist()
+        loader = DataLoader(DecodedRows(self.dataset), batch_sampler=[self.rows[c.numpy()].tolist()
                                                                 for c in chunks],
-                            num_workers=self.workers, collate_fn=_collate)
+                            num_workers=self.workers, collate_fn=collate_decoded)
         for idx, (images, _, reasons) in zip(chunks, loader):
             keep = torch.tensor([not r for r in reasons])
             if keep.sum() >= min_size:
@@ -103,9 +103,9 @@ def load_images(dataset, rows, workers: int = 0, preload_bytes: int = PRELOAD_BY
                  len(rows), size)
         return Images(dataset, rows, labels, None, workers)
     pixels, ok = torch.empty((len(rows), 3, size, size), dtype=torch.uint8), []
-    loader = DataLoader(_Rows(dataset), batch_sampler=[rows[i:i + 256].tolist()
+    loader = DataLoader(DecodedRows(dataset), batch_sampler=[rows[i:i + 256].tolist()
                                                        for i in range(0, len(rows), 256)],
-                        num_workers=workers, collate_fn=_collate)
+                        num_workers=workers, collate_fn=collate_decoded)
     for start, (images, _, reasons) in zip(range(0, len(rows), 256), loader):
         as_bytes = images.mul(255).round_().to(torch.uint8)
         if not torch.equal(as_bytes.float().div_(255), images):

@@ -1,7 +1,8 @@
 """``robustness``: the M-TLAT paper's Table 1 for every classifier of a store.
 
 Classifiers: the linear heads fitted in the store (``featlab fit-head``: fg, bg and joint at
-every alpha) of one ``subset``. Every stored image condition is a column: clean accuracy,
+every alpha) of one ``subset``, and every backbone whose own logits classify the task (the
+networks ``featlab train`` makes), as ``<backbone> (logits)``. Every stored image condition is a column: clean accuracy,
 then ``R = A_phi / A_clean`` (equation 7); a perturbation with a ``severity`` (the
 ImageNet-C corruptions, rotate/translate/color/occlude) is one column, the mean of R over
 its stored severities, as Table 1 does; each other condition (attacks, blur) is its own
@@ -28,9 +29,25 @@ from .plots import plot_robustness
 from .scores import mean_corruption_error, robustness_scores
 
 
+def _task_backbones(store) -> dict:
+    """Backbones whose own logits classify the store's task (networks ``featlab train``
+    made, whose manifest record names the task's classes in label order): ``name (logits)``
+    -> a classifier that takes the argmax of the stored logits."""
+    classes = list(store.samples.classes)
+    return {f"{b} (logits)": dict(inputs=[b], layer="logits", logits_of=b)
+            for b, meta in store.backbone_meta.items()
+            if meta.get("task_classes") == classes and "logits" in meta.get("layers", ())}
+
+
+def _predict(classifier: dict, feats: dict) -> np.ndarray:
+    if "logits_of" in classifier:
+        return feats[f"{classifier['logits_of']}/logits"].argmax(axis=1)
+    return head_probabilities(classifier, feats).argmax(axis=1)
+
+
 def _classifiers(store, subset: str) -> dict:
     names = [n for n in store.heads() if load_head(store.path, n)[1].get("subset") == subset]
-    heads = heads_for(store.path, names, store.backbones)
+    heads = dict(heads_for(store.path, names, store.backbones), **_task_backbones(store))
     if not heads:
         raise FeatlabError(f"store {store.path} has no classifier for subset {subset!r} "
                            f"(heads: {', '.join(store.heads()) or 'none'}); fit them: featlab "
@@ -61,7 +78,7 @@ def _correctness(store, heads: dict, keys: list, subset: str):
         for values in feats.values():
             valid &= np.isfinite(values).all(axis=1)
         for name, head in heads.items():
-            correct[name][key] = head_probabilities(head, feats).argmax(axis=1) == labels
+            correct[name][key] = _predict(head, feats) == labels
     if valid.sum() < 2:
         raise FeatlabError(f"only {int(valid.sum())} test rows are valid in every condition; "
                            f"need >= 2")
