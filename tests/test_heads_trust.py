@@ -73,6 +73,7 @@ def test_conditions_record_the_digest_of_their_heads(made):
 def test_refit_with_other_l2_labels_attacks_and_probes_stale(made):
     from featlab.analyses.local.run import isotropy, lipschitz
     from featlab.analyses.robustness.run import robustness
+    from featlab.analyses.shift.run import pca_shift
 
     path = made[2]()
     store = FeatureStore(path)
@@ -91,6 +92,12 @@ def test_refit_with_other_l2_labels_attacks_and_probes_stale(made):
     table = robustness(store)
     assert table["stale"][joint[0]] is True and table["stale"]["clean"] is False
     assert table["rows"][0]["scores"][joint[0]]["stale"] is True
+    assert pca_shift(store, condition=joint[0], k=2, permutations=9)["stale"] is True
+    subset_key = _key(store, "fgsm:eps=0.05:target=fg:head_subset=similar")
+    assert pca_shift(store, condition=subset_key, k=2, permutations=9)["stale"] is False
+    status = FeatureStore(path).info()["conditions"]
+    assert status[joint[0]] == "complete; stale (head joint-all-alpha=0 refit since)"
+    assert status["clean"] == "complete"
     back = fit_head(store, alphas=(0.0,))  # the old settings make them current again
     assert not any(back["stale"].values())
 
