@@ -23,7 +23,9 @@ class Param:
     ``kind`` converts the string from a condition (``float``, ``int``, ``str``);
     ``choices`` restricts a string; ``low``/``high`` bound a number (inclusive);
     ``multi`` marks the parameter that may take several values in one condition string
-    (``blur:sigma=1:5:10``); ``default=None`` with ``required=True`` must be given.
+    (``blur:sigma=1:5:10``); ``default=None`` with ``required=True`` must be given;
+    ``keyed_default=False`` leaves the parameter out of the canonical key while it has its
+    default (a parameter added later keeps the keys of stored conditions valid).
     """
 
     name: str
@@ -35,3 +37,4 @@ class Param:
     high: Optional[float] = None
     multi: bool = False
     help: str = ""
+    keyed_default: bool = True

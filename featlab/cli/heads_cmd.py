@@ -14,6 +14,20 @@ def accuracy_table(rows) -> list[dict]:
     return list(table.values())
 
 
+def echo_labels(result) -> None:
+    """Which heads each attack is white-box for (the others: transfer), and whether it is
+    stale (the analysis logs which heads changed)."""
+    white = {}
+    for row in result["rows"]:
+        if row["threat"] == "white-box":
+            white.setdefault(row["condition"], []).append(
+                row["head"] if row["alpha"] is None else f"joint(a={row['alpha']:g})")
+    for key, info in result["attacks"].items():
+        against = ", ".join(white.get(key, [])) or "none of these heads (all transfer)"
+        click.echo(f"{key}: white-box for {against}; transfer for the others"
+                   f"{' [STALE: crafted against a head refit since]' if info['stale'] else ''}")
+
+
 def echo_robust(result) -> None:
     """How the robust heads were trained, and the average over the strength range."""
     robust = result["robust"]
@@ -42,7 +56,12 @@ def echo_robust(result) -> None:
 @click.command("fit-head")
 @click.option("--store", required=True, help="Store directory.")
 @click.option("--alpha", "alphas", multiple=True, type=float, default=(0.0,), show_default=True,
-              help="Penalty alpha on the joint head's foreground weights (repeatable).")
+              help="Penalty alpha on the joint head's foreground weights (repeatable). On "
+                   "the default --alpha-scale mean it multiplies the MEAN cross-entropy over "
+                   "standardized features: the paper's alpha / N (N training images).")
+@click.option("--alpha-scale", type=click.Choice(["mean", "sum"]), default="mean",
+              show_default=True, help="sum: --alpha is the paper's (Section 3.4, beside the "
+                                      "summed loss; its 0.1..10), divided by N before fitting.")
 @click.option("--subset", default="all", show_default=True, help="all, similar or dissimilar.")
 @click.option("--layer", default="penultimate", show_default=True)
 @click.option("--l2", default=1e-4, show_default=True, help="Small ridge on all weights.")
@@ -74,7 +93,7 @@ def echo_robust(result) -> None:
 @json_option
 @click.option("--out", default=None,
               help="Directory for JSON and figures [analyses/<store>/fit-head].")
-def fit_head_command(store, alphas, subset, layer, l2, fg, bg, train_on, recipe, strengths,
+def fit_head_command(store, alphas, alpha_scale, subset, layer, l2, fg, bg, train_on, recipe, strengths,
                      attack, robust_head, val_fraction, walk_steps, walks, walk_penalty, seed,
                      json_out, out):
     """Fit foreground, background and joint heads on clean train features and score them
@@ -83,6 +102,7 @@ def fit_head_command(store, alphas, subset, layer, l2, fg, bg, train_on, recipe,
 
     \b
     featlab fit-head --store cache/coco --alpha 10
+    featlab fit-head --store cache/coco --alpha 0.1 --alpha 10 --alpha-scale sum
     featlab fit-head --store cache/coco --alpha 0 --alpha 0.1 --alpha 1 --alpha 10 --subset dissimilar
     featlab fit-head --store cache/coco --alpha 0 --alpha 10 \\
         --train-on clean,fgsm:eps=0.3:eps_space=normalized:target=fg \\
@@ -93,7 +113,7 @@ def fit_head_command(store, alphas, subset, layer, l2, fg, bg, train_on, recipe,
     from ..utils.results import output_dir
 
     fs = FeatureStore(store)
-    result = fit_head(fs, alphas=alphas, subset=subset, layer=layer, fg=fg, bg=bg, l2=l2,
+    result = fit_head(fs, alphas=alphas, alpha_scale=alpha_scale, subset=subset, layer=layer, fg=fg, bg=bg, l2=l2,
                       train_on=train_on, recipe=recipe, strengths=strengths, attack=attack,
                       robust_head=robust_head, val_fraction=val_fraction, walk_steps=walk_steps,
                       walks=walks, walk_penalty=walk_penalty, seed=seed,
@@ -103,6 +123,7 @@ def fit_head_command(store, alphas, subset, layer, l2, fg, bg, train_on, recipe,
                f"({len(result['classes'])} classes); fg={result['fg']} bg={result['bg']}")
     rows = accuracy_table(result["rows"])
     echo_table(rows, list(rows[0]))
+    echo_labels(result)
     for w in result["weights"]:
         click.echo(f"joint alpha={w['alpha']:g}: mean |weight| fg {w['fg']:.4f}, bg {w['bg']:.4f}")
     if "robust" in result:

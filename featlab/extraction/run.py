@@ -7,6 +7,7 @@ lets rank 0 open the store and plan the missing chunks, computes this rank's chu
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -18,6 +19,7 @@ from ..conditions import parse_conditions
 from ..errors import FeatlabError
 from ..store import StoreWriter
 from ..store.files import check_writable
+from ..store.layout import list_parts
 from .chunks import compute_chunks
 from .distributed import assign_chunks, rank_context
 from .forward import FeatureForward
@@ -36,6 +38,42 @@ def _targets(writer, models, dataset, spec) -> TargetModels:
     return TargetModels(writer.root, models, writer.manifest["backbones"],
                         classes=dataset.samples.classes, weights=spec.weights,
                         cache_dir=spec.cache_dir)
+
+def _changed_heads(writer, key: str, info: dict):
+    """Heads recorded in ``key``'s condition.json whose digest differs from ``info["heads"]``
+    (the heads as they are now), and whether parts made against them are stored. A refit
+    since then (issue 8) makes those parts stale: extending or reusing them would mix two
+    heads' attacks in one condition."""
+    folder = writer.condition_dir(key)
+    try:
+        with open(os.path.join(folder, "condition.json")) as handle:
+            old = json.load(handle).get("heads") or {}
+    except (OSError, ValueError, AttributeError):
+        return [], False
+    now = info.get("heads") or {}
+    return sorted(n for n, d in old.items() if now.get(n) != d), bool(list_parts(folder))
+
+
+def _register(writer, conditions, targets) -> None:
+    """Write each condition.json, after refusing conditions whose stored parts were made
+    against heads that have changed since (nothing is written before that check)."""
+    infos = {c.key: dict(name=c.name, params=c.params, label=c.label, **targets.describe(c))
+             for c in conditions}
+    redo = []
+    for key, info in infos.items():
+        changed, stored = _changed_heads(writer, key, info)
+        if changed and stored:
+            raise FeatlabError(f"{key} was extracted against head(s) {', '.join(changed)} as "
+                               f"they were before a refit; its stored parts are stale: delete "
+                               f"{writer.condition_dir(key)} and extract it again (or refit "
+                               f"the head with its old settings)")
+        if changed:
+            redo.append(key)
+    for key in redo:  # recorded but never written: record the heads as they are now
+        os.remove(os.path.join(writer.condition_dir(key), "condition.json"))
+    for key, info in infos.items():
+        writer.add_condition(key, info)
+
 
 def _writer_args(spec, dataset, meta) -> dict:
     return dict(samples=dataset.samples, backbones=meta, chunk_size=spec.chunk_size,
@@ -59,9 +97,7 @@ def open_store(spec, conditions, dataset, models, meta):
     try:
         check_settings(writer.manifest, settings, writer.root, meta)
         targets = _targets(writer, models, dataset, spec)
-        for cond in conditions:
-            writer.add_condition(cond.key, dict(name=cond.name, params=cond.params,
-                                                label=cond.label, **targets.describe(cond)))
+        _register(writer, conditions, targets)
         missing = {c.key: writer.missing_chunks(c.key) for c in conditions}
     except BaseException:
         writer.close()

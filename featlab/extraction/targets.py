@@ -4,7 +4,10 @@
 (the fusion paper's threat model is ``fg``, Section 3.3); ``target=joint``: both backbones
 and the joint head ``joint-all-alpha=<head_alpha>``, differentiated end to end (the adaptive
 white-box attack); ``target=surrogate:surrogate=NAME``: the store backbone NAME with its own
-head (a transfer attack onto the others). Heads come from ``featlab fit-head``; which
+head (a transfer attack onto the others). ``head_subset=similar|dissimilar`` attacks the
+head fitted on that class subset (``fg-similar``, ``joint-dissimilar-alpha=0``; widened to
+the store's classes by :func:`~featlab.store.heads.in_store_classes`, so only the subset's
+rows are meaningful — the ones ``fit-head --subset`` scores). Heads come from ``featlab fit-head``; which
 backbone is the object one comes from :mod:`featlab.backbones.roles`.
 
 A network trained by ``featlab train`` on the store's classes is its own classifier: with
@@ -23,7 +26,9 @@ from ..backbones.classifier import classifier_from_head
 from ..backbones.roles import fg_or_single
 from ..backbones.trained import build_backbone
 from ..errors import FeatlabError
-from ..store.heads import head_name, load_head
+from ..probes.base import SELECT
+from ..store.heads import head_digest, head_digests, head_name, in_store_classes, load_head, \
+    selecting_head
 
 HEAD_SETTINGS = ("kind", "alpha", "subset", "layer", "training_conditions", "inputs", "n_train")
 
@@ -81,16 +86,16 @@ class TargetModels:
             if self.bg is None:
                 raise FeatlabError(f"{condition.key}: target=joint needs two backbones; this "
                                    f"store has {self.fg} only — use target=fg")
-            return head_name("joint", "all", p["head_alpha"])
+            return head_name("joint", p["head_subset"], p["head_alpha"])
         if p["target"] == "surrogate":
             if p["surrogate"] not in self.models:
                 raise FeatlabError(f"{condition.key}: surrogate {p['surrogate']!r} is not a "
                                    f"backbone of this store ({', '.join(self.models)})")
-            return head_name("fg" if p["surrogate"] == self.fg else "bg", "all")
+            return head_name("fg" if p["surrogate"] == self.fg else "bg", p["head_subset"])
         if p["target"] == "bg" and self.bg is None:
             raise FeatlabError(f"{condition.key}: target=bg needs a scene backbone; this store "
                                f"has {self.fg} only — use target=fg")
-        return head_name(p["target"], "all")
+        return head_name(p["target"], p["head_subset"])
 
     def _load(self, name: str):
         arrays, attrs = load_head(self.root, name, purpose="to attack")
@@ -99,8 +104,16 @@ class TargetModels:
                                f"need a penultimate-layer head (fit-head --layer penultimate)")
         return arrays, attrs
 
+    def _widened(self, name: str):
+        arrays, attrs = self._load(name)
+        return (arrays if self.classes is None else in_store_classes(arrays, attrs, self.classes),
+                attrs)
+
     def describe(self, condition) -> dict:
-        """What an attack condition records about its target (empty for other conditions)."""
+        """What an attack condition records about its target, and a probe condition about its
+        heads (``heads``: name -> :func:`~featlab.store.heads.head_digest`); empty for others."""
+        if condition.family == "probe":
+            return dict(heads=head_digests(self.root, [selecting_head(s) for s in SELECT]))
         if not getattr(condition.perturbation, "needs_model", False):
             return {}
         own = self.own_classifier(condition)
@@ -110,8 +123,9 @@ class TargetModels:
                         weights_path=own.weights_path,
                         eps_space=condition.params.get("eps_space", "pixel"))
         name = self.head_name(condition)
-        _, attrs = self._load(name)
+        arrays, attrs = self._load(name)
         return dict(target=condition.params["target"], head=name,
+                    heads={name: head_digest(arrays, attrs)},
                     head_settings={k: attrs.get(k) for k in HEAD_SETTINGS},
                     eps_space=condition.params.get("eps_space", "pixel"))
 
@@ -121,7 +135,7 @@ class TargetModels:
             return own
         name = self.head_name(condition)
         if name not in self._cache:
-            arrays, attrs = self._load(name)
+            arrays, attrs = self._widened(name)
             self._cache[name] = classifier_from_head(arrays, attrs, self.models, name=name,
                                                      purpose="an attack")
         return self._cache[name]

@@ -6,12 +6,21 @@ A head is ``STORE/heads/<name>.h5``: arrays ``coef`` (C, d), ``intercept`` (C,),
 ``training_conditions``, ``n_train``, ...). ``featlab fit-head`` writes them; attacks, probe
 selection and the analyses read them through this module only.
 
+Identity (issue 8): :func:`head_digest` is a sha256 over a head's arrays and attributes, so
+two fits give the same digest exactly when they give the same head. Attack and probe
+conditions record the digests of the heads they were made against (``heads`` in their
+``condition.json``); a refit that changes such a head leaves those conditions *stale*
+(:func:`stale_heads`), and the analyses label their results ``stale`` — featlab marks, it
+does not keep old heads beside new ones, and refitting the old settings makes them current
+again.
+
 Names: ``fg-all``, ``bg-similar``, ``joint-all-alpha=10`` (:func:`head_name`); robust heads
 ``adv-joint-all``, ``mat-mixed-joint-all``, ``mat-parallel-joint-all-eps=0.1`` (one file per
 voting member; :func:`robust_head_name`).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
@@ -88,6 +97,67 @@ def load_head(root: str, name: str, *, purpose: str = "") -> tuple[dict, dict]:
         raise FeatlabError(f"head file {path} lacks coef/intercept; refit it: featlab fit-head "
                            f"--store {root}")
     return arrays, attrs
+
+
+def head_digest(arrays: dict, attrs: dict) -> str:
+    """sha256 (hex) of a head's content: every array (name, dtype, shape, bytes) and every
+    attribute as JSON, in sorted order. Same fit, same bytes on CPU: same digest."""
+    digest = hashlib.sha256()
+    for key in sorted(arrays):
+        value = np.ascontiguousarray(arrays[key])
+        digest.update(f"{key}|{value.dtype.str}|{value.shape}|".encode())
+        digest.update(value.tobytes())
+    digest.update(json.dumps({k: attrs[k] for k in sorted(attrs)}, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+_DIGESTS: dict = {}  # (path, size, mtime_ns) -> digest, per process
+
+
+def current_digest(root: str, name: str):
+    """Digest of the head file ``name`` as it is now, or None when there is none."""
+    path = head_path(root, name)
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    key = (path, stat.st_size, stat.st_mtime_ns)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = head_digest(*load_head(root, name))
+    return _DIGESTS[key]
+
+
+def head_digests(root: str, names) -> dict:
+    """name -> digest of each head among ``names`` that is fitted (what a condition records)."""
+    found = {name: current_digest(root, name) for name in names}
+    return {name: d for name, d in found.items() if d is not None}
+
+
+def stale_heads(root: str, info: dict, now=None):
+    """Heads a condition was made against that have changed or gone since (sorted list);
+    ``[]`` when all are as recorded or it used none; None when the condition predates head
+    digests and names a head (cannot tell). ``now``: name -> digest overriding the files
+    (heads fitted but not yet saved)."""
+    recorded = info.get("heads")
+    if recorded is None:
+        return None if info.get("head") not in (None, "own-logits") else []
+    now = now or {}
+    return sorted(n for n, d in recorded.items()
+                  if (now[n] if n in now else current_digest(root, n)) != d)
+
+
+def in_store_classes(arrays: dict, attrs: dict, classes) -> dict:
+    """A subset head's coef/intercept widened to all ``classes`` (the store's), the classes
+    outside the subset at a constant logit of -1e4 (softmax probability 0): the subset head's
+    decision on its own classes, with labels indexing the store's classes."""
+    own = list(attrs.get("classes") or classes)
+    if own == list(classes):
+        return arrays
+    coef = np.zeros((len(classes), arrays["coef"].shape[1]), arrays["coef"].dtype)
+    intercept = np.full(len(classes), -1e4, arrays["intercept"].dtype)
+    rows = [list(classes).index(c) for c in own]
+    coef[rows], intercept[rows] = arrays["coef"], arrays["intercept"]
+    return dict(arrays, coef=coef, intercept=intercept)
 
 
 def head_record(head, **attrs) -> tuple[dict, dict]:

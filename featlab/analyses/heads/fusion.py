@@ -22,7 +22,8 @@ def fit_fusion_heads(X_fg, X_bg, y, *, alphas=(0.0,), l2=1e-4, n_classes=None, *
     X_fg : ndarray (n_samples, n_fg). Foreground (object backbone) features.
     X_bg : ndarray (n_samples, n_bg). Background (scene backbone) features, same rows.
     y : ndarray (n_samples,). Labels.
-    alphas : iterable of float >= 0. Penalties on the joint head's foreground block.
+    alphas : iterable of float >= 0. Penalties on the joint head's foreground block, beside
+        the mean cross-entropy: the paper's alpha (Section 3.4, summed loss) divided by N.
     l2 : float. Ridge penalty on every head. ``kw`` go to :class:`LinearHead`.
 
     Returns

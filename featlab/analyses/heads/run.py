@@ -7,6 +7,19 @@ Heads are trained on clean train features and scored on the test split of every 
 condition; they are saved in the store (with alpha, subset and training conditions) so that
 attacks and later analyses reuse them.
 
+``alphas`` are featlab's scale by default (``alpha_scale="mean"``): the penalty beside the
+*mean* cross-entropy over standardized features, i.e. the paper's alpha divided by the
+number of training images N; ``alpha_scale="sum"`` takes the paper's alpha (beside the
+summed loss of Section 3.4) and divides it by N. Heads are named and recorded by the mean
+scale (``joint-all-alpha=<alpha / N>``), with ``alpha_paper`` = alpha * N beside it.
+
+Every result row is labelled (issue 8): ``threat`` is ``white-box`` when the condition is an
+attack crafted against this very head (same kind, subset and alpha), ``transfer`` when it
+was crafted against another classifier, None for conditions that are not attacks;
+``stale`` is true when the condition was made against a head whose content has changed
+since (a refit; :func:`featlab.store.heads.stale_heads`), None when it predates head
+digests.
+
 Beside them (:mod:`.robust_run`): ``train_on`` adds an adversarially retrained head (Section
 3.4 / Figure 5), ``recipe`` the MAT heads (MAT paper Section 4), scored on the same conditions,
 with the average over the strength range (MAT Table 1) and their figure.
@@ -21,9 +34,9 @@ import numpy as np
 from ...backbones.roles import fg_bg
 from ...conditions import parse_condition
 from ...errors import FeatlabError
-from ...store.heads import head_name, head_record
+from ...store.heads import head_digest, head_name, head_record
 from ...utils.results import finish
-from ..inputs import block, condition_family
+from ..inputs import block, condition_family, staleness
 from ..registry import ANALYSES
 from .figures import heads_figures
 from .fusion import evaluate, fit_fusion_heads, mean_abs_weights
@@ -47,17 +60,17 @@ def _conditions(store, conditions):
     if "clean" not in store.conditions:
         raise FeatlabError(f"store {store.path} has no clean features to train heads on; "
                            f"run 'featlab extract --store {store.path} --conditions clean ...'")
-    return keys
+    return keys, probes
 
 
-def _attacks(store, keys, subset):
+def _attacks(store, keys, subset, stale):
     attacks = {}
     for key in keys:
         info = store.condition_info(key)
         if "target" in info:
             success = store.read_array("attack/success", key, split="test", subset=subset)
-            attacks[key] = dict(target=info["target"], head=info["head"],
-                                head_alpha=info["head_settings"].get("alpha"),
+            attacks[key] = dict(target=info["target"], head=info["head"], stale=stale[key],
+                                head_alpha=(info.get("head_settings") or {}).get("alpha"),
                                 success_rate=float(np.mean(success)) if len(success) else None)
     return attacks
 
@@ -92,16 +105,37 @@ def _entries(heads, robust):
                      for label, m in (robust["models"].items() if robust else ())]
 
 
-def _score(store, keys, heads, extra, where):
+def threat(info: dict, head: str, alpha, subset: str):
+    """``white-box`` / ``transfer`` for a row of ``head`` (fg, bg, joint with ``alpha``, or a
+    robust head's label) on a condition whose record is ``info``; None if not an attack."""
+    if "target" not in info:
+        return None
+    name = head_name(head, subset, alpha) if head in ("fg", "bg", "joint") else head
+    return "white-box" if info.get("head") == name else "transfer"
+
+
+def _score(store, keys, heads, extra, where, stale):
     rows = []
     for key in keys:
         inputs, t_y, _ = test_inputs(store, key, **where)
         family, param, value = condition_family(key)
+        info = store.condition_info(key)
         scored = evaluate(heads, {key: (inputs["fg"], inputs["bg"])}, t_y)
         for row in scored + condition_rows(extra, inputs, t_y, key):
             rows.append(dict(row, family=family, parameter=param, strength=value,
-                             subset=where["subset"]))
+                             subset=where["subset"], stale=stale[key],
+                             threat=threat(info, row["head"], row["alpha"], where["subset"])))
     return rows
+
+
+def paper_alphas(alphas, alpha_scale: str, n: int) -> list:
+    """featlab's alphas (the penalty beside the mean loss) from ``alphas`` typed on
+    ``alpha_scale``: ``mean`` (as they are) or ``sum`` (the paper's, Section 3.4: / N)."""
+    if alpha_scale not in ("mean", "sum"):
+        raise FeatlabError(f"--alpha-scale {alpha_scale!r}: expected mean or sum")
+    # 12 significant digits: a paper alpha typed as a * N gives back exactly a
+    return sorted({float(f"{float(a) / n:.12g}") if alpha_scale == "sum" else float(a)
+                   for a in alphas})
 
 
 def _range(store, robust, entries, where, seed):
@@ -119,25 +153,25 @@ def _range(store, robust, entries, where, seed):
 def fit_head(store, *, alphas=(0.0,), subset="all", layer="penultimate", fg=None, bg=None,
              l2=1e-4, conditions=None, save=True, tol=1e-6, max_iter=500, train_on=None,
              recipe=None, strengths=None, attack=None, robust_head="joint", val_fraction=0.2,
-             walk_steps=4, walks=200, walk_penalty=-0.005, seed=0, out_dir=None) -> dict:
-    """Fit the three heads (one joint head per alpha), and the robust heads asked for by
-    ``train_on`` / ``recipe`` (:func:`~.robust_run.fit_robust_heads`), and score them all on
-    every condition.
+             walk_steps=4, walks=200, walk_penalty=-0.005, seed=0, alpha_scale="mean",
+             out_dir=None) -> dict:
+    """Fit the three heads (one joint head per alpha on ``alpha_scale``, see the module
+    docstring) and the robust heads of ``train_on`` / ``recipe`` (:func:`~.robust_run.
+    fit_robust_heads`), and score them all on every condition but probe sets (``skipped``).
 
     Returns a dict with ``rows`` (condition, head, alpha, n, correct, accuracy, ci_low,
-    ci_high, family, strength), ``weights`` (mean |weight| per backbone per alpha),
-    ``heads`` (names saved in the store) and, with robust heads, ``robust`` (how they were
-    trained: conditions, the heads the attacks were crafted against, strengths, A, G, voting
-    weights) and ``range`` (average accuracy over the strength range). With ``out_dir``: the
-    figures (``figures``) and ``fit-head-<subset>.json`` (``json``) are written there.
+    ci_high, family, strength, threat, stale), ``weights`` (mean |weight| per backbone per
+    alpha), ``heads`` (names saved), ``stale`` (condition -> bool or None) and, with robust
+    heads, ``robust`` (how they were trained) and ``range`` (average accuracy over the
+    strength range). With ``out_dir``: the figures and ``fit-head-<subset>.json``.
     """
-    alphas = sorted({float(a) for a in alphas})
-    if any(a < 0 for a in alphas):
-        raise FeatlabError(f"--alpha {min(alphas)}: the penalty weight must be >= 0")
+    paper_alphas(alphas, alpha_scale, 1)  # checks alpha_scale before anything is read
+    if any(float(a) < 0 for a in alphas):
+        raise FeatlabError(f"--alpha {min(map(float, alphas))}: the penalty weight must be >= 0")
     if save:
         store.check_writable()  # refuse before fitting, not after
     fg, bg = fg_bg(store.backbone_meta, fg, bg, where=f"store {store.path}")
-    keys = _conditions(store, conditions)
+    keys, skipped = _conditions(store, conditions)
     plan = plan_robust(store, train_on=train_on, recipe=recipe, strengths=strengths,
                        attack=attack, robust_head=robust_head, val_fraction=val_fraction, seed=seed,
                        walk=dict(walk_steps=walk_steps, walks=walks, walk_penalty=walk_penalty))
@@ -145,6 +179,7 @@ def fit_head(store, *, alphas=(0.0,), subset="all", layer="penultimate", fg=None
     classes = store.classes(subset)
     if len(np.unique(y)) < 2:
         raise FeatlabError(f"subset {subset!r} has fewer than 2 classes with training images")
+    alphas = paper_alphas(alphas, alpha_scale, len(y))
     head_kw = dict(n_classes=len(classes), l2=l2, tol=tol, max_iter=max_iter)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -154,19 +189,21 @@ def fit_head(store, *, alphas=(0.0,), subset="all", layer="penultimate", fg=None
     if caught:
         log.info("%d head fit(s) stopped at max_iter=%d before tol=%g (accuracy is unaffected "
                  "at this precision; raise max_iter to go further)", len(caught), max_iter, tol)
-    where = dict(fg=fg, bg=bg, layer=layer, subset=subset)
-    entries, extra = _entries(heads, robust)
-    rows = _score(store, keys, heads, extra, where)
-    weights = _weights(heads, x_fg.shape[1])
     common = dict(subset=subset, layer=layer, l2=l2, training_conditions=["clean"],
                   classes=classes, n_train=int(len(y)), backbones=[fg, bg])
     records = _records(heads, fg, bg, common)
     records.update(robust["records"] if robust else {})
+    stale = staleness(store, keys, {n: head_digest(*r) for n, r in records.items()})  # as left
+    where = dict(fg=fg, bg=bg, layer=layer, subset=subset)
+    entries, extra = _entries(heads, robust)
+    rows = _score(store, keys, heads, extra, where, stale)
     if save:
         store.save_heads(records)
     result = dict(store=store.path, fg=fg, bg=bg, layer=layer, subset=subset, alphas=alphas,
-                  n_train=int(len(y)), classes=classes, rows=rows, weights=weights,
-                  attacks=_attacks(store, keys, subset), heads=sorted(records), figures=[])
+                  alpha_scale=alpha_scale, alphas_paper=[a * len(y) for a in alphas],
+                  n_train=int(len(y)), classes=classes, rows=rows,
+                  weights=_weights(heads, x_fg.shape[1]), stale=stale, skipped=skipped,
+                  attacks=_attacks(store, keys, subset, stale), heads=sorted(records), figures=[])
     if robust:
         result["robust"] = robust["info"]
         result["range"] = _range(store, dict(robust, rows=rows), entries + extra, where, seed)

@@ -13,7 +13,9 @@ probe sets (:mod:`featlab.probes`), CPU only:
   (clean train features of each layer) and ``h`` (input ranges of the train images); with
   ``bounds=True`` also gradient-norm and CLEVER estimates (:mod:`.bounds`).
 
-Every runner returns a JSON-able dict and, with ``out_dir``, writes its figures and its
+Every runner returns a JSON-able dict with ``stale`` (condition -> bool or None: made against
+a selecting/scoring head refit since, issue 8) and a ``stale`` column on every per-radius
+row; it and, with ``out_dir``, writes its figures and its
 JSON (``<stem>.json``) there.
 """
 from __future__ import annotations
@@ -25,6 +27,7 @@ from scipy.spatial.distance import pdist
 
 from ...utils.figures import new_figure, save_figure, slug
 from ...utils.results import finish
+from ..inputs import staleness
 from ..registry import ANALYSES
 from .bounds import lipschitz_bounds
 from .family import (PIXELS, check_backbones, check_layers, choose_family, choose_radii,
@@ -43,8 +46,19 @@ def _setup(store, kind, probe, radii, command):
     stem = f"{command}_{params}" if command == family.kind else f"{command}-{family.kind}_{params}"
     common = dict(store=store.path, probe=family.name, kind=family.kind, stem=stem, radii=radii,
                   copies=family.copies, n_samples=int(len(rows)),
-                  image_ids=store.samples.image_id[rows].tolist())
+                  image_ids=store.samples.image_id[rows].tolist(),
+                  stale=staleness(store, [family.keys[r] for r in radii]))
     return family, radii, rows, common
+
+
+def _finish(result, out_dir, family):
+    """Label every row that has a radius with its condition's staleness, then write."""
+    by_radius = {r: result["stale"][family.keys[r]] for r in result["radii"]}
+    for value in result.values():
+        for row in value if isinstance(value, list) else ():
+            if isinstance(row, dict) and row.get("radius") in by_radius:
+                row["stale"] = by_radius[row["radius"]]
+    return finish(result, out_dir, result["stem"])
 
 
 def _features(store, family, radii, rows, backbone, layer):
@@ -85,7 +99,7 @@ def score_ranges(store, *, kind="isotropy", probe=None, radii=None, heads=None,
     if out_dir:
         result["figures"] = _figure(panels, out_dir, result["stem"], lambda ax, *p:
                                     plot_score_range(*p[:4], ax=ax, title=p[4]))
-    return finish(result, out_dir, result["stem"])
+    return _finish(result, out_dir, family)
 
 
 def _feature_ranges(store, family, radii, rows, backbones, layers) -> list[dict]:
@@ -157,7 +171,7 @@ def mantel(store, *, radii=None, layers=("penultimate",), backbones=None, probe=
         result["figures"] = _figure(panels, out_dir, result["stem"],
                                     lambda ax, r, rad, lay, t: plot_mantel(r, rad, lay, ax=ax,
                                                                            title=t), width=6.5)
-    return finish(result, out_dir, result["stem"])
+    return _finish(result, out_dir, family)
 
 
 def _mantel_summary(r, p, backbone, layer, radius) -> dict:
@@ -210,7 +224,7 @@ def lipschitz(store, *, radii=None, layers=("penultimate",), backbones=None, pro
     if out_dir:
         result["figures"] = _figure(panels, out_dir, result["stem"],
                                     lambda ax, x, y, c, t: plot_lipschitz(x, y, c, ax=ax, title=t))
-    return finish(result, out_dir, result["stem"])
+    return _finish(result, out_dir, family)
 
 
 def _lipschitz_summary(ratio, raw, dist, radii, backbone, layer, g, h) -> dict:

@@ -9,7 +9,9 @@ its stored severities, as Table 1 does; each other condition (attacks, blur) is 
 column. "+"/"-" mark where a classifier's R differs from the reference's outside the 95 %
 paired-bootstrap interval (same test images); mCE relative to the reference over the
 ImageNet-C corruptions (:mod:`.scores`). Attack conditions are white-box for the head they
-were crafted on (recorded in the condition's info) and transfer for the other heads.
+were crafted on (recorded in the condition's info) and transfer for the other heads; a
+column whose conditions were made against a head refit since is marked ``stale`` in every
+row's ``scores`` (and ``stale`` maps each condition to True/False/None, issue 8).
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from ...errors import FeatlabError
 from ...store.heads import head_probabilities, heads_for, load_head
 from ...utils.figures import new_figure, save_figure
 from ...utils.results import finish
-from ..inputs import condition_family
+from ..inputs import condition_family, staleness
 from ..registry import ANALYSES
 from .plots import plot_robustness
 from .scores import mean_corruption_error, robustness_scores
@@ -104,10 +106,12 @@ def robustness(store, *, reference=None, subset="all", n_boot=1000, seed=0,
     correct, valid = _correctness(store, heads, keys, subset)
     scores = robustness_scores(correct, "clean", columns, reference, n_boot=n_boot, seed=seed)
     mce = mean_corruption_error(correct, corruptions, reference)
+    stale = staleness(store, keys)
     rows = [dict(classifier=n, clean=s["clean"], mCE=mce[n]["mCE"], CE=mce[n]["CE"],
-                 scores=s["scores"]) for n, s in scores.items()]
+                 scores={c: dict(v, stale=any(stale[k] for k in columns[c]))
+                         for c, v in s["scores"].items()}) for n, s in scores.items()]
     result = dict(store=store.path, subset=subset, reference=reference, n_test=int(valid.sum()),
-                  n_boot=n_boot, columns=columns, rows=rows, figures=[])
+                  n_boot=n_boot, columns=columns, rows=rows, stale=stale, figures=[])
     if out_dir:
         result["csv"] = _write_csv(result, os.path.join(out_dir, f"robustness-{subset}.csv"))
         fig, (ax,) = new_figure(1, size=(1.0 + 0.55 * len(columns), 1.2 + 0.45 * len(rows)))

@@ -14,6 +14,7 @@ import numpy as np
 from ...errors import FeatlabError
 from ...utils.figures import new_figure, save_figure, slug
 from ...utils.results import finish
+from ..inputs import check_not_probe, staleness
 from ..registry import ANALYSES
 from .plots import plot_pca_shift
 from .subspace import project, subspace_shift
@@ -33,6 +34,7 @@ def pca_shift(store, *, condition, layer="penultimate", backbones=None, split="t
     """Shift numbers per backbone; with ``out_dir`` the Figure 2 panels and
     ``pca-shift-<condition>.json`` are written there."""
     key = store.resolve_condition(condition)
+    check_not_probe(key, "pca-shift")
     if key == "clean":
         raise FeatlabError("--condition clean compares clean with itself; give a perturbed "
                            f"condition, stored: {', '.join(store.conditions)}")
@@ -58,6 +60,7 @@ def pca_shift(store, *, condition, layer="penultimate", backbones=None, split="t
         panels.append((name, c2, p2, labels[shown]))
     figures = _figure(store, panels, key, method, out_dir) if out_dir else []
     result = dict(store=store.path, condition=key, layer=layer, split=split, subset=subset,
+                  stale=staleness(store, [key])[key],
                   method=method, backbones=results, figures=figures)
     return finish(result, out_dir, f"pca-shift-{slug(key)}")
 

@@ -12,7 +12,7 @@ from the same generator state (common random numbers across strengths), so
 a generator ``h`` in the state ``g`` was in. The model runs in eval mode and every module's
 train/eval flag is restored afterwards; parameters are never written.
 
-``target``, ``surrogate`` and ``head_alpha`` name the classifier that is attacked; the
+``target``, ``surrogate``, ``head_alpha`` and ``head_subset`` name the classifier that is attacked; the
 caller builds that model and passes it as ``model`` (an ``nn.Module`` mapping images in
 [0, 1] to logits, with ``input_std`` for ``eps_space=normalized``). The attacks only
 validate them: they do not care how the model was built.
@@ -45,6 +45,9 @@ TARGET_PARAMS = (
           help="backbone whose classifier crafts the attack (with target=surrogate)"),
     Param("head_alpha", float, default=0.0, low=0.0, high=1e9,
           help="alpha of the fitted head that is attacked"),
+    Param("head_subset", str, default="all", keyed_default=False,
+          help="class subset of the fitted head that is attacked (fit-head --subset): "
+               "all, similar, dissimilar"),
 )
 LINF_PARAMS = (EPS, EPS_SPACE) + TARGET_PARAMS
 

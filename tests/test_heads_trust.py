@@ -1,0 +1,204 @@
+"""Issue 8 (heads part): head identity and stale conditions, --alpha-scale, head_subset with
+white-box / transfer labels, and analyses that skip or refuse probe conditions."""
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from featlab.analyses.heads.run import fit_head
+from featlab.errors import FeatlabError
+from featlab.extraction import ExtractionSpec, extract
+from featlab.store import FeatureStore
+from featlab.store.heads import current_digest, head_digest, load_head
+
+ATTACKS = ("fgsm:eps=0.05:target=joint,pgd:eps=0.05:steps=2:target=joint,"
+           "fgsm:eps=0.05:target=fg:head_subset=similar")
+PROBE = "isotropy:radius=1:copies=3:samples=2:threshold=0"
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory, tiny_weights):
+    """A store with clean features, heads of subsets all and similar, three attacks and a
+    probe set made against them; ``copy()`` gives a private copy to refit."""
+    from featlab.data.synthetic import generate_synthetic
+
+    base = tmp_path_factory.mktemp("trust")
+    root = str(base / "data")
+    generate_synthetic(root, seed=2, n_images=32, image_size=32, n_supercategories=2,
+                       classes_per_supercategory=2)
+
+    def run(conditions, store):
+        return extract(ExtractionSpec(store=store, root=root, dataset="synthetic",
+                                      conditions=conditions, device="cpu", batch_size=32,
+                                      chunk_size=32, image_size=32, weights=tiny_weights))
+
+    path = str(base / "store")
+    run("clean", path)
+    fit_head(FeatureStore(path), alphas=(0.0,))
+    fit_head(FeatureStore(path), alphas=(0.0,), subset="similar")
+    run(f"{ATTACKS},{PROBE}", path)
+    counter = iter(range(100))
+
+    def copy():
+        dest = str(base / f"copy{next(counter)}")
+        shutil.copytree(path, dest)
+        return dest
+
+    return path, run, copy
+
+
+def _key(store, text):
+    return store.resolve_condition(text)
+
+
+def _rows(result, condition):
+    return [r for r in result["rows"] if r["condition"] == condition]
+
+
+# ---------------------------------------------------------------- 1. head identity
+def test_conditions_record_the_digest_of_their_heads(made):
+    path, _, _ = made
+    store = FeatureStore(path)
+    info = store.condition_info("fgsm:eps=0.05:target=joint")
+    assert info["heads"] == {"joint-all-alpha=0": current_digest(path, "joint-all-alpha=0")}
+    probe = store.condition_info(_key(store, PROBE))
+    assert set(probe["heads"]) == {"fg-all", "bg-all", "joint-all-alpha=0"}
+    arrays, attrs = load_head(path, "fg-all")
+    assert head_digest(arrays, attrs) == probe["heads"]["fg-all"]
+    arrays["coef"][0, 0] += 1e-6  # any change of content changes the digest
+    assert head_digest(arrays, attrs) != probe["heads"]["fg-all"]
+
+
+def test_refit_with_other_l2_labels_attacks_and_probes_stale(made):
+    from featlab.analyses.local.run import isotropy, lipschitz
+    from featlab.analyses.robustness.run import robustness
+    from featlab.analyses.shift.run import pca_shift
+
+    path = made[2]()
+    store = FeatureStore(path)
+    same = fit_head(store, alphas=(0.0,))  # identical refit: same bytes, same digests
+    assert not any(same["stale"].values()) and not any(r["stale"] for r in same["rows"])
+    changed = fit_head(store, alphas=(0.0,), l2=0.5)
+    joint = [_key(store, c) for c in ("fgsm:eps=0.05:target=joint",
+                                      "pgd:eps=0.05:steps=2:target=joint")]
+    for key in joint:
+        assert changed["stale"][key] is True and changed["attacks"][key]["stale"] is True
+        assert all(r["stale"] is True for r in _rows(changed, key))
+    assert changed["stale"]["clean"] is False
+    assert changed["stale"][_key(store, "fgsm:eps=0.05:target=fg:head_subset=similar")] is False
+    assert all(r["stale"] is True for r in isotropy(store)["rows"])
+    assert all(r["stale"] is True for r in lipschitz(store)["samples"])
+    table = robustness(store)
+    assert table["stale"][joint[0]] is True and table["stale"]["clean"] is False
+    assert table["rows"][0]["scores"][joint[0]]["stale"] is True
+    assert pca_shift(store, condition=joint[0], k=2, permutations=9)["stale"] is True
+    subset_key = _key(store, "fgsm:eps=0.05:target=fg:head_subset=similar")
+    assert pca_shift(store, condition=subset_key, k=2, permutations=9)["stale"] is False
+    status = FeatureStore(path).info()["conditions"]
+    assert status[joint[0]] == "complete; stale (head joint-all-alpha=0 refit since)"
+    assert status["clean"] == "complete"
+    back = fit_head(store, alphas=(0.0,))  # the old settings make them current again
+    assert not any(back["stale"].values())
+
+
+def test_unsaved_refit_is_judged_against_the_heads_it_fits(made):
+    path = made[0]
+    store = FeatureStore(path)
+    result = fit_head(store, alphas=(0.0,), l2=0.5, save=False)
+    assert result["stale"][_key(store, "fgsm:eps=0.05:target=joint")] is True
+    assert not any(fit_head(FeatureStore(path), alphas=(0.0,), save=False)["stale"].values())
+
+
+def test_extract_refuses_to_extend_a_stale_condition(made):
+    _, run, copy = made
+    path = copy()
+    fit_head(FeatureStore(path), alphas=(0.0,), l2=0.5)
+    with pytest.raises(FeatlabError, match="stale: delete"):
+        run("clean,fgsm:eps=0.05:target=joint", path)
+    run("clean,fgsm:eps=0.05:target=fg:head_subset=similar", path)  # untouched heads: fine
+
+
+# ---------------------------------------------------------------- 6. alpha scale
+def test_alpha_scale_sum_is_the_paper_alpha_over_n(made):
+    store = FeatureStore(made[0])
+    mean = fit_head(store, alphas=(0.5,), save=False)
+    n = mean["n_train"]
+    summed = fit_head(store, alphas=(0.5 * n,), alpha_scale="sum", save=False)
+    assert summed["alphas"] == mean["alphas"] == [0.5]
+    assert summed["alphas_paper"] == [0.5 * n]
+    assert summed["weights"] == mean["weights"]  # the same heads, weight for weight
+    assert [r["accuracy"] for r in summed["rows"]] == [r["accuracy"] for r in mean["rows"]]
+    with pytest.raises(FeatlabError, match="alpha-scale"):
+        fit_head(store, alpha_scale="total", save=False)
+
+
+def test_alpha_help_states_the_scale():
+    from featlab.cli.main import cli as main
+
+    out = CliRunner().invoke(main, ["fit-head", "--help"]).output
+    assert "--alpha-scale" in out and "paper's alpha / N" in " ".join(out.split())
+
+
+# ---------------------------------------------------------------- 7. white-box / transfer
+def test_rows_are_white_box_only_for_the_attacked_head(made):
+    store = FeatureStore(made[0])
+    every = fit_head(store, alphas=(0.0, 1.0), save=False)
+    joint = _key(store, "fgsm:eps=0.05:target=joint")
+    threats = {(r["head"], r["alpha"]): r["threat"] for r in _rows(every, joint)}
+    assert threats == {("fg", None): "transfer", ("bg", None): "transfer",
+                       ("joint", 0.0): "white-box", ("joint", 1.0): "transfer"}
+    assert {r["threat"] for r in _rows(every, "clean")} == {None}
+    subset_key = _key(store, "fgsm:eps=0.05:target=fg:head_subset=similar")
+    assert {r["threat"] for r in _rows(every, subset_key)} == {"transfer"}
+    similar = fit_head(store, alphas=(0.0,), subset="similar", save=False)
+    threats = {r["head"]: r["threat"] for r in _rows(similar, subset_key)}
+    assert threats == {"fg": "white-box", "bg": "transfer", "joint": "transfer"}
+    assert {r["threat"] for r in _rows(similar, joint)} == {"transfer"}
+
+
+def test_subset_attack_targets_the_subset_head(made):
+    store = FeatureStore(made[0])
+    key = _key(store, "fgsm:eps=0.05:target=fg:head_subset=similar")
+    assert key == "fgsm:eps=0.05:eps_space=pixel:target=fg:surrogate=:head_alpha=0:" \
+                  "head_subset=similar"
+    assert store.condition_info(key)["head"] == "fg-similar"
+    # the default stays out of the key: stores made before head_subset keep their names
+    assert _key(store, "fgsm:eps=0.05:target=joint:head_subset=all") == \
+        "fgsm:eps=0.05:eps_space=pixel:target=joint:surrogate=:head_alpha=0"
+    rows = store.rows("test", "similar")
+    pred = store.read_array("attack/prediction", key)[rows]
+    classes = [store.samples.classes.index(c) for c in store.classes("similar")]
+    assert np.isin(pred, classes).all()  # the subset head only ever predicts its classes
+
+
+def test_missing_subset_head_names_the_fit_command(made):
+    _, run, copy = made
+    with pytest.raises(FeatlabError, match="no head 'fg-dissimilar'.*--subset dissimilar"):
+        run("fgsm:eps=0.05:target=fg:head_subset=dissimilar", copy())
+
+
+# ---------------------------------------------------------------- 10. probe conditions
+def test_analyses_skip_or_refuse_probe_conditions(made):
+    from featlab.analyses.shift.run import pca_shift
+
+    store = FeatureStore(made[0])
+    probe = _key(store, PROBE)
+    result = fit_head(store, alphas=(0.0,), conditions=["clean", PROBE], save=False)
+    assert result["skipped"] == [probe] and {r["condition"] for r in result["rows"]} == {"clean"}
+    with pytest.raises(FeatlabError, match="probe set"):
+        pca_shift(store, condition=PROBE)
+
+
+def test_cli_prints_labels_and_one_line_for_a_probe(made):
+    from featlab.cli.main import cli as main
+
+    path = made[2]()
+    runner = CliRunner()
+    out = runner.invoke(main, ["fit-head", "--store", path, "--l2", "0.5", "--out",
+                               path + "/out"])
+    assert out.exit_code == 0, out.output
+    assert "fgsm:eps=0.05:eps_space=pixel:target=joint:surrogate=:head_alpha=0: white-box " \
+           "for joint(a=0); transfer for the others [STALE" in out.output
+    bad = runner.invoke(main, ["pca-shift", "--store", path, "--condition", PROBE])
+    assert bad.exit_code == 2 and "probe set" in bad.output and "Traceback" not in bad.output
