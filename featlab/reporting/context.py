@@ -111,5 +111,9 @@ class Context:
             return None
 
 
-def figure_stem(ctx, store, name: str) -> str:
-    return ctx.path(store, "figures", slug(name))
+def save_png(fig, ctx, store, name: str) -> str:
+    """The report's own figures: PNG only (150 dpi, no timestamp), under ``data/<store>/``."""
+    path = ctx.path(store, "figures", slug(name) + ".png")
+    fig.tight_layout()
+    fig.savefig(path, dpi=150, bbox_inches="tight", metadata={"Software": None})
+    return path

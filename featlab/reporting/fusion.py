@@ -14,9 +14,9 @@ from ..analyses.shift.plots import plot_pca_shift
 from ..analyses.shift.run import pca_shift
 from ..analyses.shift.subspace import project
 from ..backbones.roles import fg_bg
-from ..utils.figures import new_figure, save_figure
+from ..utils.figures import new_figure
 from ..utils.results import write_json
-from .context import Missing, figure_stem
+from .context import Missing, save_png
 from .formats import acc_row, ci, figure, strength, table
 
 FUSION_HEADS = ("fg", "bg", "joint")
@@ -40,7 +40,7 @@ def _fgsm(ctx, store):
 
 
 def _png(fig, ctx, store, name) -> str:
-    return save_figure(fig, figure_stem(ctx, store, name))[0]
+    return save_png(fig, ctx, store, name)
 
 
 def _pairs(store, backbone, key, split="test"):
@@ -61,12 +61,13 @@ def figure2(ctx, store):
     write_json(ctx.path(store, "pca-shift.json"), result)
     fg, bg = fg_bg(store.backbone_meta, where=f"store {store.path}")
     fig, axes = new_figure(2, cols=2, size=(5.6, 5.0))
-    lines = []
+    lines, shown = [], []
     for ax, name, role in zip(axes, (fg, bg), ("object network", "scene network")):
         clean, pert, labels = _pairs(store, name, key)
         plot_pca_shift(*project(clean, pert), labels, class_names=store.classes(), ax=ax,
                        title=f"{role}: {name}\nclean (small) vs σ={sigma:g} (large)")
         n = len(np.unique(labels))
+        shown.append(n)
         ax.legend(title=f"all {n} classes", fontsize="x-small", title_fontsize="small",
                   ncol=1 if n <= 8 else 2, frameon=False, markerscale=1.5,
                   loc="upper left", bbox_to_anchor=(1.0, 1.0))
@@ -79,7 +80,8 @@ def figure2(ctx, store):
                      f"{100 * stats['outside_fraction']:.0f} % of the per-image displacement "
                      f"lies outside the clean top-{stats['k']} subspace; sign-flip test of a "
                      f"zero mean shift p = {stats['p_value']:.3g} (n = {stats['n']} test images)")
-    caption = f"Condition {key}. " + "; ".join(lines) + "."
+    caption = (f"Condition {key}; legend: all {max(shown)} classes of the test split. "
+               + "; ".join(lines) + ".")
     return [figure(_png(fig, ctx, store, "fusion-figure-2"), caption)]
 
 

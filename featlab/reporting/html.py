@@ -55,7 +55,7 @@ def _section(s) -> str:
 def _summary(sections) -> str:
     rows = []
     for s in sections:
-        status = (f"<span class=\"rendered\">rendered</span>" if s["status"] == "rendered"
+        status = ("<span class=\"rendered\">rendered</span>" if s["status"] == "rendered"
                   else "<span class=\"missing-status\">missing</span>")
         rows.append(f"<tr><td><a href=\"#{_e(s['id'])}\">{_e(PAPERS[s['paper']].split(' (')[0])}"
                     f" — {_e(s['label'])}</a></td><td>{status}</td></tr>")

@@ -18,7 +18,7 @@ WRAP = 105
 
 def _page(title: str):
     fig = Figure(figsize=A4)
-    fig.text(0.06, 0.965, title, fontsize=12, weight="bold", va="top")
+    fig.text(0.06, 0.97, textwrap.fill(title, 80), fontsize=11, weight="bold", va="top")
     return fig
 
 
@@ -57,8 +57,8 @@ def _table(fig, y, item) -> float:
 
 def _section_pages(pdf, s):
     title = f"{PAPERS[s['paper']].split(' (')[0]} — {s['label']}: {s['title']}"
-    fig = _page(textwrap.shorten(title, 95))
-    y = _text(fig, 0.935, f"The paper reports: {s['reports']}", colour="#1f3b66",
+    fig = _page(title)
+    y = _text(fig, 0.925, f"The paper reports: {s['reports']}", colour="#1f3b66",
               box=dict(facecolor="#eef3fa", edgecolor="#4c72b0", pad=4))
     for gap in s["missing"]:
         y = _text(fig, y - 0.01, f"No data in {gap['store']}: {gap['reason']}. Produce it with: "
@@ -66,7 +66,7 @@ def _section_pages(pdf, s):
     for item in s["items"]:
         if y < 0.45:
             pdf.savefig(fig)
-            fig, y = _page(textwrap.shorten(title + " (continued)", 95)), 0.935
+            fig, y = _page(title + " (continued)"), 0.925
         y = _figure(fig, y, item) if item["kind"] == "figure" else _table(fig, y, item)
     pdf.savefig(fig)
 

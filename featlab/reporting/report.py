@@ -19,6 +19,7 @@ from .._version import __version__
 from ..errors import FeatlabError
 from ..store import FeatureStore
 from ..utils.results import write_json
+from ..utils.validation import positive_int
 from . import fusion, local, robust
 from .context import Context, Missing
 from .html import write_html
@@ -102,6 +103,7 @@ def report(stores, out_dir="analyses/report", *, alphas=(0.0, 0.1, 1.0, 10.0), n
     alphas = sorted({float(a) for a in alphas})
     if not alphas or min(alphas) < 0:
         raise FeatlabError(f"--alpha {alphas}: give penalty weights >= 0")
+    positive_int(n_boot, "--n-boot")
     os.makedirs(out_dir, exist_ok=True)
     ctx = Context(stores, out_dir, alphas=alphas, n_boot=n_boot, seed=seed)
     with report_style():

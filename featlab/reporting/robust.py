@@ -12,8 +12,8 @@ from ..analyses.robustness.run import robustness
 from ..backbones.roles import fg_bg
 from ..conditions import parse_condition
 from ..errors import FeatlabError
-from ..utils.figures import new_figure, save_figure
-from .context import Missing, figure_stem
+from ..utils.figures import new_figure
+from .context import Missing, save_png
 from .formats import ci, figure, table
 from .fusion import FGSM
 
@@ -55,7 +55,7 @@ def mat_figure4(ctx, store):
                f"{', '.join(fit['robust']['adv']['training_conditions'])}; MAT strengths "
                f"{', '.join(f'{s:g}' for s in chosen)} "
                f"({fit['robust']['strengths']['selection']['method']}). Bands: 95 % Wilson.")
-    return [figure(save_figure(fig, figure_stem(ctx, store, "mat-figure-4"))[0], caption)]
+    return [figure(save_png(fig, ctx, store, "mat-figure-4"), caption)]
 
 
 def mat_table1(ctx, store):
@@ -69,7 +69,7 @@ def mat_table1(ctx, store):
     caption = (f"mean test accuracy over {span['family']} at ε in "
                f"{', '.join(f'{s:g}' for s in span['strengths'])} (0 = clean), 95 % bootstrap "
                f"over test images, the same resamples for every head.")
-    return [figure(save_figure(fig, figure_stem(ctx, store, "mat-table-1"))[0], caption),
+    return [figure(save_png(fig, ctx, store, "mat-table-1"), caption),
             table(["training method", "mean accuracy [95 % CI]", "test images"], rows, caption)]
 
 
@@ -88,7 +88,7 @@ def mat_random_walk(ctx, store):
                f"strengths {', '.join(f'{s:g}' for s in selection['strengths'])}, "
                f"G = {selection['G']:.4f} (walk steps l, walks t and penalty a as fit-head's "
                f"defaults).")
-    return [figure(save_figure(fig, figure_stem(ctx, store, "mat-random-walk"))[0], caption)]
+    return [figure(save_png(fig, ctx, store, "mat-random-walk"), caption)]
 
 
 def _robustness(ctx, store):
