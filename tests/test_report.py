@@ -151,7 +151,8 @@ def test_html_opens_in_headless_chromium(full_report, tmp_path):
     assert all(done and w > 0 and h > 0 for done, w, h in images), images
     shot = tmp_path / "shot.png"
     subprocess.run(flags + ["--window-size=1200,2400", f"--screenshot={shot}",
-                            Path(full_report["html"]).resolve().as_uri()], capture_output=True, timeout=180)
+                            Path(full_report["html"]).resolve().as_uri()],
+                   capture_output=True, timeout=180)
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert pixels.std() > 10 and (pixels < 200).mean() > 0.02  # text and figures drawn
 

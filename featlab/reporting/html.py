@@ -65,7 +65,8 @@ def _summary(sections) -> str:
 
 def write_html(path: str, sections: list, stores: list, meta: dict) -> str:
     """Write the page; ``sections`` as built by :func:`~.report.report`."""
-    body = [f"<h1>featlab report</h1><p>Stores: {', '.join(f'<code>{_e(s)}</code>' for s in stores)}."
+    names = ", ".join(f"<code>{_e(s)}</code>" for s in stores)
+    body = [f"<h1>featlab report</h1><p>Stores: {names}."
             f" featlab {_e(meta['version'])}, seed {meta['seed']}. Every number below was "
             f"measured on these stores; intervals are 95 %.</p>", _summary(sections)]
     for paper, title in PAPERS.items():

@@ -60,7 +60,8 @@ CLAIMS = {
         "Table 1 / Section 5.2: R = A_φ / A_clean per perturbation (ImageNet-C: the mean over "
         "5 severities), '+'/'-' against the standard model; M-TLAT is more robust than standard "
         "training to every common corruption (e.g. ResNet-50 Gauss 0.17 → 0.56) and much more "
-        "to CW-L2 (0.00 → 1.00) and PGD-LL (0.00 → 0.45), with clean accuracy 73.3 → 73.9 %."),
+        "to CW-L2 (0.00 → 1.00) and PGD-LL (0.00 → 0.45), with clean accuracy 73.3 → 73.9 "
+        "%."),
     "mtlat-table-2": (
         "mtlat", "Table 2", "Ablation: Mixup and TLAT alone",
         "Table 2 / Section 5.3: Mixup raises clean accuracy and robustness to most corruptions "

@@ -34,11 +34,13 @@ def _mat(ctx, store):
 
 
 def _label(row) -> str:
-    names = {"joint": "original (clean-trained joint)", "adv": "single strength (adv.)",
-             "mat-mixed": "mixed MAT", "mat-parallel": "parallel MAT"}
-    name = names.get(row["head"], row["head"])
-    return name if row.get("alpha") is None or row["head"] != "joint" else \
-        f"{name} α={row['alpha']:g}"
+    """MAT's names: heads trained on clean features are the paper's "original" training."""
+    names = {"fg": "original: foreground", "bg": "original: background",
+             "adv": "single strength (adversarial retraining)", "mat-mixed": "mixed MAT",
+             "mat-parallel": "parallel MAT"}
+    if row["head"] == "joint":
+        return f"original: joint α={row['alpha']:g}"
+    return names.get(row["head"], row["head"])
 
 
 def mat_figure4(ctx, store):
