@@ -84,6 +84,9 @@ def test_bare_store_names_the_command_of_every_section(clean_store, tmp_path):
     assert page.count("class=\"missing\"") == len(CLAIMS) and "<img" not in page
     assert os.path.getsize(result["pdf"]) > 0
     assert json.load(open(result["json"]))["sections"][0]["status"] == "missing"
+    again = report(clean, str(tmp_path / "again"), n_boot=50)  # same seed, same bytes
+    for key in ("html", "pdf"):
+        assert open(again[key], "rb").read() == open(result[key], "rb").read(), key
 
 
 @pytest.mark.slow  # builds a store with attacks and probes, then the report: ~1 min
