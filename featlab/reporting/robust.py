@@ -15,6 +15,7 @@ from ..errors import FeatlabError
 from ..utils.figures import new_figure
 from .context import Missing, save_png
 from .formats import ci, figure, table
+from .style import report_style
 from .fusion import FGSM
 
 MAT_HEADS = ("joint", "adv", "mat-mixed", "mat-parallel")
@@ -86,6 +87,7 @@ def mat_random_walk(ctx, store):
     fig, axes = new_figure(1, size=(6.0, 4.4))
     plot_accuracy_matrix(selection["A"], selection["rows"], selection["columns"],
                          chosen=selection["strengths"], ax=axes[0])
+    axes[0].grid(False)
     caption = (f"A on {fit['robust']['n_val']} validation images carved from train; chosen "
                f"strengths {', '.join(f'{s:g}' for s in selection['strengths'])}, "
                f"G = {selection['G']:.4f} (walk steps l, walks t and penalty a as fit-head's "
@@ -105,8 +107,9 @@ def _robustness(ctx, store):
 
     def compute():
         try:
-            return robustness(store, subset="all", n_boot=ctx.n_boot, seed=ctx.seed,
-                              out_dir=ctx.path(store, "robustness", ""))
+            with report_style(grid=False):  # a heatmap
+                return robustness(store, subset="all", n_boot=ctx.n_boot, seed=ctx.seed,
+                                  out_dir=ctx.path(store, "robustness", ""))
         except FeatlabError as err:
             raise Missing(str(err), f"featlab fit-head --store {store.path}") from None
 

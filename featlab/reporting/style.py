@@ -24,9 +24,10 @@ def theme_params() -> dict:
 
 
 @contextlib.contextmanager
-def report_style():
-    """Every figure drawn inside (by the report or by an analysis it calls) gets the theme."""
-    with matplotlib.rc_context(theme_params()):
+def report_style(grid: bool = True):
+    """Every figure drawn inside (by the report or by an analysis it calls) gets the theme;
+    ``grid=False`` for heatmaps (the same theme without grid lines across the cells)."""
+    with matplotlib.rc_context(dict(theme_params(), **{"axes.grid": bool(grid)})):
         yield
 
 
