@@ -90,7 +90,8 @@ def figure6(ctx, store):
     caption = (f"{family.name}, radii {', '.join(f'{r:g}' for r in result['radii'])}: "
                f"L_x = |g(φ(x+v)) - g(φ(x))| / |h(x+v) - h(x)| per copy ({n_copies} per "
                f"layer); fractions below 1 with 95 % Wilson intervals (per copy, treating the "
-               f"copies of an image as independent, and per image for its largest ratio)." + (f" Linear fits: {fits}." if fits else ""))
+               f"copies of an image as independent, and per image for its largest ratio)."
+               + (f" Linear fits: {fits}." if fits else ""))
     return [figure(result["figures"][0], caption),
             table(["backbone", "layer", "L_x < 1 per copy [95 % CI]",
                    "all copies < 1 per image [95 % CI]", "median L_x", "median raw ratio"],

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from ..analyses.heads.plots import plot_accuracy_curves
 from ..analyses.heads.robust_plots import plot_accuracy_matrix, plot_range_bars
+from ..analyses.robustness.plots import plot_robustness
 from ..analyses.robustness.run import robustness
 from ..backbones.roles import fg_bg
 from ..conditions import parse_condition
 from ..errors import FeatlabError
 from ..utils.figures import new_figure
+from ..utils.results import write_json
 from .context import Missing, save_png
 from .formats import ci, figure, table
 from .style import report_style
@@ -107,11 +109,11 @@ def _robustness(ctx, store):
 
     def compute():
         try:
-            with report_style(grid=False):  # a heatmap
-                return robustness(store, subset="all", n_boot=ctx.n_boot, seed=ctx.seed,
-                                  out_dir=ctx.path(store, "robustness", ""))
+            result = robustness(store, subset="all", n_boot=ctx.n_boot, seed=ctx.seed)
         except FeatlabError as err:
             raise Missing(str(err), f"featlab fit-head --store {store.path}") from None
+        write_json(ctx.path(store, "robustness-all.json"), result)
+        return result
 
     return ctx.once(("robustness", id(store)), compute)
 
@@ -135,9 +137,27 @@ def mtlat_table1(ctx, store):
     caption = (f"R = A/A_clean on {result['n_test']} test images valid in every condition; "
                f"+/- where R differs from {result['reference']} outside the 95 % paired "
                f"bootstrap interval of the difference Δ ({result['n_boot']} resamples).")
-    short = [c.replace("corrupt:name=", "") for c in columns]
-    return [figure(result["figures"][0], caption),
-            table(["classifier", "clean", *short, "mCE"], rows, caption)]
+    return [figure(_heatmap(ctx, store, result), caption),
+            table(["classifier", "clean", *map(short, columns), "mCE"], rows, caption)]
+
+
+def short(column: str) -> str:
+    """A column as a label: ImageNet-C by its name, no empty or default parameters."""
+    parts = column.replace("corrupt:name=", "").split(":")
+    drop = ("eps_space=pixel", "head_alpha=0", "region=all", "surrogate=")
+    return ":".join(p for p in parts if p not in drop and not p.endswith("="))
+
+
+def _heatmap(ctx, store, result) -> str:
+    """:func:`~featlab.analyses.robustness.plots.plot_robustness` with short column labels."""
+    names = {c: short(c) for c in result["columns"]}
+    shown = dict(result, columns={names[c]: k for c, k in result["columns"].items()},
+                 rows=[dict(r, scores={names[c]: v for c, v in r["scores"].items()})
+                       for r in result["rows"]])
+    with report_style(grid=False):  # a heatmap: no grid lines across the cells
+        fig, axes = new_figure(1, size=(1.6 + 0.6 * len(names), 1.4 + 0.45 * len(shown["rows"])))
+        plot_robustness(shown, ax=axes[0])
+        return save_png(fig, ctx, store, "mtlat-table-1")
 
 
 def mtlat_table2(ctx, store):
@@ -155,6 +175,6 @@ def mtlat_table2(ctx, store):
     row = next((r for r in result["rows"] if r["classifier"] == "fg-all"), result["rows"][0])
     columns = list(result["columns"])
     caption = f"{recipe}: {fg} features, head {row['classifier']}; R as Table 1."
-    return [table(["recipe", "clean", *[c.replace("corrupt:name=", "") for c in columns]],
+    return [table(["recipe", "clean", *map(short, columns)],
                   [[recipe, f"{row['clean']:.3f}",
                     *[f"{row['scores'][c]['R']:.2f}" for c in columns]]], caption)]
