@@ -217,3 +217,12 @@ def test_one_seaborn_style_for_every_figure():
         assert matplotlib.rcParams["axes.grid"] is True
         assert matplotlib.rcParams["grid.color"] == sns.axes_style("whitegrid")["grid.color"]
     assert (matplotlib.rcParams["axes.facecolor"], matplotlib.rcParams["axes.grid"]) == before
+
+
+def test_figure2_caption_carries_the_membership_test_when_pca_shift_has_it():
+    from featlab.reporting.fusion import _membership
+
+    assert _membership(None) == ""
+    text = _membership(dict(k=10, ratio=1.1, ratio_low=1.02, ratio_high=1.2, tolerance=1.25,
+                            stays_inside="yes"))
+    assert "1.10 [1.02, 1.20]" in text and "tolerance 1.25: yes" in text

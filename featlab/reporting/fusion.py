@@ -79,10 +79,21 @@ def figure2(ctx, store):
                      f"(95 % bootstrap over {len(shifts)} classes); "
                      f"{100 * stats['outside_fraction']:.0f} % of the per-image displacement "
                      f"lies outside the clean top-{stats['k']} subspace; sign-flip test of a "
-                     f"zero mean shift p = {stats['p_value']:.3g} (n = {stats['n']} test images)")
+                     f"zero mean shift p = {stats['p_value']:.3g} (n = {stats['n']} test images)"
+                     + _membership(stats.get("membership")))
     caption = (f"Condition {key}; legend: all {max(shown)} classes of the test split. "
                + "; ".join(lines) + ".")
     return [figure(_png(fig, ctx, store, "fusion-figure-2"), caption)]
+
+
+def _membership(test) -> str:
+    """The subspace-membership test of pca-shift (the Section 3.1 claim), when it ran."""
+    if not test:
+        return ""
+    ratio = ci(test["ratio"], test["ratio_low"], test["ratio_high"])
+    return (f"; median residual outside the clean train top-{test['k']} subspace, blurred / "
+            f"clean: {ratio} (paired bootstrap), stays inside at tolerance "
+            f"{test['tolerance']:g}: {test['stays_inside']}")
 
 
 def _heads_rows(result, label, alpha):
