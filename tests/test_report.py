@@ -226,3 +226,17 @@ def test_figure2_caption_carries_the_membership_test_when_pca_shift_has_it():
     text = _membership(dict(k=10, ratio=1.1, ratio_low=1.02, ratio_high=1.2, tolerance=1.25,
                             stays_inside="yes"))
     assert "1.10 [1.02, 1.20]" in text and "tolerance 1.25: yes" in text
+
+
+def test_pca_figure_gives_each_of_16_classes_its_own_colour():
+    from matplotlib.colors import to_hex
+
+    from featlab.analyses.shift.plots import plot_pca_shift
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(16), 3)
+    ax = plot_pca_shift(rng.normal(size=(48, 2)), rng.normal(size=(48, 2)), labels,
+                        class_names=[f"c{i}" for i in range(16)])
+    handles = ax.get_legend().legend_handles
+    assert [h.get_label() for h in handles] == [f"c{i}" for i in range(16)]
+    assert len({to_hex(h.get_facecolor()[0]) for h in handles}) == 16
