@@ -9,6 +9,7 @@ writes the same JSON and figures)::
     featlab.fit_head(store, alphas=[0, 10], out_dir="analyses/synth/fit-head")
     featlab.pca_shift(store, condition="blur:sigma=2", out_dir="analyses/synth/pca-shift")
     featlab.mantel(store, radii=[1, 10])
+    featlab.report(["cache/synth"], "analyses/report")  # HTML + PDF of every paper's figures
     featlab.train(featlab.TrainSpec(out="cache/weights/robust.pt", root="cache/synthetic-data",
                                     recipe="mtlat"))
 
@@ -34,6 +35,7 @@ _API = {
     "generate_synthetic": "featlab.data.synthetic",
     "DemoSpec": "featlab.reporting.demo",
     "demo": "featlab.reporting.demo",
+    "report": "featlab.reporting.report",
     "FeatlabError": "featlab.errors",
 }
 

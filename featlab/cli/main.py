@@ -29,6 +29,7 @@ COMMANDS = {
     "mantel": "featlab.cli.local_cmd:mantel_command",
     "lipschitz": "featlab.cli.local_cmd:lipschitz_command",
     "robustness": "featlab.cli.robustness_cmd:robustness_command",
+    "report": "featlab.cli.report_cmd:report_command",
     "store": "featlab.cli.store_cmd:store_group",
     "demo": "featlab.cli.demo_cmd:demo_command",
     "train": "featlab.cli.train_cmd:train_command",

@@ -39,14 +39,15 @@ def plot_pca_shift(clean_2d, perturbed_2d, labels, *, class_names=None, ax=None,
     Parameters
     ----------
     clean_2d, perturbed_2d : ndarray (n_samples, 2). Embeddings of the same images.
-    labels : ndarray (n_samples,). One colour per class (seaborn "bright" palette); the
+    labels : ndarray (n_samples,). One colour per class (seaborn "bright" palette up to its
+        10 colours, evenly spaced "husl" hues beyond, so no two classes share a colour); the
         perturbed dots use a darker shade of the class colour.
     class_names : sequence or dict indexed by label, optional. Legend names.
     """
     ax = _axes(ax)
     clean_2d, perturbed_2d, labels = map(np.asarray, (clean_2d, perturbed_2d, labels))
     classes = np.unique(labels)
-    palette = sns.color_palette("bright", len(classes))
+    palette = sns.color_palette("bright" if len(classes) <= 10 else "husl", len(classes))
     for colour, c in zip(palette, classes):
         rows = labels == c
         ax.scatter(*clean_2d[rows].T, s=8, color=colour, alpha=0.7, linewidths=0,
