@@ -22,6 +22,7 @@ from .chunks import compute_chunks
 from .distributed import assign_chunks, rank_context
 from .forward import FeatureForward
 from .precision import check_precision, precision_mode
+from .probe_precision import probe_metadata
 from .spec import backbone_meta, build_backbones, check_conditions, load_dataset
 from .storage import check_disk, check_settings, estimate_bytes, feature_dtype, \
     missing_on_disk, select_layers, settings_of
@@ -61,7 +62,8 @@ def open_store(spec, conditions, dataset, models, meta):
         targets = _targets(writer, models, dataset, spec)
         for cond in conditions:
             writer.add_condition(cond.key, dict(name=cond.name, params=cond.params,
-                                                label=cond.label, **targets.describe(cond)))
+                                                label=cond.label, **targets.describe(cond),
+                                                **probe_metadata(cond)))
         missing = {c.key: writer.missing_chunks(c.key) for c in conditions}
     except BaseException:
         writer.close()

@@ -28,7 +28,8 @@ from ...utils.results import finish
 from ..registry import ANALYSES
 from .bounds import lipschitz_bounds
 from .family import (PIXELS, check_backbones, check_layers, choose_family, choose_radii,
-                     finite_block, heads_in, normalizers, probed_rows, read_rows, stack_radii)
+                     finite_block, heads_in, normalizers, probe_features, probed_rows, read_rows,
+                     stack_radii)
 from .isotropy import isotropy_rows, range_by_radius, summarize
 from .lipschitz import fraction_below_one, local_lipschitz, polynomial_fits
 from .mantel import mantel_batch
@@ -45,14 +46,6 @@ def _setup(store, kind, probe, radii, command):
                   copies=family.copies, n_samples=int(len(rows)),
                   image_ids=store.samples.image_id[rows].tolist())
     return family, radii, rows, common
-
-
-def _features(store, family, radii, rows, backbone, layer):
-    """Copies' features (n, R, T, d) and clean features (n, R, d), checked finite."""
-    what = f"{family.name} {backbone}/{layer}"
-    f = finite_block(stack_radii(store, family, radii, f"{backbone}/{layer}", rows), what)
-    c = finite_block(stack_radii(store, family, radii, f"clean/{backbone}/{layer}", rows), what)
-    return f.astype(np.float64), c.astype(np.float64)
 
 
 def _figure(panels, out_dir, stem, draw, width=5.5):
@@ -81,18 +74,18 @@ def score_ranges(store, *, kind="isotropy", probe=None, radii=None, heads=None,
                        f"{family.kind}: {head}"))
     if layers:
         result["features"] = _feature_ranges(store, family, radii, rows,
-                                             check_backbones(store, backbones), layers)
+                                             check_backbones(store, backbones), layers, result)
     if out_dir:
         result["figures"] = _figure(panels, out_dir, result["stem"], lambda ax, *p:
                                     plot_score_range(*p[:4], ax=ax, title=p[4]))
     return finish(result, out_dir, result["stem"])
 
 
-def _feature_ranges(store, family, radii, rows, backbones, layers) -> list[dict]:
+def _feature_ranges(store, family, radii, rows, backbones, layers, result) -> list[dict]:
     out = []
     for b in backbones:
         for layer in check_layers(store, [b], layers):
-            f, c = _features(store, family, radii, rows, b, layer)
+            f, c = probe_features(store, family, radii, rows, b, layer, result)
             disp = np.linalg.norm(f - c[:, :, None, :], axis=-1)  # (n, R, T)
             rel = (disp.max(-1) - disp.min(-1)) / np.maximum(disp.mean(-1), np.finfo(float).tiny)
             for k, r in enumerate(radii):
@@ -142,7 +135,7 @@ def mantel(store, *, radii=None, layers=("penultimate",), backbones=None, probe=
             key = family.keys[r]
             x = finite_block(read_rows(store, key, "input_pdist", rows), f"{key} input_pdist")
             for layer in layers:
-                f, _ = _features(store, family, [r], rows, b, layer)
+                f, _ = probe_features(store, family, [r], rows, b, layer, result)
                 y = np.stack([pdist(sample) for sample in f[:, 0]])
                 rr, pp, _ = mantel_batch(x, y, method, permutations, alternative, seed)
                 result["rows"] += [dict(image_id=i, radius=r, backbone=b, layer=layer, r=a, p=q)
@@ -190,7 +183,7 @@ def lipschitz(store, *, radii=None, layers=("penultimate",), backbones=None, pro
     for b in backbones:
         for layer in layers:
             g, h = normalizers(store, family, b, layer, per_feature)
-            f, c = _features(store, family, radii, rows, b, layer)
+            f, c = probe_features(store, family, radii, rows, b, layer, result)
             n, R, T, d = f.shape
             res = local_lipschitz(f.reshape(n * R, T, d), c.reshape(n * R, d),
                                   norms.reshape(n * R, T), g, h)
