@@ -137,7 +137,8 @@ def parse_condition(text: str) -> list[Condition]:
         params = dict(zip(values, combo))
         if check is not None:
             params = check(params)
-        key = ":".join([name] + [f"{k}={format_value(v)}" for k, v in params.items()])
+        key = ":".join([name] + [f"{k}={format_value(v)}" for k, v in params.items()
+                                 if spec[k].in_key or v != spec[k].default])
         out.append(Condition(name=name, params=params, key=key))
     return out
 

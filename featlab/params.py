@@ -24,6 +24,8 @@ class Param:
     ``choices`` restricts a string; ``low``/``high`` bound a number (inclusive);
     ``multi`` marks the parameter that may take several values in one condition string
     (``blur:sigma=1:5:10``); ``default=None`` with ``required=True`` must be given.
+    ``in_key=False``: left out of the canonical key while at its default (a parameter added
+    later, so that stores written before it keep their condition keys).
     """
 
     name: str
@@ -35,3 +37,4 @@ class Param:
     high: Optional[float] = None
     multi: bool = False
     help: str = ""
+    in_key: bool = True

@@ -24,6 +24,7 @@ for ``pred``; a chunk without probed rows stores only ``probed`` and ``input_ran
 ``scores/<head>``              (T,)        softmax probability of the true label, per head
 ``pred/<head>``                (T,)        predicted class of each copy, per head
 ``clean_score/<head>``         ()          the clean image's true-class probability
+``clean_pred/<head>``          ()          the clean image's predicted class
 ``norms``                      (T,)        ``|x_a - x|`` of the inputs fed, 0-255 units
 ``input_pdist``                (T(T-1)/2,) condensed distances between the copies, 0-255
                                            units, float64 (``scipy.spatial.distance.pdist``
@@ -181,6 +182,7 @@ class ProbeRunner:
             out[f"scores/{head}"] = np.full((n, t), np.nan)
             out[f"pred/{head}"] = np.full((n, t), -1, np.int64)
             out[f"clean_score/{head}"] = np.full(n, np.nan)
+            out[f"clean_pred/{head}"] = np.full(n, -1, np.int64)
         for row in local:
             self._sample(out, probe, p, row, images[row], int(labels[row]), start + row, n)
         warn_below_floor(cond.key, out, local)
@@ -191,7 +193,8 @@ class ProbeRunner:
         every backbone (one batch sequence, so the clean reference is computed like the
         copies), the heads on top, the noise floor, and the copies' input geometry."""
         seed = sample_seed(self.spec.seed, self.samples.image_id[global_row])
-        v = probe.probe_set(tuple(x.shape), radius=p["radius"], copies=p["copies"], seed=seed)
+        v = probe.probe_set(tuple(x.shape), radius=p["radius"], copies=p["copies"], seed=seed,
+                            norm=p.get("norm", "l2"))
         x64 = x.detach().cpu().to(torch.float64)
         fed = torch.cat([x64[None], x64[None] + v.to(torch.float64)])
         feats = self._forward(fed)
@@ -214,5 +217,6 @@ class ProbeRunner:
             out[f"scores/{head}"][row] = prob[1:, label]
             out[f"pred/{head}"][row] = prob[1:].argmax(axis=1)
             out[f"clean_score/{head}"][row] = prob[0, label]
+            out[f"clean_pred/{head}"][row] = prob[0].argmax()
         out["norms"][row] = perturbation_norms(fed[1:], x64) * PIXELS
         out["input_pdist"][row] = pairwise_condensed(fed[1:]) * PIXELS

@@ -94,7 +94,8 @@ def cast_features(arrays: dict, dtype) -> dict:
 
 def _is_feature(name: str) -> bool:
     parts = name.split("/")
-    return (len(parts) == 2 and parts[0] not in ("attack", "scores", "pred", "clean_score")) \
+    return (len(parts) == 2 and parts[0] not in ("attack", "scores", "pred", "clean_score",
+                                                   "clean_pred")) \
         or (len(parts) == 3 and parts[0] == "clean")
 
 

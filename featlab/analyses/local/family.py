@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ...conditions import parse_condition
+from ...conditions import condition_class, parse_condition
 from ...errors import FeatlabError
 from ...extraction.probe_precision import NOISE_TOLERANCE, relative_noise
 from ...params import format_value
@@ -41,7 +41,9 @@ class ProbeFamily:
 
 
 def _family_name(kind: str, params: dict) -> str:
-    return ":".join([kind] + [f"{k}={format_value(v)}" for k, v in params.items() if k != "radius"])
+    spec = {p.name: p for p in condition_class(kind)[0].params}
+    return ":".join([kind] + [f"{k}={format_value(v)}" for k, v in params.items()
+                              if k != "radius" and (spec[k].in_key or v != spec[k].default)])
 
 
 def families(store, kind: str) -> list[ProbeFamily]:

@@ -67,7 +67,10 @@ def score_ranges(store, *, kind="isotropy", probe=None, radii=None, heads=None,
         what = f"{family.name} scores/{head}"
         scores = finite_block(stack_radii(store, family, radii, f"scores/{head}", rows), what)
         mis = stack_radii(store, family, radii, f"pred/{head}", rows) != labels[:, None, None]
-        result["rows"] += isotropy_rows(scores, radii, mis, result["image_ids"], head=head)
+        clean_ok = _clean_correct(store, family, radii, rows, head, labels, result)
+        mis &= clean_ok[:, None, None]  # only images this head gets right when clean count
+        result["rows"] += isotropy_rows(scores, radii, mis, result["image_ids"], head=head,
+                                        clean_correct=clean_ok)
         result["heads"][head] = range_by_radius([r for r in result["rows"] if r["head"] == head])
         summ = summarize(scores, mis)
         panels.append((summ["range"], summ["mean_score"], summ["misclassified_any"], radii,
@@ -79,6 +82,18 @@ def score_ranges(store, *, kind="isotropy", probe=None, radii=None, heads=None,
         result["figures"] = _figure(panels, out_dir, result["stem"], lambda ax, *p:
                                     plot_score_range(*p[:4], ax=ax, title=p[4]))
     return finish(result, out_dir, result["stem"])
+
+
+def _clean_correct(store, family, radii, rows, head, labels, result) -> np.ndarray:
+    """Per row: does ``head`` classify the clean image correctly (``clean_pred/<head>``)?
+    Stores extracted before it was recorded: every row, with a note."""
+    key = family.keys[radii[0]]
+    if head not in store.array_names(key, "clean_pred"):
+        result.setdefault("notes", []).append(
+            f"{key} has no clean_pred/{head} (extracted by an older featlab): the misclassified "
+            f"fraction of {head} counts images it may get wrong when clean; extract again")
+        return np.ones(len(rows), dtype=bool)
+    return read_rows(store, key, f"clean_pred/{head}", rows) == labels
 
 
 def _feature_ranges(store, family, radii, rows, backbones, layers, result) -> list[dict]:
