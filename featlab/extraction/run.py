@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 from collections import Counter
 
@@ -55,6 +56,7 @@ def open_store(spec, conditions, dataset, models, meta):
                                      len(dataset.samples), spec.chunk_size)
     estimate = estimate_bytes(conditions, on_disk, dims, itemsize, chunk, blocks)
     check_disk(spec.store, estimate)
+    created = not os.path.exists(spec.store)  # a refusal below removes a store it created
     writer = StoreWriter(spec.store, extra=dict(seed=spec.seed, storage=settings),
                          **_writer_args(spec, dataset, meta))
     try:
@@ -67,6 +69,8 @@ def open_store(spec, conditions, dataset, models, meta):
         missing = {c.key: writer.missing_chunks(c.key) for c in conditions}
     except BaseException:
         writer.close()
+        if created:
+            shutil.rmtree(spec.store, ignore_errors=True)
         raise
     return (writer, targets), dict(missing=missing, estimated_bytes=estimate)
 

@@ -88,11 +88,11 @@ def cast_features(arrays: dict, dtype) -> dict:
     to ``dtype``; every other array (validity, norms, scores, ...) unchanged."""
     if dtype == np.float32:
         return arrays
-    return {k: (v.astype(dtype) if v.dtype == np.float32 and _is_feature(k) else v)
+    return {k: (v.astype(dtype) if v.dtype == np.float32 and is_feature(k) else v)
             for k, v in arrays.items()}
 
 
-def _is_feature(name: str) -> bool:
+def is_feature(name: str) -> bool:
     parts = name.split("/")
     return (len(parts) == 2 and parts[0] not in ("attack", "scores", "pred", "clean_score",
                                                    "clean_pred")) \

@@ -23,6 +23,7 @@ from ...conditions import parse_condition
 from ...errors import FeatlabError
 from ...store.heads import head_name, head_record
 from ...utils.results import finish
+from ...utils.validation import finite_number
 from ..inputs import block, condition_family
 from ..registry import ANALYSES
 from .figures import heads_figures
@@ -131,9 +132,8 @@ def fit_head(store, *, alphas=(0.0,), subset="all", layer="penultimate", fg=None
     weights) and ``range`` (average accuracy over the strength range). With ``out_dir``: the
     figures (``figures``) and ``fit-head-<subset>.json`` (``json``) are written there.
     """
-    alphas = sorted({float(a) for a in alphas})
-    if any(a < 0 for a in alphas):
-        raise FeatlabError(f"--alpha {min(alphas)}: the penalty weight must be >= 0")
+    alphas = sorted({finite_number(a, "--alpha", low=0) for a in alphas})
+    l2 = finite_number(l2, "--l2", low=0, low_open=True, hint=" (a small ridge, e.g. 1e-4)")
     if save:
         store.check_writable()  # refuse before fitting, not after
     fg, bg = fg_bg(store.backbone_meta, fg, bg, where=f"store {store.path}")
