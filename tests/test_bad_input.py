@@ -161,3 +161,21 @@ def test_bad_manifest_is_one_line(small_store, tmp_path):
         (copy / "manifest.json").write_text(text)
         _one_line(["store", "info", copy], "manifest")
         _one_line(["fit-head", "--store", copy, "--alpha", "0"], "manifest")
+
+
+@pytest.mark.parametrize("damage,match", [
+    (lambda d: d["images"][0].pop("file_name"), "file_name"),
+    (lambda d: d["annotations"][0].__setitem__("bbox", "1,2,3,4"), "bbox"),
+])
+def test_bad_coco_entries_are_one_line(synthetic_root, tiny_weights, tmp_path, damage, match):
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(synthetic_root, root)
+    path = root / "annotations" / "instances_train.json"
+    data = json.loads(path.read_text())
+    damage(data)
+    path.write_text(json.dumps(data))
+    store = tmp_path / "store"
+    _one_line(_extract(str(root), store, tiny_weights, "clean"), match)
+    assert not store.exists()

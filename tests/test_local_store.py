@@ -163,8 +163,12 @@ def test_isotropy_ranges_are_max_minus_min_of_stored_scores(store):
         pred = store.read_array("pred/fg-all", ISO.format(r))[rows]
         got = [x for x in result["rows"] if x["radius"] == r]
         np.testing.assert_array_equal([x["range"] for x in got], s.max(1) - s.min(1))
+        clean_ok = store.read_array("clean_pred/fg-all", ISO.format(r))[rows] == \
+            store.samples.label[rows]  # only images the head gets right when clean count
+        np.testing.assert_array_equal([x["clean_correct"] for x in got], clean_ok)
         np.testing.assert_array_equal([x["misclassified_any"] for x in got],
-                                      (pred != store.samples.label[rows, None]).any(1))
+                                      (pred != store.samples.label[rows, None]).any(1)
+                                      & clean_ok)
     assert {x["head"] for x in result["rows"]} == {"fg-all"}
 
 
@@ -353,7 +357,7 @@ def test_bad_input_is_one_line(stores, store, tmp_path, synthetic_root):
     part = next((broken / "conditions").glob("isotropy_radius=8*")) / \
         f"part-{start:09d}-{min(start + 8, len(store.samples)):09d}.h5"
     with h5py.File(part, "r+") as handle:
-        handle["synthetic-object/penultimate"][row % 8, 0, 0] = np.inf
+        handle["delta/synthetic-object/penultimate"][row % 8, 0, 0] = np.inf  # what mantel reads
     _one_line_error(["mantel", "--store", str(broken), "--backbone", "synthetic-object"],
                     "non-finite")
 
@@ -389,6 +393,7 @@ def _delta_reference(model, x, v, layer):
     return out[1] - out[0]
 
 
+@pytest.mark.slow
 def test_probe_differences_match_a_float64_reference(stores, synthetic_root, tiny_weights,
                                                      tmp_path, caplog):
     from featlab.analyses.local.run import isotropy

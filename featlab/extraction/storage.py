@@ -102,12 +102,13 @@ def is_feature(name: str) -> bool:
 def row_bytes(condition, dims: int, itemsize: int, n_heads: int = 3) -> int:
     """Upper bound of the bytes one row of ``condition`` takes (uncompressed).
 
-    ``dims``: stored feature dimensions summed over backbones and layers.
+    ``dims``: stored feature dimensions summed over backbones and layers; probe rows also
+    hold the float32 differences ``delta/...`` (T x dims).
     """
     params = condition.params
     if condition.family == "probe":
         t = params["copies"]
-        return ((t + 1) * dims * itemsize + t * 8 + t * (t - 1) // 2 * 8
+        return ((t + 1) * dims * itemsize + t * dims * 4 + t * 8 + t * (t - 1) // 2 * 8
                 + n_heads * (t * 16 + 8) + 32)
     extra = 9 if getattr(condition.perturbation, "needs_model", False) else 0
     return dims * itemsize + 1 + extra
