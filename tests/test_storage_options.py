@@ -157,7 +157,10 @@ def test_probe_conditions_store_only_selected_layers(root, tiny_weights, tmp_pat
     with h5py.File(store.index_path, "r") as index:
         names = []
         index["conditions"][key].visit(names.append)
-    stored = {n.split("/")[-1] for n in names if "synthetic-" in n and n.count("/") >= 1}
+    stored = {n.split("/")[-1] for n in names if "synthetic-" in n and n.count("/") >= 1
+              and not n.split("/")[-1].startswith("synthetic-")}  # not delta/<b> groups
+    assert {n.split("/")[0] for n in names if n.endswith("/layer3.1.bn2")} == \
+        {"synthetic-object", "synthetic-scene", "clean", "delta", "noise", "noise_run"}
     assert stored == {"penultimate", "layer3.0.bn1", "layer3.0.bn2", "layer3.0.downsample.1",
                       "layer3.1.bn1", "layer3.1.bn2"}
     with pytest.raises(FeatlabError, match="matches no layer"):

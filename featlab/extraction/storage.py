@@ -135,7 +135,7 @@ def estimate_bytes(conditions, missing: dict, dims: int, itemsize: int, chunk_si
         n_data = n_blocks + 3
         if cond.family == "probe":
             rows = min(rows, cond.params["samples"] * chunk_size)
-            n_data = 2 * n_blocks + 3 * 3 + 5
+            n_data = 5 * n_blocks + 3 * 4 + 5  # copies, clean, delta, noise, noise_run
         total += rows * row_bytes(cond, dims, itemsize) + len(chunks) * (n_data + 1) * \
             DATASET_OVERHEAD
     return total
