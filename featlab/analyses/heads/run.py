@@ -132,7 +132,8 @@ def fit_head(store, *, alphas=(0.0,), subset="all", layer="penultimate", fg=None
     weights) and ``range`` (average accuracy over the strength range). With ``out_dir``: the
     figures (``figures``) and ``fit-head-<subset>.json`` (``json``) are written there.
     """
-    alphas = sorted({finite_number(a, "--alpha", low=0) for a in alphas})
+    alphas = sorted({finite_number(a, "--alpha", low=0, hint="; the penalty weight must be >= 0")
+                     for a in alphas})
     l2 = finite_number(l2, "--l2", low=0, low_open=True, hint=" (a small ridge, e.g. 1e-4)")
     if save:
         store.check_writable()  # refuse before fitting, not after
