@@ -230,6 +230,29 @@ def test_clever_u_agrees_with_art(tiny, art_clf):
     assert np.median(ours) == pytest.approx(np.median(theirs), rel=0.1)
 
 
+def test_clever_l1_ball_law_and_art_draw_for_draw(tiny, art_clf):
+    """Issue 8.9: the L1 sampler's law is uniform in the ball — the L1 norm of a point has
+    P(|z|_1 <= t) = (t / R)^d, mean R d / (d + 1) — and with a RandomState CLEVER at
+    norm 1 equals ART's draw for draw."""
+    from art.metrics import clever_u as art_clever_u
+    from scipy.stats import kstest
+
+    d, n, radius = 192, 4000, 0.7
+    for state in (np.random.RandomState(5), np.random.default_rng(5)):
+        norms = np.abs(clever.sample_ball(SHAPE, n, radius, 1, state)).reshape(n, -1).sum(1)
+        mean, sd = radius * d / (d + 1), radius * np.sqrt(d / ((d + 2) * (d + 1) ** 2))
+        assert abs(norms.mean() - mean) < 4 * sd / np.sqrt(n)
+        assert kstest(norms, lambda t: np.clip(t / radius, 0, 1) ** d).pvalue > 1e-3
+        assert norms.max() <= radius * (1 + 1e-12)
+    model, x = tiny
+    kw = dict(nb_batches=8, batch_size=5, radius=2.0, norm=1, pool_factor=2)
+    np.random.seed(4)
+    ref = art_clever_u(art_clf, x, verbose=False, **kw)
+    ours = clever.clever_u(model, x, **kw, random_state=np.random.RandomState(4),
+                           clip_values=(0, 1))
+    assert ours == pytest.approx(ref, rel=1e-4)
+
+
 # ---------------------------------------------------------------- figures
 
 def test_plots_return_axes(tmp_path):
@@ -250,3 +273,43 @@ def test_plots_return_axes(tmp_path):
     assert len(ax.lines) == 3  # two fits and the L = 1 reference
     ax.figure.savefig(tmp_path / "fig6.png")
     assert (tmp_path / "fig6.png").stat().st_size > 0
+
+
+# ---------------------------------------------------------------- issue 8.8: clean-correct, norm
+
+def test_misclassified_fraction_counts_only_clean_correct_images():
+    # 4 images, 1 radius, 3 copies: images 0 and 1 are right when clean; 2 and 3 are not
+    scores = np.full((4, 1, 3), 0.9)
+    mis = np.zeros((4, 1, 3), bool)
+    mis[1, 0, 2] = True  # one probe of a clean-correct image flips
+    mis[2:, 0, :] = True  # the clean-wrong images are wrong on every probe
+    clean_ok = np.array([True, True, False, False])
+    rows = isotropy_rows(scores, [1.0], mis & clean_ok[:, None, None], clean_correct=clean_ok)
+    assert [r["clean_correct"] for r in rows] == [True, True, False, False]
+    (summary,) = range_by_radius(rows)
+    assert summary["n_clean_correct"] == 2 and summary["misclassified_fraction"] == 0.5
+    assert range_by_radius(isotropy_rows(scores, [1.0], mis))[0]["misclassified_fraction"] == 0.75
+    none = isotropy_rows(scores, [1.0], mis, clean_correct=np.zeros(4, bool))
+    assert np.isnan(range_by_radius(none)[0]["misclassified_fraction"])
+
+
+def test_probe_radius_norm_l2_or_linf():
+    from featlab.conditions import parse_condition
+    from featlab.probes.sets import symmetry_perturbations
+
+    assert parse_condition("isotropy:radius=2")[0].key == \
+        "isotropy:radius=2:copies=16:samples=24:threshold=0.99:select=fg"  # keys of old stores
+    linf = parse_condition("isotropy:radius=2:norm=linf")[0]
+    assert linf.key.endswith(":norm=linf") and linf.params["norm"] == "linf"
+    with pytest.raises(FeatlabError, match="norm"):
+        parse_condition("symmetry:radius=2:norm=l1")
+    for v in (isotropy_perturbations(SHAPE, [2.0], 5, 3, norm="linf")[0],
+              symmetry_perturbations(SHAPE, 5, 3, 2.0, norm="linf")):
+        flat = v.double().flatten(1)
+        torch.testing.assert_close(flat.abs().amax(1), torch.full((5,), 2 / 255.,
+                                   dtype=torch.float64), rtol=1e-6, atol=0)
+        assert (flat.norm(dim=1) > 5 * 2 / 255.).all()  # per pixel: far beyond the L2 sphere
+    l2 = isotropy_perturbations(SHAPE, [2.0], 5, 3)[0]
+    lin = isotropy_perturbations(SHAPE, [2.0], 5, 3, norm="linf")[0]
+    assert torch.allclose(l2 / l2.flatten(1).norm(dim=1)[:, None, None, None],
+                          lin / lin.flatten(1).norm(dim=1)[:, None, None, None], atol=1e-6)

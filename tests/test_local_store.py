@@ -1,4 +1,5 @@
 """Local-property probes through the store: extraction, the four analyses, the CLI, bad input."""
+import copy
 import json
 import os
 import shutil
@@ -128,13 +129,13 @@ def test_same_copies_reached_both_backbones(store, synthetic_root, tiny_weights,
         seed = sample_seed(0, store.samples.image_id[row])
         v = (isotropy_perturbations(x.shape, [8.0], 5, seed)[0] if kind == "isotropy"
              else symmetry_perturbations(x.shape, 5, seed, 8.0))
-        fed = x[None] + v
+        fed = x.double()[None] + v.double()  # formed in float64, fed to float64 copies
         norms = store.read_array("norms", key)[row]
         np.testing.assert_allclose(norms, 255 * (fed - x).double().flatten(1).norm(dim=1).numpy(),
                                    rtol=1e-12)
         np.testing.assert_allclose(store.read_array("input_pdist", key)[row],
                                    255 * pdist(fed.double().flatten(1).numpy()), rtol=1e-9)
-        feats = forward(models, fed)
+        feats = forward(models, fed.float())
         for name in ("synthetic-object/penultimate", "synthetic-scene/layer3.1.bn2"):
             np.testing.assert_allclose(store.read_array(name, key)[row], feats[name],
                                        rtol=1e-4, atol=1e-5)
@@ -163,8 +164,12 @@ def test_isotropy_ranges_are_max_minus_min_of_stored_scores(store):
         pred = store.read_array("pred/fg-all", ISO.format(r))[rows]
         got = [x for x in result["rows"] if x["radius"] == r]
         np.testing.assert_array_equal([x["range"] for x in got], s.max(1) - s.min(1))
+        clean_ok = store.read_array("clean_pred/fg-all", ISO.format(r))[rows] == \
+            store.samples.label[rows]  # only images the head gets right when clean count
+        np.testing.assert_array_equal([x["clean_correct"] for x in got], clean_ok)
         np.testing.assert_array_equal([x["misclassified_any"] for x in got],
-                                      (pred != store.samples.label[rows, None]).any(1))
+                                      (pred != store.samples.label[rows, None]).any(1)
+                                      & clean_ok)
     assert {x["head"] for x in result["rows"]} == {"fg-all"}
 
 
@@ -179,8 +184,10 @@ def test_mantel_equals_skbio_on_stored_matrices(store, method):
     for got in [r for r in result["rows"] if r["backbone"] == "synthetic-scene"]:
         row = rows[result["image_ids"].index(got["image_id"])]
         x = store.read_array("input_pdist", ISO.format(8))[row]
-        f = store.read_array(f"synthetic-scene/{got['layer']}", ISO.format(8))[row]
-        r, p, n = skbio_mantel(squareform(x), squareform(pdist(f.astype(np.float64))),
+        name = f"synthetic-scene/{got['layer']}"  # copies = clean + the float64 differences
+        f = store.read_array(f"clean/{name}", ISO.format(8))[row].astype(np.float64) + \
+            store.read_array(f"delta/{name}", ISO.format(8))[row].astype(np.float64)
+        r, p, n = skbio_mantel(squareform(x), squareform(pdist(f)),
                                method=method, permutations=99, seed=5)
         assert n == 5 and got["r"] == pytest.approx(r, abs=1e-12) and got["p"] == p
 
@@ -196,8 +203,9 @@ def test_lipschitz_ratios_equal_a_direct_computation(store):
     rng = store.read_array("input_range", key)[train]
     h = rng.max() - rng.min()
     rows = _rows(store, key)
-    f = store.read_array(name, key)[rows].astype(np.float64)
     c = store.read_array(f"clean/{name}", key)[rows].astype(np.float64)
+    f = c[:, None] + store.read_array(f"delta/{name}", key)[rows].astype(np.float64)
+    np.testing.assert_allclose(f, store.read_array(name, key)[rows], rtol=1e-5, atol=1e-6)
     v = store.read_array("norms", key)[rows] / 255
     ratio = np.linalg.norm(f - c[:, None], axis=-1) / g / (v / h)
     got = [s for s in result["samples"] if s["radius"] == 8.0]
@@ -349,8 +357,8 @@ def test_bad_input_is_one_line(stores, store, tmp_path, synthetic_root):
     start = row // 8 * 8
     part = next((broken / "conditions").glob("isotropy_radius=8*")) / \
         f"part-{start:09d}-{min(start + 8, len(store.samples)):09d}.h5"
-    edit_recorded_h5(part, lambda handle: handle["synthetic-object/penultimate"].__setitem__(
-        (row % 8, 0, 0), np.inf))
+    edit_recorded_h5(part, lambda handle: handle["delta/synthetic-object/penultimate"].__setitem__(
+        (row % 8, 0, 0), np.inf))  # what mantel reads
     _one_line_error(["mantel", "--store", str(broken), "--backbone", "synthetic-object"],
                     "non-finite")
 
@@ -369,3 +377,66 @@ def test_probe_extraction_needs_heads_and_reachable_threshold(stores, synthetic_
     shutil.rmtree(bare / "heads")
     with pytest.raises(FeatlabError, match=f"fit it: featlab fit-head --store {bare}"):
         extract(_spec(synthetic_root, bare, tiny_weights, "symmetry:radius=1:select=bg"))
+
+
+# ---------------------------------------------------------------- probe precision (issue 8.3)
+
+def _delta_reference(model, x, v, layer):
+    """``f(x+v) - f(x)`` through an independent float64 copy of ``model``, x and x+v fed
+    separately (not in one batch)."""
+    from featlab.backbones.base import capture_features
+
+    twin = copy.deepcopy(model).double()
+    out = []
+    with torch.inference_mode():
+        for batch in (x.double()[None], x.double()[None] + v.double()):
+            with capture_features(twin, [layer]) as feats:
+                twin(batch)
+            out.append(feats[layer].numpy())
+    return out[1] - out[0]
+
+
+@pytest.mark.slow
+def test_probe_differences_match_a_float64_reference(stores, synthetic_root, tiny_weights,
+                                                     tmp_path, caplog):
+    from featlab.analyses.local.run import isotropy
+    from featlab.extraction.forward import forward
+    from featlab.extraction.pipeline import build_backbones, load_dataset
+
+    path = tmp_path / "precise"
+    shutil.copytree(stores[1], path)
+    # 1e-13: every copy rounds back to the clean image (below the noise floor, warned)
+    extract(_spec(synthetic_root, path, tiny_weights,
+                  "isotropy:radius=1e-13:0.1:1:copies=3:samples=1:threshold=0"))
+    assert "below the noise floor" in caplog.text
+    st = FeatureStore(str(path))
+    spec = _spec(synthetic_root, path, tiny_weights, "clean")
+    dataset = load_dataset(spec)
+    models = {m.name: m for m in build_backbones(spec, dataset, torch.device("cpu"))}
+    worst = {}
+    for radius in (0.1, 1.0):
+        key = f"isotropy:radius={radius:g}:copies=3:samples=1:threshold=0:select=fg"
+        info = st.condition_info(key)
+        assert info["probe_precision"].startswith("float64")
+        for row in np.flatnonzero(st.read_array("probed", key)):
+            x = torch.from_numpy(dataset.load(int(row))[0])
+            v = isotropy_perturbations(x.shape, [radius], 3,
+                                       sample_seed(0, st.samples.image_id[row]))[0]
+            for name in ("synthetic-object/penultimate", "synthetic-scene/layer2.0.bn1"):
+                backbone, layer = name.split("/")
+                ref = _delta_reference(models[backbone], x, v, layer)
+                stored = st.read_array(f"delta/{name}", key)[row]
+                err = np.linalg.norm(stored - ref, axis=1) / np.linalg.norm(ref, axis=1)
+                assert err.max() < 0.01, (radius, name, err)
+                f32 = forward(list(models.values()), (x[None] + v).float())[name] - \
+                    forward(list(models.values()), x[None])[name]
+                worst[radius, name] = (err.max(), (np.linalg.norm(f32 - ref, axis=1)
+                                                   / np.linalg.norm(ref, axis=1)).max())
+                noise = st.read_array(f"noise/{name}", key)[row]
+                assert 0 < noise < 1e-9 * np.linalg.norm(ref)
+    print("relative error of differences (float64 path, float32 path):", worst)
+    result = isotropy(st, radii=[0.1, 1], layers=["penultimate"])
+    assert {r["radius"] for r in result["noise"]} == {0.1, 1.0}
+    assert not result.get("notes")  # both radii are far above the float64 noise floor
+    tiny = isotropy(st, radii=[1e-13], layers=["penultimate"])
+    assert any("below the noise floor" in note for note in tiny["notes"])

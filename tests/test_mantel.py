@@ -156,3 +156,14 @@ def test_asymmetric_square_matrix_rejected():
     m = np.random.default_rng(0).random((4, 4))
     with pytest.raises(FeatlabError, match="symmetric"):
         mantel_test(m, m)
+
+
+def test_average_ranks_equal_scipy_rankdata_bit_for_bit():
+    from scipy.stats import rankdata
+
+    from featlab.analyses.local.mantel import average_ranks
+
+    rng = np.random.default_rng(0)
+    for a in (rng.integers(0, 4, (9, 45)).astype(float), rng.standard_normal((5, 300)),
+              np.round(rng.standard_normal((6, 190)), 1), np.zeros((2, 10))):
+        assert np.array_equal(average_ranks(a), rankdata(a, axis=1))

@@ -160,6 +160,8 @@ def test_probe_conditions_store_only_selected_layers(root, tiny_weights, tmp_pat
         index["conditions"][key].visititems(
             lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
     stored = {n.split("/")[-1] for n in names if "synthetic-" in n}
+    assert {n.split("/")[0] for n in names if n.endswith("/layer3.1.bn2")} == \
+        {"synthetic-object", "synthetic-scene", "clean", "delta", "noise", "noise_run"}
     assert stored == {"penultimate", "layer3.0.bn1", "layer3.0.bn2", "layer3.0.downsample.1",
                       "layer3.1.bn1", "layer3.1.bn2"}
     with pytest.raises(FeatlabError, match="matches no layer"):

@@ -89,7 +89,8 @@ def extract_command(dataset, root, store, backbones, conditions, weights, device
         options["cache_dir"] = cache_dir
     spec = ExtractionSpec(
         store=store or os.path.join(cache_dir or "cache", dataset), root=root, dataset=dataset,
-        backbones=tuple((backbones or DEFAULT_BACKBONES.get(dataset, REAL_BACKBONES)).split(",")),
+        backbones=tuple((DEFAULT_BACKBONES.get(dataset, REAL_BACKBONES) if backbones is None
+                         else backbones).split(",")),
         conditions=conditions, device=device, batch_size=batch_size, workers=workers,
         limit=limit, chunk_size=chunk_size, seed=seed, image_size=image_size,
         weights=parse_weights(weights), cache_dir=cache_dir, dataset_options=options,

@@ -93,6 +93,9 @@ def examine_file(path: str, root: str, *, selection: str, max_instances: int,
     check = _paper if selection == "paper" else _every
     for i, image_id in enumerate(ids):
         image = coco.imgs[image_id]
+        if not isinstance(image.get("file_name"), str) or not image["file_name"]:
+            raise FeatlabError(f"{path}: image {image_id} has no file_name (a string); fix "
+                               f"the JSON entry or remove the image")
         record = dict(file=f"{folder}/{image['file_name']}", width=image.get("width"),
                       height=image.get("height"), anns=coco.imgToAnns.get(image_id, []))
         reason, cls, boxes = check(record, root, names, max_instances, max_box_fraction)
@@ -125,6 +128,10 @@ def _valid_boxes(record: dict) -> list:
     valid = []
     for a in record["anns"]:
         bbox = a.get("bbox")
+        if bbox is not None and (not isinstance(bbox, (list, tuple)) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox)):
+            raise FeatlabError(f"image {record['file']}: annotation {a.get('id')} has bbox "
+                               f"{bbox!r}; expected a list [x, y, width, height] of numbers")
         box = clip_box(bbox, record["width"], record["height"]) if bbox and len(bbox) == 4 \
             else None
         if box is not None:

@@ -224,6 +224,9 @@ def generate_synthetic(out_dir, *, seed=0, n_images=1600, image_size=64, context
                for c in range(classes_per_supercategory)]
     labels, is_val = _plan(seed, n_images, len(classes), val_fraction)
     out = {"train": ([], []), "val": ([], [])}
+    for path in [out_dir] + [os.path.join(out_dir, f) for f in ("train", "val", "annotations")]:
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise FeatlabError(f"--out {out_dir}: {path} is a file, not a directory")
     for folder in ("train", "val", "annotations"):
         os.makedirs(os.path.join(out_dir, folder), exist_ok=True)
     n_ann = 0

@@ -8,13 +8,14 @@ import numpy as np
 import torch
 
 from ..conditions import condition_class
+from ..errors import FeatlabError
 from ..utils.progress import progress
 from ..utils.seeding import generator
 from .background import BackgroundWriter, prefetch
 from .cpu_perturb import PerImagePlan
 from .decode import iter_chunks
 from .probing import ProbeRunner
-from .storage import cast_features
+from .storage import cast_features, is_feature
 
 
 def groups(conditions) -> list[list]:
@@ -64,6 +65,21 @@ def _results(group, cpu, plan, probes, images, labels, boxes, start, stop, run):
                          spec.seed, start)
 
 
+def refuse_non_finite(key: str, arrays: dict, valid: np.ndarray, start: int, files) -> None:
+    """Features that are not finite for a decoded (valid) image, in a probed row for probe
+    conditions, are an error (issue 8), not a stored row: FeatlabError naming the image."""
+    rows = valid & arrays["probed"].astype(bool) if "probed" in arrays else valid
+    for name, values in arrays.items():
+        if values.dtype.kind != "f" or not (is_feature(name) or name.startswith("delta/")):
+            continue
+        bad = rows & ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+        if bad.any():
+            row = start + int(np.flatnonzero(bad)[0])
+            raise FeatlabError(f"{key}: {name} is not finite for image {files[row]} (row {row},"
+                               f" {int(bad.sum())} rows of this chunk); its chunk was not "
+                               f"stored; check the backbone weights and the parameters")
+
+
 def compute_chunks(run: dict, conditions, dataset, writer, missing: dict, mine) -> list:
     """Compute and write every missing part of the chunks ``mine``.
 
@@ -103,6 +119,7 @@ def compute_chunks(run: dict, conditions, dataset, writer, missing: dict, mine) 
                     for values in arrays.values():
                         if values.dtype.kind == "f":
                             values[~valid] = np.nan
+                    refuse_non_finite(cond.key, arrays, valid, start, dataset.samples.file)
                     arrays["valid"] = valid
                     errors = repr({i: r for i, r in enumerate(reasons) if r})
                     out.submit(cond.key, start, stop, cast_features(arrays, run["dtype"]),

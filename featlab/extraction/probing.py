@@ -18,9 +18,13 @@ for ``pred``; a chunk without probed rows stores only ``probed`` and ``input_ran
 ``<backbone>/<layer>``         (T, d)      features of the T copies, every stored layer
 ``clean/<backbone>/<layer>``   (d,)        features of the clean image, fed first in the
                                            same batches as its copies
+``delta/<backbone>/<layer>``   (T, d)      ``f(x+v) - f(x)`` in float64, stored float32
+``noise/<backbone>/<layer>``   ()          float64 noise floor of the clean features
+``noise_run/<backbone>/<l>``   ()          the run's precision against float64, clean image
 ``scores/<head>``              (T,)        softmax probability of the true label, per head
 ``pred/<head>``                (T,)        predicted class of each copy, per head
 ``clean_score/<head>``         ()          the clean image's true-class probability
+``clean_pred/<head>``          ()          the clean image's predicted class
 ``norms``                      (T,)        ``|x_a - x|`` of the inputs fed, 0-255 units
 ``input_pdist``                (T(T-1)/2,) condensed distances between the copies, 0-255
                                            units, float64 (``scipy.spatial.distance.pdist``
@@ -30,7 +34,8 @@ for ``pred``; a chunk without probed rows stores only ``probed`` and ``input_ran
 ``probed``                     ()          bool
 =============================  ==========  =================================================
 
-Heads (:mod:`featlab.store.heads`): every one of ``fg-all``, ``bg-all``, ``joint-all-alpha=0`` fitted in the store whose
+Features are computed in float64 on the CPU (:mod:`featlab.extraction.probe_precision`,
+which also defines the noise floor). Heads (:mod:`featlab.store.heads`): every one of ``fg-all``, ``bg-all``, ``joint-all-alpha=0`` fitted in the store whose
 backbones are all in this run, applied to the copies' features of the layer it was fitted on.
 """
 from __future__ import annotations
@@ -44,6 +49,7 @@ from ..errors import FeatlabError
 from ..probes.base import SELECT
 from ..probes.sets import pairwise_condensed, perturbation_norms, sample_seed
 from ..store.heads import head_probabilities, heads_for, selecting_head
+from .probe_precision import float64_copies, forward64, noise_floor, warn_below_floor
 from ..utils.seeding import derive_seed
 
 log = logging.getLogger(__name__)
@@ -99,6 +105,7 @@ class ProbeRunner:
         self.writer, self.root = writer, writer.root
         self.dataset, self.fwd, self.spec = dataset, fwd, spec
         self.models = fwd.models
+        self.models64 = float64_copies(fwd.models)  # probes are computed in float64, CPU
         self.samples = dataset.samples
         self.device = next(self.models[0].parameters()).device
         self.heads = heads_for(self.root, [selecting_head(s) for s in SELECT],
@@ -161,9 +168,9 @@ class ProbeRunner:
         return self.fwd.layers is None or layer in self.fwd.layers[backbone]
 
     def _forward(self, batch: torch.Tensor) -> dict:
-        parts = [self.fwd(batch[b:b + self.spec.batch_size], extra=self.head_layers)
-                 for b in range(0, len(batch), self.spec.batch_size)]
-        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        """Float64 features (CPU) of ``batch``: stored layers and the heads' layers."""
+        return forward64(self.models64, batch, lambda m: self.fwd.wanted(m, self.head_layers),
+                         self.spec.batch_size)
 
     def _condition(self, cond, base, local, images, labels, start, stop) -> dict:
         probe, p = cond.perturbation, cond.params
@@ -175,30 +182,41 @@ class ProbeRunner:
             out[f"scores/{head}"] = np.full((n, t), np.nan)
             out[f"pred/{head}"] = np.full((n, t), -1, np.int64)
             out[f"clean_score/{head}"] = np.full(n, np.nan)
+            out[f"clean_pred/{head}"] = np.full(n, -1, np.int64)
         for row in local:
             self._sample(out, probe, p, row, images[row], int(labels[row]), start + row, n)
+        warn_below_floor(cond.key, out, local)
         return out
 
     def _sample(self, out, probe, p, row, x, label, global_row, n) -> None:
-        """Probe one image: the clean image and its copies through every backbone (one
-        batch sequence, so the clean reference is computed like the copies), the heads on
-        top, and the copies' input geometry."""
+        """Probe one image: the clean image and its copies through the float64 copy of
+        every backbone (one batch sequence, so the clean reference is computed like the
+        copies), the heads on top, the noise floor, and the copies' input geometry."""
         seed = sample_seed(self.spec.seed, self.samples.image_id[global_row])
-        v = probe.probe_set(tuple(x.shape), radius=p["radius"], copies=p["copies"], seed=seed)
-        fed = torch.cat([x[None], x[None] + v.to(x.device, x.dtype)])
+        v = probe.probe_set(tuple(x.shape), radius=p["radius"], copies=p["copies"], seed=seed,
+                            norm=p.get("norm", "l2"))
+        x64 = x.detach().cpu().to(torch.float64)
+        fed = torch.cat([x64[None], x64[None] + v.to(torch.float64)])
         feats = self._forward(fed)
+        alone = self._forward(x64[None])
+        run = self.fwd(x[None], extra=self.head_layers)  # the run's own precision
         for name, values in feats.items():
             if not self.stored(*name.split("/", 1)):
                 continue
-            for key, part in ((name, values[1:]), (f"clean/{name}", values[0])):
+            arrays = ((name, values[1:]), (f"clean/{name}", values[0]),
+                      (f"delta/{name}", values[1:] - values[0]),
+                      (f"noise/{name}", noise_floor(values[0], alone[name][0])),
+                      (f"noise_run/{name}", np.linalg.norm(run[name][0] - values[0])))
+            for key, part in arrays:
                 if key not in out:
-                    out[key] = np.full((n,) + part.shape, np.nan, np.float32)
+                    shape, dtype = np.shape(part), np.float32 if np.ndim(part) else np.float64
+                    out[key] = np.full((n,) + shape, np.nan, dtype)
                 out[key][row] = part
         for head, spec in self.heads.items():
             prob = head_probabilities(spec, feats)
             out[f"scores/{head}"][row] = prob[1:, label]
             out[f"pred/{head}"][row] = prob[1:].argmax(axis=1)
             out[f"clean_score/{head}"][row] = prob[0, label]
-        cpu = fed[1:].detach().cpu()
-        out["norms"][row] = perturbation_norms(cpu, x.detach().cpu()) * PIXELS
-        out["input_pdist"][row] = pairwise_condensed(cpu) * PIXELS
+            out[f"clean_pred/{head}"][row] = prob[0].argmax()
+        out["norms"][row] = perturbation_norms(fed[1:], x64) * PIXELS
+        out["input_pdist"][row] = pairwise_condensed(fed[1:]) * PIXELS

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import time
 from collections import Counter
 
@@ -24,6 +25,7 @@ from .chunks import compute_chunks
 from .distributed import assign_chunks, rank_context
 from .forward import FeatureForward
 from .precision import check_precision, precision_mode
+from .probe_precision import probe_metadata
 from .spec import backbone_meta, build_backbones, check_conditions, load_dataset
 from .storage import check_disk, check_settings, estimate_bytes, feature_dtype, \
     missing_on_disk, select_layers, settings_of
@@ -57,8 +59,8 @@ def _changed_heads(writer, key: str, info: dict):
 def _register(writer, conditions, targets) -> None:
     """Write each condition.json, after refusing conditions whose stored parts were made
     against heads that have changed since (nothing is written before that check)."""
-    infos = {c.key: dict(name=c.name, params=c.params, label=c.label, **targets.describe(c))
-             for c in conditions}
+    infos = {c.key: dict(name=c.name, params=c.params, label=c.label, **targets.describe(c),
+                         **probe_metadata(c)) for c in conditions}
     redo = []
     for key, info in infos.items():
         changed, stored = _changed_heads(writer, key, info)
@@ -92,6 +94,7 @@ def open_store(spec, conditions, dataset, models, meta):
                                      len(dataset.samples), spec.chunk_size)
     estimate = estimate_bytes(conditions, on_disk, dims, itemsize, chunk, blocks)
     check_disk(spec.store, estimate)
+    created = not os.path.exists(spec.store)  # a refusal below removes a store it created
     writer = StoreWriter(spec.store, extra=dict(seed=spec.seed, storage=settings),
                          **_writer_args(spec, dataset, meta))
     try:
@@ -101,6 +104,8 @@ def open_store(spec, conditions, dataset, models, meta):
         missing = {c.key: writer.missing_chunks(c.key) for c in conditions}
     except BaseException:
         writer.close()
+        if created:
+            shutil.rmtree(spec.store, ignore_errors=True)
         raise
     return (writer, targets), dict(missing=missing, estimated_bytes=estimate)
 

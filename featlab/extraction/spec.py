@@ -45,6 +45,10 @@ class ExtractionSpec:
 
 def load_dataset(spec: ExtractionSpec):
     options = dict(spec.dataset_options, seed=spec.seed)
+    if spec.image_size is not None and (isinstance(spec.image_size, bool)
+                                        or int(spec.image_size) != spec.image_size
+                                        or spec.image_size < 8):
+        raise FeatlabError(f"--image-size {spec.image_size}: expected an integer >= 8 (pixels)")
     size = spec.image_size or DEFAULT_IMAGE_SIZE.get(spec.dataset)
     if size:
         options["image_size"] = size
@@ -69,6 +73,9 @@ def build_backbones(spec: ExtractionSpec, dataset, device) -> list:
     """The run's backbones on ``device`` (channels-last if asked), in eval mode. Each entry
     of ``spec.backbones`` is a registered NAME, the NAME of a trained file in
     ``<cache>/weights/``, or ``NAME=PATH`` (a file written by ``featlab train``)."""
+    if not spec.backbones or any(not str(b).strip() for b in spec.backbones):
+        raise FeatlabError(f"--backbones {','.join(spec.backbones)!r}: an empty backbone name; "
+                           f"known: {', '.join(BACKBONES.names())}")
     entries = [parse_backbone_entry(b) for b in spec.backbones]
     names = [name for name, _ in entries]
     if not names or len(set(names)) != len(names):

@@ -88,25 +88,27 @@ def cast_features(arrays: dict, dtype) -> dict:
     to ``dtype``; every other array (validity, norms, scores, ...) unchanged."""
     if dtype == np.float32:
         return arrays
-    return {k: (v.astype(dtype) if v.dtype == np.float32 and _is_feature(k) else v)
+    return {k: (v.astype(dtype) if v.dtype == np.float32 and is_feature(k) else v)
             for k, v in arrays.items()}
 
 
-def _is_feature(name: str) -> bool:
+def is_feature(name: str) -> bool:
     parts = name.split("/")
-    return (len(parts) == 2 and parts[0] not in ("attack", "scores", "pred", "clean_score")) \
+    return (len(parts) == 2 and parts[0] not in ("attack", "scores", "pred", "clean_score",
+                                                   "clean_pred")) \
         or (len(parts) == 3 and parts[0] == "clean")
 
 
 def row_bytes(condition, dims: int, itemsize: int, n_heads: int = 3) -> int:
     """Upper bound of the bytes one row of ``condition`` takes (uncompressed).
 
-    ``dims``: stored feature dimensions summed over backbones and layers.
+    ``dims``: stored feature dimensions summed over backbones and layers; probe rows also
+    hold the float32 differences ``delta/...`` (T x dims).
     """
     params = condition.params
     if condition.family == "probe":
         t = params["copies"]
-        return ((t + 1) * dims * itemsize + t * 8 + t * (t - 1) // 2 * 8
+        return ((t + 1) * dims * itemsize + t * dims * 4 + t * 8 + t * (t - 1) // 2 * 8
                 + n_heads * (t * 16 + 8) + 32)
     extra = 9 if getattr(condition.perturbation, "needs_model", False) else 0
     return dims * itemsize + 1 + extra
@@ -133,7 +135,7 @@ def estimate_bytes(conditions, missing: dict, dims: int, itemsize: int, chunk_si
         n_data = n_blocks + 3
         if cond.family == "probe":
             rows = min(rows, cond.params["samples"] * chunk_size)
-            n_data = 2 * n_blocks + 3 * 3 + 5
+            n_data = 5 * n_blocks + 3 * 4 + 5  # copies, clean, delta, noise, noise_run
         total += rows * row_bytes(cond, dims, itemsize) + len(chunks) * (n_data + 1) * \
             DATASET_OVERHEAD
     return total

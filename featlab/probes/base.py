@@ -26,6 +26,12 @@ threshold : float in [0, 1] — minimum true-class probability of the selecting 
     clean image (the paper's 0.99; any threshold >= 0.5 implies a correct prediction)
 select : fg | bg | joint — the fitted head that selects the images: ``fg-all``, ``bg-all``
     or ``joint-all-alpha=0`` (``featlab fit-head``)
+norm : l2 | linf — what ``radius`` measures. The paper gives radii in "pixels" and does not
+    say whether they are an L2 norm over all values (``l2``, the default, featlab's reading)
+    or a per-pixel bound (``linf``: every element of ``v`` rescaled so that
+    ``max |v_j| = radius / 255``, i.e. the L2 norm is then up to ``sqrt(C*H*W)`` times
+    larger). Left out of the condition key when ``l2``. The stored ``norms`` and
+    ``input_pdist`` are L2 distances under both (equation 9 and the Mantel test use them).
 """
 from __future__ import annotations
 
@@ -36,6 +42,7 @@ from .registry import PROBES
 from .sets import isotropy_perturbations, symmetry_perturbations
 
 SELECT = ("fg", "bg", "joint")
+NORMS = ("l2", "linf")
 
 
 class Probe:
@@ -58,6 +65,9 @@ class Probe:
               help="minimum clean true-class probability of the selecting head"),
         Param("select", str, default="fg", choices=SELECT,
               help="head that selects the images: fg-all, bg-all or joint-all-alpha=0"),
+        Param("norm", str, default="l2", choices=NORMS, keyed_default=False,
+              help="the norm the radius is measured in: l2 over all C*H*W values, or linf "
+                   "(per pixel); the paper does not say which"),
     )
 
     @staticmethod
@@ -71,7 +81,7 @@ class Probe:
                                f"pixel units), e.g. radius=0.1:1:5:10")
         return params
 
-    def probe_set(self, shape, *, radius: float, copies: int, seed: int):
+    def probe_set(self, shape, *, radius: float, copies: int, seed: int, norm: str = "l2"):
         """The perturbations of one image at one radius.
 
         Parameters
@@ -80,10 +90,11 @@ class Probe:
         radius : float — 0-255 pixel units
         copies : int
         seed : int — the image's seed (:func:`featlab.probes.sets.sample_seed`)
+        norm : ``l2`` or ``linf`` — the norm ``radius`` is measured in
 
         Returns
         -------
-        Tensor of shape (copies, C, H, W), float32, each of L2 norm ``radius / 255``
+        Tensor of shape (copies, C, H, W), float32, each of ``norm`` ``radius / 255``
         """
         raise NotImplementedError
 
@@ -94,8 +105,8 @@ class Isotropy(Probe):
 
     name = "isotropy"
 
-    def probe_set(self, shape, *, radius, copies, seed):
-        return isotropy_perturbations(shape, [radius], copies, seed)[0]
+    def probe_set(self, shape, *, radius, copies, seed, norm="l2"):
+        return isotropy_perturbations(shape, [radius], copies, seed, norm=norm)[0]
 
 
 @PROBES.register("symmetry")
@@ -104,5 +115,5 @@ class Symmetry(Probe):
 
     name = "symmetry"
 
-    def probe_set(self, shape, *, radius, copies, seed):
-        return symmetry_perturbations(shape, copies, seed, radius)
+    def probe_set(self, shape, *, radius, copies, seed, norm="l2"):
+        return symmetry_perturbations(shape, copies, seed, radius, norm=norm)

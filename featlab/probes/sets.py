@@ -8,7 +8,8 @@ Aghdam, Heravi & Puig perturb a clean image ``x`` with ``T`` vectors at each rad
 
 Conventions (the paper leaves them implicit):
 
-* **Norm**: L2 over all ``C * H * W`` elements of the image.
+* **Norm**: L2 over all ``C * H * W`` elements of the image (``norm="l2"``); the paper does
+  not say, and ``norm="linf"`` reads the radius per pixel instead (``max_j |v_j| = r``).
 * **On the sphere**: every probe has norm exactly ``r`` (up to the output dtype's rounding);
   the paper's probes lie on the sphere of radius ``r``, not in the ball.
 * **Units**: the paper's radii (``eps, 1, ..., 20`` "pixels") are in 0-255 pixel units.
@@ -55,13 +56,18 @@ def _check(shape, T: int, radii) -> tuple:
     return shape
 
 
-def _on_sphere(v: torch.Tensor, radius: float, scale: float) -> torch.Tensor:
-    """Rescale each row of ``v`` (float64, shape (T, D)) to L2 norm ``radius / scale``."""
-    return v * ((radius / scale) / torch.linalg.vector_norm(v, dim=1, keepdim=True))
+def _on_sphere(v: torch.Tensor, radius: float, scale: float, norm: str = "l2") -> torch.Tensor:
+    """Rescale each row of ``v`` (float64, shape (T, D)) to ``norm`` (``l2``/``linf``)
+    ``radius / scale``."""
+    if norm not in ("l2", "linf"):
+        raise FeatlabError(f"norm must be 'l2' or 'linf', got {norm!r}")
+    size = (torch.linalg.vector_norm(v, dim=1, keepdim=True) if norm == "l2"
+            else v.abs().amax(dim=1, keepdim=True))
+    return v * ((radius / scale) / size)
 
 
 def isotropy_perturbations(shape, radii, T: int, seed: int, *, scale: float = PIXEL_SCALE,
-                           dtype=torch.float32) -> torch.Tensor:
+                           dtype=torch.float32, norm: str = "l2") -> torch.Tensor:
     """Equation 4: ``T`` uniform random directions at each radius, on the sphere.
 
     Parameters
@@ -72,10 +78,11 @@ def isotropy_perturbations(shape, radii, T: int, seed: int, *, scale: float = PI
     seed : int — the sample's seed (:func:`sample_seed`)
     scale : float — pixel units per image unit (255 for images in [0, 1]; 1 for none)
     dtype : torch dtype of the result (computed in float64)
+    norm : ``l2`` (over all elements) or ``linf`` (per element) — what a radius measures
 
     Returns
     -------
-    Tensor of shape (len(radii), T, *shape); ``out[k, i]`` has L2 norm ``radii[k] / scale``.
+    Tensor of shape (len(radii), T, *shape); ``out[k, i]`` has ``norm`` ``radii[k] / scale``.
     """
     shape = _check(shape, T, radii)
     d = int(np.prod(shape))
@@ -83,12 +90,13 @@ def isotropy_perturbations(shape, radii, T: int, seed: int, *, scale: float = PI
     for k, r in enumerate(radii):
         g = _radius_generator(seed, "isotropy", r)
         v = torch.rand((int(T), d), generator=g, dtype=torch.float64) * 2 - 1
-        out[k] = _on_sphere(v, float(r), scale).reshape((int(T),) + shape).to(dtype)
+        out[k] = _on_sphere(v, float(r), scale, norm).reshape((int(T),) + shape).to(dtype)
     return out
 
 
 def symmetry_perturbations(shape, T: int, seed: int, radius: float, *,
-                           scale: float = PIXEL_SCALE, dtype=torch.float32) -> torch.Tensor:
+                           scale: float = PIXEL_SCALE, dtype=torch.float32,
+                           norm: str = "l2") -> torch.Tensor:
     """Equation 6: ``T`` random permutations of one perturbation of norm ``radius``.
 
     The permutations re-order all ``C * H * W`` elements; every copy holds exactly the same
@@ -102,7 +110,7 @@ def symmetry_perturbations(shape, T: int, seed: int, radius: float, *,
     d = int(np.prod(shape))
     g = _radius_generator(seed, "symmetry", radius)
     v = _on_sphere(torch.rand((1, d), generator=g, dtype=torch.float64) * 2 - 1,
-                   float(radius), scale)[0].to(dtype)
+                   float(radius), scale, norm)[0].to(dtype)
     idx = torch.stack([torch.randperm(d, generator=g) for _ in range(int(T))])
     return v[idx].reshape((int(T),) + shape)
 

@@ -36,6 +36,7 @@ from ...conditions import parse_condition
 from ...errors import FeatlabError
 from ...store.heads import head_digest, head_name, head_record
 from ...utils.results import finish
+from ...utils.validation import finite_number
 from ..inputs import block, condition_family, staleness
 from ..registry import ANALYSES
 from .figures import heads_figures
@@ -165,9 +166,10 @@ def fit_head(store, *, alphas=(0.0,), subset="all", layer="penultimate", fg=None
     heads, ``robust`` (how they were trained) and ``range`` (average accuracy over the
     strength range). With ``out_dir``: the figures and ``fit-head-<subset>.json``.
     """
+    alphas = sorted({finite_number(a, "--alpha", low=0, hint="; the penalty weight must be >= 0")
+                     for a in alphas})
+    l2 = finite_number(l2, "--l2", low=0, low_open=True, hint=" (a small ridge, e.g. 1e-4)")
     paper_alphas(alphas, alpha_scale, 1)  # checks alpha_scale before anything is read
-    if any(float(a) < 0 for a in alphas):
-        raise FeatlabError(f"--alpha {min(map(float, alphas))}: the penalty weight must be >= 0")
     if save:
         store.check_writable()  # refuse before fitting, not after
     fg, bg = fg_bg(store.backbone_meta, fg, bg, where=f"store {store.path}")

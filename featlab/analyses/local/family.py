@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ...conditions import parse_condition
+from ...conditions import condition_class, parse_condition
 from ...errors import FeatlabError
+from ...extraction.probe_precision import NOISE_TOLERANCE, relative_noise
 from ...params import format_value
 from .lipschitz import MinMaxNormalizer
 
@@ -40,7 +41,9 @@ class ProbeFamily:
 
 
 def _family_name(kind: str, params: dict) -> str:
-    return ":".join([kind] + [f"{k}={format_value(v)}" for k, v in params.items() if k != "radius"])
+    spec = {p.name: p for p in condition_class(kind)[0].params}
+    return ":".join([kind] + [f"{k}={format_value(v)}" for k, v in params.items()
+                              if k != "radius" and (spec[k].keyed_default or v != spec[k].default)])
 
 
 def families(store, kind: str) -> list[ProbeFamily]:
@@ -190,3 +193,41 @@ def normalizers(store, family, backbone, layer, per_feature=False):
     if ok.sum() < 2 or not len(ranges):
         raise FeatlabError(f"too few clean train images in {store.path} to fit the normalizers")
     return (MinMaxNormalizer(per_feature).fit(clean[ok]), MinMaxNormalizer().fit(ranges))
+
+
+def probe_features(store, family, radii, rows, backbone, layer, result=None):
+    """Copies' features (n, R, T, d) and clean features (n, R, d), float64, checked finite.
+
+    Where the float64 differences ``delta/<backbone>/<layer>`` are stored
+    (:mod:`featlab.extraction.probe_precision`), the copies' features are
+    ``clean + delta`` so that ``f - c`` is the accurate difference, and ``result`` (if
+    given) gets the noise floor per radius in ``result["noise"]`` and a line in
+    ``result["notes"]`` for each radius below it."""
+    what = f"{family.name} {backbone}/{layer}"
+    c = finite_block(stack_radii(store, family, radii, f"clean/{backbone}/{layer}", rows), what)
+    c = c.astype(np.float64)
+    if not all(layer in store.array_names(family.keys[r], f"delta/{backbone}") for r in radii):
+        f = finite_block(stack_radii(store, family, radii, f"{backbone}/{layer}", rows), what)
+        return f.astype(np.float64), c
+    d = finite_block(stack_radii(store, family, radii, f"delta/{backbone}/{layer}", rows), what)
+    d = d.astype(np.float64)
+    if result is not None:
+        _noise(store, family, radii, rows, f"{backbone}/{layer}", d, result)
+    return c[:, :, None, :] + d, c
+
+
+def _noise(store, family, radii, rows, name, delta, result) -> None:
+    noise = stack_radii(store, family, radii, f"noise/{name}", rows)
+    run = stack_radii(store, family, radii, f"noise_run/{name}", rows)
+    for k, r in enumerate(radii):
+        rel = relative_noise(noise[:, k], delta[:, k])
+        rel_run = relative_noise(run[:, k], delta[:, k])
+        row = dict(name=name, radius=r, relative_noise_max=float(np.max(rel)),
+                   relative_noise_median=float(np.median(rel)),
+                   relative_noise_run_precision_median=float(np.median(rel_run)))
+        result.setdefault("noise", []).append(row)
+        if row["relative_noise_max"] > NOISE_TOLERANCE:
+            result.setdefault("notes", []).append(
+                f"{name} at radius {format_value(r)}: feature differences are below the noise "
+                f"floor (relative noise up to {row['relative_noise_max']:.3g} > "
+                f"{NOISE_TOLERANCE:g}); use a larger radius")

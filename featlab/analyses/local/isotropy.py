@@ -80,7 +80,8 @@ def isotropy_rows(scores, radii, misclassified=None, sample_ids=None, **extra) -
     radii : sequence of float of length n_radii
     misclassified : bool array of shape (n_samples, n_radii, T), optional
     sample_ids : sequence of length n_samples, optional (default ``0..n-1``)
-    **extra : constant columns added to every row (e.g. ``backbone=..., probe="isotropy"``)
+    **extra : columns added to every row (e.g. ``backbone=..., probe="isotropy"``); an
+        array of length n_samples (``clean_correct=``) gives each sample its value
 
     Returns
     -------
@@ -104,20 +105,25 @@ def isotropy_rows(scores, radii, misclassified=None, sample_ids=None, **extra) -
             for key in ("range", "mean_score", "min_score", "max_score"):
                 row[key] = float(summ[key][i, k])
             row["misclassified_any"] = bool(summ["misclassified_any"][i, k])
-            row.update(extra)
+            row.update({c: (bool(v[i]) if isinstance(v, np.ndarray) else v)
+                        for c, v in extra.items()})
             rows.append(row)
     return rows
 
 
 def range_by_radius(rows) -> list[dict]:
-    """Median, quartiles and misclassified fraction of ``range`` per radius (from rows)."""
+    """Median, quartiles and misclassified fraction of ``range`` per radius (from rows).
+
+    The misclassified fraction counts only rows whose ``clean_correct`` is true (all rows
+    without that column): an image the head already gets wrong when clean says nothing
+    about its probes (``n_clean_correct`` rows; NaN if none)."""
     out = []
     for r in sorted({row["radius"] for row in rows}):
         sel = [row for row in rows if row["radius"] == r]
         v = np.array([row["range"] for row in sel])
         q1, med, q3 = np.percentile(v, [25, 50, 75])
+        ok = [row["misclassified_any"] for row in sel if row.get("clean_correct", True)]
         out.append({"radius": r, "n": len(sel), "range_median": float(med),
-                    "range_q1": float(q1), "range_q3": float(q3),
-                    "misclassified_fraction": float(np.mean([row["misclassified_any"]
-                                                             for row in sel]))})
+                    "range_q1": float(q1), "range_q3": float(q3), "n_clean_correct": len(ok),
+                    "misclassified_fraction": float(np.mean(ok)) if ok else float("nan")})
     return out

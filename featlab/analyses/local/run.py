@@ -31,7 +31,8 @@ from ..inputs import staleness
 from ..registry import ANALYSES
 from .bounds import lipschitz_bounds
 from .family import (PIXELS, check_backbones, check_layers, choose_family, choose_radii,
-                     finite_block, heads_in, normalizers, probed_rows, read_rows, stack_radii)
+                     finite_block, heads_in, normalizers, probe_features, probed_rows, read_rows,
+                     stack_radii)
 from .isotropy import isotropy_rows, range_by_radius, summarize
 from .lipschitz import fraction_below_one, local_lipschitz, polynomial_fits
 from .mantel import mantel_batch
@@ -61,14 +62,6 @@ def _finish(result, out_dir, family):
     return finish(result, out_dir, result["stem"])
 
 
-def _features(store, family, radii, rows, backbone, layer):
-    """Copies' features (n, R, T, d) and clean features (n, R, d), checked finite."""
-    what = f"{family.name} {backbone}/{layer}"
-    f = finite_block(stack_radii(store, family, radii, f"{backbone}/{layer}", rows), what)
-    c = finite_block(stack_radii(store, family, radii, f"clean/{backbone}/{layer}", rows), what)
-    return f.astype(np.float64), c.astype(np.float64)
-
-
 def _figure(panels, out_dir, stem, draw, width=5.5):
     fig, axes = new_figure(len(panels), size=(width, 4.2))
     for ax, panel in zip(axes, panels):
@@ -88,25 +81,40 @@ def score_ranges(store, *, kind="isotropy", probe=None, radii=None, heads=None,
         what = f"{family.name} scores/{head}"
         scores = finite_block(stack_radii(store, family, radii, f"scores/{head}", rows), what)
         mis = stack_radii(store, family, radii, f"pred/{head}", rows) != labels[:, None, None]
-        result["rows"] += isotropy_rows(scores, radii, mis, result["image_ids"], head=head)
+        clean_ok = _clean_correct(store, family, radii, rows, head, labels, result)
+        mis &= clean_ok[:, None, None]  # only images this head gets right when clean count
+        result["rows"] += isotropy_rows(scores, radii, mis, result["image_ids"], head=head,
+                                        clean_correct=clean_ok)
         result["heads"][head] = range_by_radius([r for r in result["rows"] if r["head"] == head])
         summ = summarize(scores, mis)
         panels.append((summ["range"], summ["mean_score"], summ["misclassified_any"], radii,
                        f"{family.kind}: {head}"))
     if layers:
         result["features"] = _feature_ranges(store, family, radii, rows,
-                                             check_backbones(store, backbones), layers)
+                                             check_backbones(store, backbones), layers, result)
     if out_dir:
         result["figures"] = _figure(panels, out_dir, result["stem"], lambda ax, *p:
                                     plot_score_range(*p[:4], ax=ax, title=p[4]))
     return _finish(result, out_dir, family)
 
 
-def _feature_ranges(store, family, radii, rows, backbones, layers) -> list[dict]:
+def _clean_correct(store, family, radii, rows, head, labels, result) -> np.ndarray:
+    """Per row: does ``head`` classify the clean image correctly (``clean_pred/<head>``)?
+    Stores extracted before it was recorded: every row, with a note."""
+    key = family.keys[radii[0]]
+    if head not in store.array_names(key, "clean_pred"):
+        result.setdefault("notes", []).append(
+            f"{key} has no clean_pred/{head} (extracted by an older featlab): the misclassified "
+            f"fraction of {head} counts images it may get wrong when clean; extract again")
+        return np.ones(len(rows), dtype=bool)
+    return read_rows(store, key, f"clean_pred/{head}", rows) == labels
+
+
+def _feature_ranges(store, family, radii, rows, backbones, layers, result) -> list[dict]:
     out = []
     for b in backbones:
         for layer in check_layers(store, [b], layers):
-            f, c = _features(store, family, radii, rows, b, layer)
+            f, c = probe_features(store, family, radii, rows, b, layer, result)
             disp = np.linalg.norm(f - c[:, :, None, :], axis=-1)  # (n, R, T)
             rel = (disp.max(-1) - disp.min(-1)) / np.maximum(disp.mean(-1), np.finfo(float).tiny)
             for k, r in enumerate(radii):
@@ -156,7 +164,7 @@ def mantel(store, *, radii=None, layers=("penultimate",), backbones=None, probe=
             key = family.keys[r]
             x = finite_block(read_rows(store, key, "input_pdist", rows), f"{key} input_pdist")
             for layer in layers:
-                f, _ = _features(store, family, [r], rows, b, layer)
+                f, _ = probe_features(store, family, [r], rows, b, layer, result)
                 y = np.stack([pdist(sample) for sample in f[:, 0]])
                 rr, pp, _ = mantel_batch(x, y, method, permutations, alternative, seed)
                 result["rows"] += [dict(image_id=i, radius=r, backbone=b, layer=layer, r=a, p=q)
@@ -204,7 +212,7 @@ def lipschitz(store, *, radii=None, layers=("penultimate",), backbones=None, pro
     for b in backbones:
         for layer in layers:
             g, h = normalizers(store, family, b, layer, per_feature)
-            f, c = _features(store, family, radii, rows, b, layer)
+            f, c = probe_features(store, family, radii, rows, b, layer, result)
             n, R, T, d = f.shape
             res = local_lipschitz(f.reshape(n * R, T, d), c.reshape(n * R, d),
                                   norms.reshape(n * R, T), g, h)

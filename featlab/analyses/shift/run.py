@@ -14,6 +14,7 @@ import numpy as np
 from ...errors import FeatlabError
 from ...utils.figures import new_figure, save_figure, slug
 from ...utils.results import finish
+from ...utils.validation import positive_int
 from ..inputs import check_not_probe, staleness
 from ..registry import ANALYSES
 from .plots import plot_pca_shift
@@ -33,6 +34,8 @@ def pca_shift(store, *, condition, layer="penultimate", backbones=None, split="t
               out_dir=None) -> dict:
     """Shift numbers per backbone; with ``out_dir`` the Figure 2 panels and
     ``pca-shift-<condition>.json`` are written there."""
+    k = positive_int(k, "-k", hint=" (dimensions of the clean subspace)")
+    permutations = positive_int(permutations, "--permutations", low=0)
     key = store.resolve_condition(condition)
     check_not_probe(key, "pca-shift")
     if key == "clean":
