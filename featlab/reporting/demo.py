@@ -112,7 +112,7 @@ def _main_store(spec):
     blur = "blur:sigma=" + ":".join(f"{s:g}" for s in spec.sigmas)
     seconds = extract_into(spec, path, root, f"clean,{blur}")
     store = FeatureStore(path)
-    fit_head(store, alphas=spec.alphas, subset="all")
+    fit_head(store, alphas=(0.0,), subset="all")  # the heads the attacks target
     for subset in ("similar", "dissimilar"):
         if subset in store.samples.subsets:
             fit_head(store, alphas=(0.0,), subset=subset)
@@ -120,6 +120,7 @@ def _main_store(spec):
     seconds += extract_into(spec, path, root, attacks)
     store = FeatureStore(path)
     adv = _label("fgsm:eps", _middle(spec.eps)) + ":target=fg"
+    # the alpha sweep once, beside adversarial retraining (alpha 0 refits to the same head)
     fit_head(store, alphas=spec.alphas, subset="all", train_on=["clean", adv])
     return store, seconds
 
