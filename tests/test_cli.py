@@ -60,13 +60,18 @@ def test_fit_head_writes_json_figures_and_heads(cli_store, tmp_path):
 
 def test_pca_shift_writes_numbers_and_figures(cli_store, tmp_path):
     code, out = run("pca-shift", "--store", cli_store / "store", "--condition", "blur:sigma=6",
-                    "--out", tmp_path, "--permutations", 99)
+                    "--out", tmp_path, "--permutations", 99, "--tolerance", 1.5, "--n-boot", 200)
     assert code == 0, out
+    assert "stays_inside" in out and "residual_ratio" in out
     files = sorted(os.listdir(tmp_path))
     assert any(f.endswith(".png") for f in files) and any(f.endswith(".pdf") for f in files)
     result = json.loads((tmp_path / [f for f in files if f.endswith(".json")][0]).read_text())
     for stats in result["backbones"].values():
         assert stats["centroid_shift_mean"] > 0 and 0 <= stats["outside_fraction"] <= 1
+        m = stats["membership"]
+        assert m["tolerance"] == 1.5 and m["n_boot"] == 200 and m["n"] == stats["n"]
+        assert m["ratio_low"] <= m["ratio"] <= m["ratio_high"]
+        assert m["stays_inside"] in ("yes", "no", "inconclusive")
 
 
 BAD = [

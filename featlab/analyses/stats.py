@@ -1,8 +1,9 @@
-"""Small statistics used by the analyses: Wilson intervals and a paired sign-flip test."""
+"""Small statistics used by the analyses: Wilson intervals, a paired sign-flip test, the
+paired bootstrap and exact McNemar test on per-image correctness, and verdicts from intervals."""
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import norm
+from scipy.stats import binom, norm
 
 
 def wilson_interval(k, n, confidence=0.95):
@@ -66,3 +67,123 @@ def sign_flip_test(D, n_permutations=999, random_state=0, chunk=256):
         t_perm = np.linalg.norm(S @ D, axis=1) / n
         count += int((t_perm >= thresh).sum())
     return t_obs, (1.0 + count) / (1.0 + n_permutations)
+
+
+def _percentile_interval(boots, confidence):
+    tail = 100.0 * (1.0 - confidence) / 2.0
+    low, high = np.percentile(boots, [tail, 100.0 - tail])
+    return float(low), float(high)
+
+
+def _check_confidence(confidence):
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1); got {confidence}")
+
+
+def _pair(correct_a, correct_b):
+    a = np.asarray(correct_a, dtype=np.float64).ravel()
+    b = np.asarray(correct_b, dtype=np.float64).ravel()
+    if a.shape != b.shape or len(a) == 0:
+        raise ValueError(f"correct_a {a.shape} and correct_b {b.shape} must be the same "
+                         "non-empty images")
+    return a, b
+
+
+def bootstrap_index(n, n_boot, seed, chunk=500):
+    """Resampled row indices (n_boot, n) drawn in chunks from ``seed``: the same draws for
+    every statistic computed on the same images, so paired comparisons share resamples."""
+    rng = np.random.default_rng(seed)
+    for start in range(0, n_boot, chunk):
+        yield rng.integers(0, n, size=(min(chunk, n_boot - start), n))
+
+
+def paired_bootstrap(correct_a, correct_b, n_boot=2000, seed=0, confidence=0.95,
+                     return_boots=False):
+    """Accuracy difference ``mean(a) - mean(b)`` of two classifiers on the same images with a
+    percentile bootstrap interval that resamples images jointly (Efron & Tibshirani 1993,
+    Section 13.3; the same indices for ``a`` and ``b``, so the pairing is kept).
+
+    Parameters
+    ----------
+    correct_a, correct_b : array_like of bool or {0, 1}, shape (n,). Per-image correctness
+        of classifier a and b on the same n images, in the same order.
+    n_boot : int. Bootstrap resamples. seed : int. confidence : float in (0, 1).
+    return_boots : bool. Also return the resampled differences ``boots`` (n_boot,), for
+        :func:`bootstrap_difference`.
+
+    Returns
+    -------
+    dict ``effect`` (a - b), ``low``, ``high`` (percentile interval), ``n``, ``n_boot``.
+    """
+    _check_confidence(confidence)
+    a, b = _pair(correct_a, correct_b)
+    d = a - b
+    boots = np.concatenate([d[idx].mean(axis=1) for idx in bootstrap_index(len(d), n_boot, seed)])
+    low, high = _percentile_interval(boots, confidence)
+    out = dict(effect=float(d.mean()), low=low, high=high, n=int(len(d)), n_boot=int(n_boot))
+    return dict(out, boots=boots) if return_boots else out
+
+
+def bootstrap_difference(first, second, confidence=0.95):
+    """Interval of ``first - second`` for two *independent* paired-bootstrap results (each a
+    dict with ``effect``, ``n`` and its resampled values ``boots``, from
+    ``paired_bootstrap(..., return_boots=True)``): the resamples are drawn
+    independently per sample (different images), so their differences are a bootstrap of
+    the difference (Efron & Tibshirani 1993, Section 8.3, two-sample problem)."""
+    _check_confidence(confidence)
+    diff = np.asarray(first["boots"]) - np.asarray(second["boots"])
+    low, high = _percentile_interval(diff, confidence)
+    return dict(effect=float(first["effect"] - second["effect"]), low=low, high=high,
+                n=int(first["n"] + second["n"]))
+
+
+def mcnemar(correct_a, correct_b):
+    """Exact (binomial) two-sided McNemar test of equal accuracy on the same images
+    (McNemar 1947; exact form: Edwards 1948). Only discordant images count: ``b`` where a is
+    right and b wrong, ``c`` the reverse; under the null ``b ~ Binomial(b + c, 1/2)`` and
+    ``p = min(1, 2 P(X <= min(b, c)))`` (equal to ``scipy.stats.binomtest(b, b + c).pvalue``).
+
+    Returns dict ``p_value``, ``a_only`` (b), ``b_only`` (c), ``n``.
+    """
+    a, b = _pair(correct_a, correct_b)
+    a_only, b_only = int(((a > 0) & (b == 0)).sum()), int(((a == 0) & (b > 0)).sum())
+    m = a_only + b_only
+    p = 1.0 if m == 0 else float(min(1.0, 2.0 * binom.cdf(min(a_only, b_only), m, 0.5)))
+    return dict(p_value=p, a_only=a_only, b_only=b_only, n=int(len(a)))
+
+
+VERDICTS = ("yes", "no", "inconclusive")
+
+
+def verdict(low, high, direction="greater"):
+    """Verdict on a one-sided claim from an interval of ``effect``: ``direction="greater"``
+    claims effect > 0 (``"less"``: < 0). ``yes`` when the interval excludes 0 on the claimed
+    side, ``no`` when it excludes 0 on the other side, else ``inconclusive`` (also for a
+    missing / NaN interval)."""
+    if direction not in ("greater", "less"):
+        raise ValueError(f"direction must be 'greater' or 'less'; got {direction!r}")
+    if low is None or high is None or not (np.isfinite(low) and np.isfinite(high)):
+        return "inconclusive"
+    if direction == "less":
+        low, high = -high, -low
+    return "yes" if low > 0 else "no" if high < 0 else "inconclusive"
+
+
+def within_verdict(low, high, margin):
+    """Verdict on "the effect is within ±margin" (an equivalence claim, as the two one-sided
+    tests of Schuirmann 1987 read from one interval): ``yes`` when the whole interval lies
+    inside ``(-margin, margin)``, ``no`` when it lies entirely outside it on one side, else
+    ``inconclusive``."""
+    if low is None or high is None or not (np.isfinite(low) and np.isfinite(high)):
+        return "inconclusive"
+    if -margin < low and high < margin:
+        return "yes"
+    return "no" if low >= margin or high <= -margin else "inconclusive"
+
+
+def below_verdict(low, high, tolerance):
+    """Verdict on "the effect stays below ``tolerance``": ``yes`` when the interval's upper
+    end is below it, ``no`` when its lower end is above it, else ``inconclusive``."""
+    if low is None or high is None or not (np.isfinite(low) and np.isfinite(high)):
+        return "inconclusive"
+    return "yes" if high < tolerance else "no" if low > tolerance else "inconclusive"

@@ -3,7 +3,9 @@
 PCA is fitted on clean features and the perturbed features are projected into it, one panel
 per backbone. The figure comes with numbers (see :func:`featlab.analyses.shift.subspace.subspace_shift`):
 the centroid shift in units of within-class spread, the fraction of the per-image
-displacement outside the clean top-k subspace, and a paired sign-flip permutation test.
+displacement outside the clean top-k subspace, a paired sign-flip permutation test, and the
+subspace-membership test of the Section 3.1 claim itself ("scene features stay in the clean
+subspace"; :func:`featlab.analyses.shift.membership.subspace_membership`, under ``membership``).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from ...utils.results import finish
 from ...utils.validation import positive_int
 from ..inputs import check_not_probe, staleness
 from ..registry import ANALYSES
+from .membership import TOLERANCE, subspace_membership
 from .plots import plot_pca_shift
 from .subspace import project, subspace_shift
 
@@ -30,10 +33,13 @@ def _plot_classes(labels: np.ndarray, max_classes: int, seed: int) -> np.ndarray
 
 @ANALYSES.register("pca-shift")
 def pca_shift(store, *, condition, layer="penultimate", backbones=None, split="test",
-              subset=None, method="pca", k=10, permutations=999, max_classes=6, seed=0,
-              out_dir=None) -> dict:
+              subset=None, method="pca", k=10, permutations=999, tolerance=TOLERANCE,
+              n_boot=2000, max_classes=6, seed=0, out_dir=None) -> dict:
     """Shift numbers per backbone; with ``out_dir`` the Figure 2 panels and
-    ``pca-shift-<condition>.json`` are written there."""
+    ``pca-shift-<condition>.json`` are written there.
+
+    ``tolerance`` and ``n_boot`` set the membership test (the clean top-``k`` subspace is
+    fitted on the clean train split; ``membership`` of each backbone's result)."""
     k = positive_int(k, "-k", hint=" (dimensions of the clean subspace)")
     permutations = positive_int(permutations, "--permutations", low=0)
     key = store.resolve_condition(condition)
@@ -43,6 +49,8 @@ def pca_shift(store, *, condition, layer="penultimate", backbones=None, split="t
                            f"condition, stored: {', '.join(store.conditions)}")
     if method not in ("pca", "umap"):
         raise FeatlabError(f"--method {method!r}: expected pca or umap")
+    if not tolerance > 0 or n_boot < 1:
+        raise FeatlabError(f"--tolerance {tolerance} / --n-boot {n_boot}: expected > 0 and >= 1")
     backbones = list(backbones or store.backbones)
     results, panels = {}, []
     for name in backbones:
@@ -57,6 +65,9 @@ def pca_shift(store, *, condition, layer="penultimate", backbones=None, split="t
             raise FeatlabError(f"only {len(labels)} valid rows in split {split!r}; need >= 3")
         stats = subspace_shift(clean, pert, labels, k=min(k, clean.shape[1], len(labels) - 1),
                                n_permutations=permutations, random_state=seed)
+        stats["membership"] = _membership(store, name, layer, subset, clean, pert,
+                                          k=stats["k"], tolerance=tolerance, n_boot=n_boot,
+                                          seed=seed)
         results[name] = stats
         shown = np.isin(labels, _plot_classes(labels, max_classes, seed))
         c2, p2 = project(clean[shown], pert[shown], method=method, random_state=seed)
@@ -66,6 +77,14 @@ def pca_shift(store, *, condition, layer="penultimate", backbones=None, split="t
                   stale=staleness(store, [key])[key],
                   method=method, backbones=results, figures=figures)
     return finish(result, out_dir, f"pca-shift-{slug(key)}")
+
+
+def _membership(store, name, layer, subset, clean, pert, **kw):
+    train = store.read(backbone=name, layer=layer, split="train", subset=subset)
+    train = train[store.valid("clean", split="train", subset=subset) & np.isfinite(train).all(1)]
+    if len(train) < 2:
+        raise FeatlabError(f"only {len(train)} valid clean train rows to fit the subspace on")
+    return subspace_membership(train, clean, pert, **kw)
 
 
 def _figure(store, panels, key, method, out_dir):

@@ -1,0 +1,49 @@
+"""``featlab demo`` end to end on a tiny spec (random-init backbones, 32 px, few images):
+every claim row is produced with a verdict, summary.json is the report hook, and the printed
+table shows the verdicts. What the verdicts *are* is tested in test_demo_claims.py."""
+import json
+import os
+
+import pytest
+
+from featlab.cli.demo_cmd import echo_summary
+from featlab.reporting.demo import DemoSpec, demo
+from featlab.errors import FeatlabError
+
+FIELDS = {"claim", "section", "verdict", "effect", "low", "high", "test", "n", "by_construction"}
+
+
+def _spec(tmp_path, weights, **kw):
+    settings = dict(cache_dir=str(tmp_path / "cache"), analyses_dir=str(tmp_path / "analyses"),
+                    n_images=96, image_size=32, sigmas=(1.0, 2.0), eps=(0.01, 0.03),
+                    alphas=(0.0, 10.0), consistencies=(1.0, 0.0), dose_images=64, n_boot=200,
+                    device="cpu", weights=weights)
+    return DemoSpec(**dict(settings, **kw))
+
+
+@pytest.mark.slow
+def test_tiny_demo_decides_every_claim(tmp_path, tiny_weights, capsys):
+    summary = demo(_spec(tmp_path, tiny_weights))
+    rows = summary["claims"]
+    assert {r["id"] for r in rows} == {"1", "2", "3", "3b", "4", "5"}
+    for r in rows:
+        assert FIELDS <= set(r) and r["verdict"] in ("yes", "no", "inconclusive")
+        assert r["by_construction"] == (r["id"] != "5")
+    # claim 1: 3 subsets x 2 sigmas + 2 subset comparisons; claim 3: clean + 2 strengths
+    assert sum(r["id"] == "1" for r in rows) == 8 and sum(r["id"] == "3" for r in rows) == 3
+    on_disk = json.load(open(os.path.join(tmp_path, "analyses", "demo", "summary.json")))
+    assert on_disk["claims"] == json.loads(json.dumps(rows, default=float))
+    assert len(on_disk["stores"]) == 3 and all(os.path.isdir(s) for s in on_disk["stores"])
+    echo_summary(summary)
+    out = capsys.readouterr().out
+    assert "by construction" in out and "verdict per claim" in out
+    for r in rows:
+        assert r["claim"] in out
+
+
+def test_demo_refuses_bad_settings_before_writing(tmp_path, tiny_weights):
+    with pytest.raises(FeatlabError, match="alphas"):
+        demo(_spec(tmp_path, tiny_weights, alphas=(1.0, 10.0)))
+    with pytest.raises(FeatlabError, match="n-boot"):
+        demo(_spec(tmp_path, tiny_weights, n_boot=5))
+    assert not os.path.exists(tmp_path / "cache") and not os.path.exists(tmp_path / "analyses")
