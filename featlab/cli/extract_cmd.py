@@ -85,8 +85,6 @@ def extract_command(dataset, root, store, backbones, conditions, weights, device
     options = {"classes": classes.split(",")} if classes else {}
     if selection is not None:
         options["selection"] = selection
-    if cache_dir is not None and dataset in ("coco", "synthetic"):
-        options["cache_dir"] = cache_dir
     spec = ExtractionSpec(
         store=store or os.path.join(cache_dir or "cache", dataset), root=root, dataset=dataset,
         backbones=tuple((DEFAULT_BACKBONES.get(dataset, REAL_BACKBONES) if backbones is None

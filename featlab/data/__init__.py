@@ -1,5 +1,5 @@
 """Dataset loaders, dispatched by name through :data:`DATASETS` (each module registers its
 loader; ``DATASETS.get(name)`` imports it on first use)."""
-from .registry import DATASETS
+from .registry import DATASETS, open_dataset
 
-__all__ = ["DATASETS"]
+__all__ = ["DATASETS", "open_dataset"]

@@ -1,5 +1,7 @@
 """The registry of dataset loaders. Entries are declared here (their names are known without
 importing the loaders) and registered by their modules."""
+import inspect
+
 from ..registry import Registry
 
 DATASETS = Registry("dataset", declared={
@@ -8,3 +10,14 @@ DATASETS = Registry("dataset", declared={
     "imagefolder": "featlab.data.imagefolder",
     "synthetic": "featlab.data.synthetic",
 })
+
+
+def open_dataset(name: str, root: str, *, cache_dir=None, **options):
+    """``DATASETS.get(name)(root, **options)``, handing featlab's cache folder ``cache_dir``
+    to the loaders that keep one (COCO's per-file selection cache), so that no loader falls
+    back to ``./cache`` when the caller named another."""
+    loader = DATASETS.get(name)
+    if cache_dir is not None and "cache_dir" not in options \
+            and "cache_dir" in inspect.signature(loader).parameters:
+        options["cache_dir"] = cache_dir
+    return loader(root, **options)

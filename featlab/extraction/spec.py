@@ -12,7 +12,7 @@ from ..backbones import BACKBONES
 from ..backbones.roles import ROLES
 from ..backbones.trained import build_backbone, parse_backbone_entry
 from ..conditions import condition_class
-from ..data import DATASETS
+from ..data import open_dataset
 from ..errors import FeatlabError
 
 DEFAULT_IMAGE_SIZE = {"synthetic": 64}
@@ -52,7 +52,7 @@ def load_dataset(spec: ExtractionSpec):
     size = spec.image_size or DEFAULT_IMAGE_SIZE.get(spec.dataset)
     if size:
         options["image_size"] = size
-    dataset = DATASETS.get(spec.dataset)(spec.root, **options)
+    dataset = open_dataset(spec.dataset, spec.root, cache_dir=spec.cache_dir, **options)
     if spec.limit is not None:
         limit_rows(dataset, spec.limit, spec.seed)
     return dataset

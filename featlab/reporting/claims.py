@@ -9,7 +9,7 @@ vectors (``True`` = the head got that image right) so the logic is tested on con
 vectors; :mod:`.demo_measure` collects them from the stores.
 
 A row is ``dict(claim, id, section, verdict, effect, low, high, test, n, by_construction)``
-(plus ``p_value`` where McNemar applies). Claims 1-4 hold *by construction* on the synthetic
+(plus ``p_value`` where McNemar applies). Claims 1-4 are built in *by construction* on the synthetic
 benchmark (its scene always tells the supercategory); claim 5 varies exactly that.
 """
 from __future__ import annotations

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from ..data import DATASETS
+from ..data import open_dataset
 from ..errors import FeatlabError
 from ..extraction.decode import collate_decoded, DecodedRows
 from ..extraction.pipeline import DEFAULT_IMAGE_SIZE, limit_rows
@@ -29,7 +29,7 @@ def load_training_dataset(spec):
     in its train split."""
     options = dict(spec.dataset_options, seed=spec.seed)
     options["image_size"] = spec.image_size or DEFAULT_IMAGE_SIZE.get(spec.dataset, 224)
-    dataset = DATASETS.get(spec.dataset)(spec.root, **options)
+    dataset = open_dataset(spec.dataset, spec.root, cache_dir=spec.cache_dir, **options)
     if spec.limit is not None:
         limit_rows(dataset, spec.limit, spec.seed)
     train = dataset.samples.split == "train"

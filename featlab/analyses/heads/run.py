@@ -139,6 +139,15 @@ def paper_alphas(alphas, alpha_scale: str, n: int) -> list:
                    for a in alphas})
 
 
+def _checked(alphas, l2, alpha_scale):
+    """The penalties, refused in one line before anything is read when not finite or < 0."""
+    alphas = sorted({finite_number(a, "--alpha", low=0, hint="; the penalty weight must be >= 0")
+                     for a in alphas})
+    l2 = finite_number(l2, "--l2", low=0, low_open=True, hint=" (a small ridge, e.g. 1e-4)")
+    paper_alphas(alphas, alpha_scale, 1)  # checks alpha_scale
+    return alphas, l2
+
+
 def _range(store, robust, entries, where, seed):
     if not robust or robust["family"] is None:
         return None
@@ -166,10 +175,7 @@ def fit_head(store, *, alphas=(0.0,), subset="all", layer="penultimate", fg=None
     heads, ``robust`` (how they were trained) and ``range`` (average accuracy over the
     strength range). With ``out_dir``: the figures and ``fit-head-<subset>.json``.
     """
-    alphas = sorted({finite_number(a, "--alpha", low=0, hint="; the penalty weight must be >= 0")
-                     for a in alphas})
-    l2 = finite_number(l2, "--l2", low=0, low_open=True, hint=" (a small ridge, e.g. 1e-4)")
-    paper_alphas(alphas, alpha_scale, 1)  # checks alpha_scale before anything is read
+    alphas, l2 = _checked(alphas, l2, alpha_scale)
     if save:
         store.check_writable()  # refuse before fitting, not after
     fg, bg = fg_bg(store.backbone_meta, fg, bg, where=f"store {store.path}")
