@@ -59,7 +59,7 @@ def echo_summary(summary) -> None:
     echo_table(summary["table"], ["subset", "condition", "n", "fg", "joint", "gain", "joint_hi",
                                   "adv", "adaptive"])
     click.echo("claims (95% intervals; effect = accuracy difference unless stated; "
-               "* = holds by construction on this benchmark):")
+               "* = built into this benchmark by construction):")
     rows = [dict(r, claim=f"{r['id']}{'*' if r['by_construction'] else ' '} {r['claim']}",
                  interval="-" if r["low"] is None else f"[{r['low']:+.3f}, {r['high']:+.3f}]")
             for r in summary["claims"]]
