@@ -17,7 +17,6 @@ def open_dataset(name: str, root: str, *, cache_dir=None, **options):
     to the loaders that keep one (COCO's per-file selection cache), so that no loader falls
     back to ``./cache`` when the caller named another."""
     loader = DATASETS.get(name)
-    if cache_dir is not None and "cache_dir" not in options \
-            and "cache_dir" in inspect.signature(loader).parameters:
-        options["cache_dir"] = cache_dir
+    if cache_dir is not None and "cache_dir" in inspect.signature(loader).parameters:
+        options.setdefault("cache_dir", cache_dir)  # a dataset option named it: it wins
     return loader(root, **options)
