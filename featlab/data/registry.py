@@ -12,11 +12,12 @@ DATASETS = Registry("dataset", declared={
 })
 
 
-def open_dataset(name: str, root: str, *, cache_dir=None, **options):
+def open_dataset(name: str, root: str, options: dict, cache_dir=None):
     """``DATASETS.get(name)(root, **options)``, handing featlab's cache folder ``cache_dir``
     to the loaders that keep one (COCO's per-file selection cache), so that no loader falls
-    back to ``./cache`` when the caller named another."""
+    back to ``./cache`` when the caller named another; a ``cache_dir`` in ``options`` wins."""
     loader = DATASETS.get(name)
+    options = dict(options)
     if cache_dir is not None and "cache_dir" in inspect.signature(loader).parameters:
-        options.setdefault("cache_dir", cache_dir)  # a dataset option named it: it wins
+        options.setdefault("cache_dir", cache_dir)
     return loader(root, **options)

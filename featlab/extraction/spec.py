@@ -52,8 +52,7 @@ def load_dataset(spec: ExtractionSpec):
     size = spec.image_size or DEFAULT_IMAGE_SIZE.get(spec.dataset)
     if size:
         options["image_size"] = size
-    dataset = open_dataset(spec.dataset, spec.root,
-                           cache_dir=options.pop("cache_dir", spec.cache_dir), **options)
+    dataset = open_dataset(spec.dataset, spec.root, options, cache_dir=spec.cache_dir)
     if spec.limit is not None:
         limit_rows(dataset, spec.limit, spec.seed)
     return dataset

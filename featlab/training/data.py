@@ -29,8 +29,7 @@ def load_training_dataset(spec):
     in its train split."""
     options = dict(spec.dataset_options, seed=spec.seed)
     options["image_size"] = spec.image_size or DEFAULT_IMAGE_SIZE.get(spec.dataset, 224)
-    dataset = open_dataset(spec.dataset, spec.root,
-                           cache_dir=options.pop("cache_dir", spec.cache_dir), **options)
+    dataset = open_dataset(spec.dataset, spec.root, options, cache_dir=spec.cache_dir)
     if spec.limit is not None:
         limit_rows(dataset, spec.limit, spec.seed)
     train = dataset.samples.split == "train"
