@@ -179,3 +179,38 @@ def test_bad_coco_entries_are_one_line(synthetic_root, tiny_weights, tmp_path, d
     store = tmp_path / "store"
     _one_line(_extract(str(root), store, tiny_weights, "clean"), match)
     assert not store.exists()
+
+
+def test_fit_head_without_test_images_is_one_line(synthetic_root, tiny_weights, tmp_path):
+    """A store whose split left no test image: fit-head says so instead of NaN accuracies,
+    and saves no head."""
+    from featlab import ExtractionSpec, FeatureStore, extract
+
+    store = str(tmp_path / "store")
+    extract(ExtractionSpec(store=store, root=synthetic_root, device="cpu", image_size=16,
+                           batch_size=8, chunk_size=8, weights=tiny_weights,
+                           cache_dir=str(tmp_path / "cache"),
+                           dataset_options={"test_fraction": 0.0}))
+    assert not len(FeatureStore(store).rows("test"))
+    before = _stamps(store)
+    _one_line(["fit-head", "--store", store, "--alpha", "0"], "no test images")
+    assert _stamps(store) == before
+
+
+def test_pca_shift_explains_undefined_centroid_shifts(small_store, caplog):
+    """One test image per class: no within-class spread, so the centroid shift is undefined;
+    pca-shift lists those classes and says why instead of printing a bare NaN."""
+    import logging
+
+    from featlab import FeatureStore, pca_shift
+
+    store = FeatureStore(small_store)
+    with caplog.at_level(logging.WARNING):
+        result = pca_shift(store, condition="blur:sigma=2:region=all", permutations=9, n_boot=20)
+    counts = {c: n for b in result["backbones"].values()
+              for c, n in zip(b["classes"], b["class_counts"])}
+    singles = sorted(c for c, n in counts.items() if n == 1)
+    assert singles, counts  # 16 images, 4 classes, test fraction 0.25: one test image each
+    for stats in result["backbones"].values():
+        assert sorted(stats["undefined_classes"]) == singles
+    assert "no spread" in caplog.text

@@ -110,6 +110,21 @@ def test_unsaved_refit_is_judged_against_the_heads_it_fits(made):
     assert not any(fit_head(FeatureStore(path), alphas=(0.0,), save=False)["stale"].values())
 
 
+def test_robust_heads_trained_on_stale_attacks_say_so(made):
+    """--train-on an attack crafted against a head refit since: the adversarially retrained
+    head records which of its training conditions are stale (JSON and the saved head)."""
+    path = made[2]()
+    store = FeatureStore(path)
+    attack = _key(store, "fgsm:eps=0.05:target=joint")
+    current = fit_head(store, alphas=(0.0,), train_on=f"clean,{attack}")
+    assert current["robust"]["trained_on_stale"] == []
+    fit_head(store, alphas=(0.0,), l2=0.5)  # the attacked head changes
+    stale = fit_head(store, alphas=(0.5,), train_on=f"clean,{attack}")
+    assert stale["robust"]["trained_on_stale"] == [attack]
+    robust = [n for n in stale["heads"] if n.startswith("adv")]
+    assert robust and load_head(path, robust[0])[1]["trained_on_stale"] == [attack]
+
+
 def test_extract_refuses_to_extend_a_stale_condition(made):
     _, run, copy = made
     path = copy()

@@ -129,6 +129,24 @@ def _score(store, keys, heads, extra, where, stale):
     return rows
 
 
+def _mark_trained_on_stale(store, robust, records, digests):
+    """Robust heads trained on attacks made against a head that has changed since: the
+    attacks are still valid examples, but no longer against today's head. Each such head's
+    record and ``robust["info"]["trained_on_stale"]`` list those training conditions."""
+    used = {k for _, attrs in robust["records"].values()
+            for k in attrs.get("training_conditions", ()) if k != "clean"}
+    known = staleness(store, sorted(used), digests) if used else {}
+    bad = sorted(k for k in used if known[k])
+    robust["info"]["trained_on_stale"] = bad
+    for name in robust["records"]:
+        attrs = records[name][1]
+        attrs["trained_on_stale"] = [k for k in attrs.get("training_conditions", ()) if k in bad]
+    if bad:
+        log.warning("the robust heads were trained on %d attack condition(s) crafted against a "
+                    "head refit since (%s): recorded as trained_on_stale", len(bad),
+                    ", ".join(bad))
+
+
 def paper_alphas(alphas, alpha_scale: str, n: int) -> list:
     """featlab's alphas (the penalty beside the mean loss) from ``alphas`` typed on
     ``alpha_scale``: ``mean`` (as they are) or ``sum`` (the paper's, Section 3.4: / N)."""
@@ -187,6 +205,10 @@ def fit_head(store, *, alphas=(0.0,), subset="all", layer="penultimate", fg=None
     classes = store.classes(subset)
     if len(np.unique(y)) < 2:
         raise FeatlabError(f"subset {subset!r} has fewer than 2 classes with training images")
+    if not len(store.rows("test", subset)):
+        raise FeatlabError(f"subset {subset!r} of store {store.path} has no test images to score "
+                           f"the heads on; extract more images (a larger --limit) or pick "
+                           f"another --subset")
     alphas = paper_alphas(alphas, alpha_scale, len(y))
     head_kw = dict(n_classes=len(classes), l2=l2, tol=tol, max_iter=max_iter)
     with warnings.catch_warnings(record=True) as caught:
@@ -201,6 +223,9 @@ def fit_head(store, *, alphas=(0.0,), subset="all", layer="penultimate", fg=None
                   classes=classes, n_train=int(len(y)), backbones=[fg, bg])
     records = _records(heads, fg, bg, common)
     records.update(robust["records"] if robust else {})
+    if robust:  # before the digests: the mark is part of the robust heads' content
+        _mark_trained_on_stale(store, robust, records,
+                               {n: head_digest(*r) for n, r in records.items()})
     stale = staleness(store, keys, {n: head_digest(*r) for n, r in records.items()})  # as left
     where = dict(fg=fg, bg=bg, layer=layer, subset=subset)
     entries, extra = _entries(heads, robust)
