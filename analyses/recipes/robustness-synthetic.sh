@@ -16,7 +16,11 @@ featlab fit-head --store "$STORE" --alpha 0 --alpha 10
 featlab extract --dataset synthetic --root "$DATA" --store "$STORE" --workers "$WORKERS" \
     --layers penultimate,logits \
     --conditions corrupt:name=imagenet-c:severity=1:2:3:4:5,rotate:severity=1:2:3:4:5,translate:severity=1:2:3:4:5,color:severity=1:2:3:4:5,occlude:severity=1:2:3:4:5
+# MI-FGSM is the paper's black-box transfer: crafted on a separately trained network (the
+# surrogate, a standard ResNet18 featlab trains on the same images), scored on the heads.
+[ -f cache/weights/robust-synth-surrogate.pt ] || featlab train --dataset synthetic \
+    --root "$DATA" --recipe standard --epochs 3 --seed 1 --out cache/weights/robust-synth-surrogate.pt
 featlab extract --dataset synthetic --root "$DATA" --store "$STORE" --layers penultimate,logits \
-    --conditions fgsm:eps=0.01:target=fg,pgd:eps=0.01:steps=10:target=fg,pgdll:eps=0.01:steps=10:target=fg,cw:steps=50:target=fg,mifgsm:eps=0.01:steps=10:target=fg
+    --conditions fgsm:eps=0.01:target=fg,pgd:eps=0.01:steps=10:target=fg,pgdll:eps=0.01:steps=10:target=fg,cw:steps=50:target=fg,mifgsm:eps=0.01:steps=10:target=surrogate:surrogate=robust-synth-surrogate
 featlab fit-head --store "$STORE" --alpha 0 --alpha 10
 featlab robustness --store "$STORE"
