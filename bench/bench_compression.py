@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torchvision
 
-from featlab.backbones import Backbone
+from featlab.backbones.base import Backbone
 from featlab.extraction.pipeline import forward
 from featlab.store import StoreWriter, writer as writer_module
 
