@@ -2,12 +2,12 @@
 # Issue 10, "Measured": the M-TLAT robustness table (Table 1, R = A/A_clean) on the embedded
 # synthetic benchmark: the 15 ImageNet-C corruptions and the paper's 4 extra ones at 5
 # severities, and its 5 attacks (FGSM, PGD, PGD-LL, CW-L2, MI-FGSM) crafted on the object
-# backbone's head, scored for the fg / bg / joint heads. CPU, tens of minutes.
+# backbone's head, scored for the fg / bg / joint heads. CPU: 35 min on 2 cores.
 # Outputs go to analyses/robust-synth/robustness/ (git-ignored). Rerunning continues.
 set -euo pipefail
 STORE=${STORE:-cache/robust-synth}
 DATA=${DATA:-cache/synthetic-data}
-WORKERS=${WORKERS:-2}
+WORKERS=${WORKERS:-0}  # decode workers pay only when a GPU runs the forward passes
 
 featlab data synthetic --out "$DATA" --seed 0
 featlab extract --dataset synthetic --root "$DATA" --store "$STORE" --conditions clean \

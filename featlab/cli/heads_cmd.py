@@ -23,8 +23,11 @@ def echo_labels(result) -> None:
             white.setdefault(row["condition"], []).append(
                 row["head"] if row["alpha"] is None else f"joint(a={row['alpha']:g})")
     for key, info in result["attacks"].items():
-        against = ", ".join(white.get(key, [])) or "none of these heads (all transfer)"
-        click.echo(f"{key}: white-box for {against}; transfer for the others"
+        against = white.get(key)
+        label = (f"white-box for {', '.join(against)}; transfer for the others" if against
+                 else "transfer for every head here (crafted against "
+                 f"{info['head'] if info['head'] not in (None, 'own-logits') else 'its own logits'})")
+        click.echo(f"{key}: {label}"
                    f"{' [STALE: crafted against a head refit since]' if info['stale'] else ''}")
 
 
