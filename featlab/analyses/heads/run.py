@@ -129,6 +129,23 @@ def _score(store, keys, heads, extra, where, stale):
     return rows
 
 
+def _check_split(store, subset, y):
+    if len(np.unique(y)) < 2:
+        raise FeatlabError(f"subset {subset!r} has fewer than 2 classes with training images")
+    if not len(store.rows("test", subset)):
+        raise FeatlabError(f"subset {subset!r} of store {store.path} has no test images to score "
+                           f"the heads on; extract more images (a larger --limit) or pick "
+                           f"another --subset")
+
+
+def _staleness(store, keys, records, robust):
+    """Staleness of ``keys`` judged against the heads as this fit leaves them."""
+    if robust:  # before the digests: the mark is part of the robust heads' content
+        _mark_trained_on_stale(store, robust, records,
+                               {n: head_digest(*r) for n, r in records.items()})
+    return staleness(store, keys, {n: head_digest(*r) for n, r in records.items()})
+
+
 def _mark_trained_on_stale(store, robust, records, digests):
     """Robust heads trained on attacks made against a head that has changed since: the
     attacks are still valid examples, but no longer against today's head. Each such head's
@@ -203,12 +220,7 @@ def fit_head(store, *, alphas=(0.0,), subset="all", layer="penultimate", fg=None
                        walk=dict(walk_steps=walk_steps, walks=walks, walk_penalty=walk_penalty))
     (x_fg, x_bg), y, _ = block(store, (fg, bg), layer=layer, split="train", subset=subset)
     classes = store.classes(subset)
-    if len(np.unique(y)) < 2:
-        raise FeatlabError(f"subset {subset!r} has fewer than 2 classes with training images")
-    if not len(store.rows("test", subset)):
-        raise FeatlabError(f"subset {subset!r} of store {store.path} has no test images to score "
-                           f"the heads on; extract more images (a larger --limit) or pick "
-                           f"another --subset")
+    _check_split(store, subset, y)
     alphas = paper_alphas(alphas, alpha_scale, len(y))
     head_kw = dict(n_classes=len(classes), l2=l2, tol=tol, max_iter=max_iter)
     with warnings.catch_warnings(record=True) as caught:
@@ -223,10 +235,7 @@ def fit_head(store, *, alphas=(0.0,), subset="all", layer="penultimate", fg=None
                   classes=classes, n_train=int(len(y)), backbones=[fg, bg])
     records = _records(heads, fg, bg, common)
     records.update(robust["records"] if robust else {})
-    if robust:  # before the digests: the mark is part of the robust heads' content
-        _mark_trained_on_stale(store, robust, records,
-                               {n: head_digest(*r) for n, r in records.items()})
-    stale = staleness(store, keys, {n: head_digest(*r) for n, r in records.items()})  # as left
+    stale = _staleness(store, keys, records, robust)
     where = dict(fg=fg, bg=bg, layer=layer, subset=subset)
     entries, extra = _entries(heads, robust)
     rows = _score(store, keys, heads, extra, where, stale)
