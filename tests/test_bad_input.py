@@ -181,9 +181,9 @@ def test_bad_coco_entries_are_one_line(synthetic_root, tiny_weights, tmp_path, d
     assert not store.exists()
 
 
-def test_fit_head_without_test_images_is_one_line(synthetic_root, tiny_weights, tmp_path):
-    """A store whose split left no test image: fit-head says so instead of NaN accuracies,
-    and saves no head."""
+def test_fit_head_without_test_images_says_so(synthetic_root, tiny_weights, tmp_path):
+    """A store whose split left no test image: fit-head fits and saves the heads (attacks can
+    use them) and says why there is no accuracy, instead of printing NaN accuracies."""
     from featlab import ExtractionSpec, FeatureStore, extract
 
     store = str(tmp_path / "store")
@@ -192,9 +192,11 @@ def test_fit_head_without_test_images_is_one_line(synthetic_root, tiny_weights, 
                            cache_dir=str(tmp_path / "cache"),
                            dataset_options={"test_fraction": 0.0}))
     assert not len(FeatureStore(store).rows("test"))
-    before = _stamps(store)
-    _one_line(["fit-head", "--store", store, "--alpha", "0"], "no test images")
-    assert _stamps(store) == before
+    res = _cli(["fit-head", "--store", store, "--alpha", "0", "--out", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    assert "no test images" in res.output and "nan" not in res.output.lower()
+    result = json.loads((tmp_path / "out" / "fit-head-all.json").read_text())
+    assert result["rows"] == [] and "fg-all" in result["heads"]
 
 
 def test_pca_shift_explains_undefined_centroid_shifts(small_store, caplog):

@@ -125,7 +125,8 @@ def fit_head_command(store, alphas, alpha_scale, subset, layer, l2, fg, bg, trai
     click.echo(f"heads on {result['n_train']} clean train images of subset {subset} "
                f"({len(result['classes'])} classes); fg={result['fg']} bg={result['bg']}")
     rows = accuracy_table(result["rows"])
-    echo_table(rows, list(rows[0]))
+    if rows:
+        echo_table(rows, list(rows[0]))
     echo_labels(result)
     for w in result["weights"]:
         click.echo(f"joint alpha={w['alpha']:g}: mean |weight| fg {w['fg']:.4f}, bg {w['bg']:.4f}")

@@ -132,10 +132,12 @@ def _score(store, keys, heads, extra, where, stale):
 def _check_split(store, subset, y):
     if len(np.unique(y)) < 2:
         raise FeatlabError(f"subset {subset!r} has fewer than 2 classes with training images")
-    if not len(store.rows("test", subset)):
-        raise FeatlabError(f"subset {subset!r} of store {store.path} has no test images to score "
-                           f"the heads on; extract more images (a larger --limit) or pick "
-                           f"another --subset")
+    if len(store.rows("test", subset)):
+        return True
+    log.warning("subset %r of store %s has no test images: the heads are fitted and saved but "
+                "not scored (no accuracy rows); extract more images (a larger --limit) to "
+                "score them", subset, store.path)
+    return False
 
 
 def _staleness(store, keys, records, robust):
@@ -220,7 +222,8 @@ def fit_head(store, *, alphas=(0.0,), subset="all", layer="penultimate", fg=None
                        walk=dict(walk_steps=walk_steps, walks=walks, walk_penalty=walk_penalty))
     (x_fg, x_bg), y, _ = block(store, (fg, bg), layer=layer, split="train", subset=subset)
     classes = store.classes(subset)
-    _check_split(store, subset, y)
+    if not _check_split(store, subset, y):
+        keys = []  # nothing to score: no rows rather than NaN accuracies
     alphas = paper_alphas(alphas, alpha_scale, len(y))
     head_kw = dict(n_classes=len(classes), l2=l2, tol=tol, max_iter=max_iter)
     with warnings.catch_warnings(record=True) as caught:
@@ -248,7 +251,8 @@ def fit_head(store, *, alphas=(0.0,), subset="all", layer="penultimate", fg=None
                   attacks=_attacks(store, keys, subset, stale), heads=sorted(records), figures=[])
     if robust:
         result["robust"] = robust["info"]
-        result["range"] = _range(store, dict(robust, rows=rows), entries + extra, where, seed)
-    if out_dir:
+        result["range"] = _range(store, dict(robust, rows=rows), entries + extra, where,
+                                 seed) if rows else None
+    if out_dir and rows:
         result["figures"] = heads_figures(result, out_dir) + robust_figures(result, out_dir)
     return finish(result, out_dir, f"fit-head-{subset}")
