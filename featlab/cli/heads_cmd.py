@@ -23,10 +23,9 @@ def echo_labels(result) -> None:
             white.setdefault(row["condition"], []).append(
                 row["head"] if row["alpha"] is None else f"joint(a={row['alpha']:g})")
     for key, info in result["attacks"].items():
-        against = white.get(key)
-        label = (f"white-box for {', '.join(against)}; transfer for the others" if against
-                 else "transfer for every head here (crafted against "
-                 f"{info['head'] if info['head'] not in (None, 'own-logits') else 'its own logits'})")
+        crafted = "its own logits" if info["head"] in (None, "own-logits") else info["head"]
+        label = (f"white-box for {', '.join(white[key])}; transfer for the others" if key in white
+                 else f"transfer for every head here (crafted against {crafted})")
         click.echo(f"{key}: {label}"
                    f"{' [STALE: crafted against a head refit since]' if info['stale'] else ''}")
 

@@ -34,7 +34,7 @@ import numpy as np
 from ...backbones.roles import fg_bg
 from ...conditions import parse_condition
 from ...errors import FeatlabError
-from ...store.heads import head_digest, head_name, head_record
+from ...store.heads import head_digest, head_name, head_record, stale_heads
 from ...utils.results import finish
 from ...utils.validation import finite_number
 from ..inputs import block, condition_family, staleness
@@ -142,10 +142,11 @@ def _check_split(store, subset, y):
 
 def _staleness(store, keys, records, robust):
     """Staleness of ``keys`` judged against the heads as this fit leaves them."""
-    if robust:  # before the digests: the mark is part of the robust heads' content
-        _mark_trained_on_stale(store, robust, records,
-                               {n: head_digest(*r) for n, r in records.items()})
-    return staleness(store, keys, {n: head_digest(*r) for n, r in records.items()})
+    digests = {n: head_digest(*r) for n, r in records.items()}
+    if robust:  # the mark is part of the robust heads' content: digest them after it
+        _mark_trained_on_stale(store, robust, records, digests)
+        digests.update({n: head_digest(*records[n]) for n in robust["records"]})
+    return staleness(store, keys, digests)
 
 
 def _mark_trained_on_stale(store, robust, records, digests):
@@ -154,8 +155,7 @@ def _mark_trained_on_stale(store, robust, records, digests):
     record and ``robust["info"]["trained_on_stale"]`` list those training conditions."""
     used = {k for _, attrs in robust["records"].values()
             for k in attrs.get("training_conditions", ()) if k != "clean"}
-    known = staleness(store, sorted(used), digests) if used else {}
-    bad = sorted(k for k in used if known[k])
+    bad = sorted(k for k in used if stale_heads(store.path, store.condition_info(k), digests))
     robust["info"]["trained_on_stale"] = bad
     for name in robust["records"]:
         attrs = records[name][1]

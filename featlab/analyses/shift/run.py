@@ -71,13 +71,12 @@ def pca_shift(store, *, condition, layer="penultimate", backbones=None, split="t
         stats["membership"] = _membership(store, name, layer, subset, clean, pert,
                                           k=stats["k"], tolerance=tolerance, n_boot=n_boot,
                                           seed=seed)
-        undefined = [c for c, s in zip(stats["classes"], stats["centroid_shift"]) if s != s]
+        undefined = stats["undefined_classes"]
         if undefined:
             log.warning("pca-shift %s: the centroid shift is undefined (NaN) for %d class(es) "
                         "whose valid rows have no spread (a single image each: %s); "
                         "centroid_shift_mean averages the others", name, len(undefined),
                         ", ".join(map(str, undefined[:5])))
-        stats["undefined_classes"] = undefined
         results[name] = stats
         shown = np.isin(labels, _plot_classes(labels, max_classes, seed))
         c2, p2 = project(clean[shown], pert[shown], method=method, random_state=seed)

@@ -78,7 +78,8 @@ def subspace_shift(clean, perturbed, labels, *, k=10, n_permutations=999, random
     -------
     dict (JSON-able): ``n``, ``n_features``, ``k``, ``explained_variance_ratio`` (top k),
     ``classes``, ``class_counts``, ``centroid_shift`` (per class), ``centroid_shift_mean``
-    (mean over classes with a defined shift), ``outside_fraction``,
+    (mean over classes with a defined shift), ``undefined_classes`` (classes whose shift is
+    NaN: their clean rows have no spread, e.g. a single image), ``outside_fraction``,
     ``mean_displacement_norm``, ``mean_displacement_outside_fraction`` (same fraction for the
     mean displacement vector alone), ``statistic`` and ``p_value`` of the sign-flip test,
     ``n_permutations`` and ``displacement_norm`` (mean/std/median/min/max of |d_i|).
@@ -101,6 +102,7 @@ def subspace_shift(clean, perturbed, labels, *, k=10, n_permutations=999, random
         classes=[c.item() for c in classes], class_counts=counts,
         centroid_shift=[float(s) for s in shifts],
         centroid_shift_mean=float(defined.mean()) if len(defined) else float("nan"),
+        undefined_classes=[c.item() for c, v in zip(classes, shifts) if not np.isfinite(v)],
         outside_fraction=_outside_fraction(D, comps),
         mean_displacement_norm=float(np.linalg.norm(mean_d)),
         mean_displacement_outside_fraction=_outside_fraction(mean_d, comps),
