@@ -34,6 +34,19 @@ def analyses_elsewhere(tmp_path_factory):
     return os.environ["FEATLAB_ANALYSES"]
 
 
+@pytest.fixture(autouse=True)
+def fresh_fit_memo():
+    """Each test starts with an empty head-solution memo (featlab.analyses.heads.linear), so
+    no test passes on another's solutions; tests of determinism turn the memo off."""
+    from featlab.analyses.heads.linear import FIT_MEMO
+
+    FIT_MEMO.clear()
+    FIT_MEMO.enabled = True
+    yield FIT_MEMO
+    FIT_MEMO.clear()
+    FIT_MEMO.enabled = True
+
+
 @pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory):
     """weights={name: path} for the two synthetic backbones, random-initialised."""

@@ -140,7 +140,8 @@ def test_raw_space_coefficients_reproduce_standardized_logits_and_torch():
 
 @pytest.mark.filterwarnings("error::sklearn.exceptions.ConvergenceWarning")
 @pytest.mark.parametrize("penalized", [slice(0, 20), None])
-def test_deterministic_and_float32_path(penalized):
+def test_deterministic_and_float32_path(penalized, fresh_fit_memo):
+    fresh_fit_memo.enabled = False  # two real solves, not one solve and a memo hit
     # penalized=None: every weight under alpha, an underfit problem whose gradient at the
     # optimum is below float32 rounding of X.T @ R (the solver must finish in float64)
     X, y = blobs(n=500, p=40, C=5, seed=6)
@@ -150,6 +151,43 @@ def test_deterministic_and_float32_path(penalized):
     assert np.array_equal(a.coef_, b.coef_) and np.array_equal(a.intercept_, b.intercept_)
     c = LinearHead(alpha=0.2, penalized=penalized, tol=1e-10).fit(X32.astype(np.float64), y)
     assert np.abs(a.coef_std_ - c.coef_std_).max() < 2e-5  # |g| <= 1e-8, curvature >= 2e-4
+
+
+def test_fit_memo_returns_the_solvers_bytes_and_misses_on_any_changed_input(fresh_fit_memo):
+    X, y = blobs(n=300, p=16, C=4, seed=11)
+    X32 = X.astype(np.float32)
+    fresh_fit_memo.enabled = False
+    solved = LinearHead(alpha=0.3, penalized=np.arange(8)).fit(X32, y)
+    fresh_fit_memo.enabled = True
+    first = LinearHead(alpha=0.3, penalized=np.arange(8)).fit(X32, y)
+    assert (fresh_fit_memo.hits, fresh_fit_memo.misses) == (0, 1)
+    first.coef_[:] = 0.0  # a caller's edit must not reach the memo
+    again = LinearHead(alpha=0.3, penalized=np.arange(8)).fit(X32, y)
+    assert fresh_fit_memo.hits == 1
+    for name in ("coef_", "intercept_", "coef_std_", "mean_", "scale_", "n_iter_"):
+        assert np.array_equal(getattr(again, name), getattr(solved, name)), name
+    X2 = X32.copy()
+    X2[5, 3] = np.nextafter(X2[5, 3], np.float32(np.inf))
+    y2 = y.copy()
+    y2[0] = (y2[0] + 1) % 4
+    changed = [lambda: LinearHead(alpha=0.3, penalized=np.arange(8)).fit(X2, y),
+               lambda: LinearHead(alpha=0.3, penalized=np.arange(8)).fit(X32, y2),
+               lambda: LinearHead(alpha=0.31, penalized=np.arange(8)).fit(X32, y),
+               lambda: LinearHead(alpha=0.3, penalized=np.arange(9)).fit(X32, y),
+               lambda: LinearHead(alpha=0.3, penalized=np.arange(8), tol=1e-9).fit(X32, y),
+               lambda: LinearHead(alpha=0.3, penalized=np.arange(8)).fit(
+                   X32, y, sample_weight=np.r_[2.0, np.ones(299)]),
+               lambda: LinearHead(alpha=0.3, penalized=np.arange(8)).fit(
+                   X32, y, warm_start_from=solved)]
+    for i, fit in enumerate(changed):
+        hits = fresh_fit_memo.hits
+        fit()
+        assert fresh_fit_memo.hits == hits, f"changed input {i} was served from the memo"
+    with warnings.catch_warnings(record=True) as caught:  # a memo hit warns as the solve did
+        warnings.simplefilter("always")
+        LinearHead(max_iter=2).fit(X, y)
+        LinearHead(max_iter=2).fit(X, y)
+    assert sum("did not reach" in str(w.message) for w in caught) == 2
 
 
 def test_warm_start_reaches_the_same_solution():

@@ -10,12 +10,18 @@ where ``theta`` are the weights in *standardized* feature space (not the bias) a
 the columns listed in ``penalized``. The mean replaces the paper's sum so that ``alpha`` does not
 scale with the number of samples: the paper's ``alpha`` equals ``N * alpha`` here.
 
-The solver is in :mod:`.solver`.
+The solver is in :mod:`.solver`. It is deterministic, so a fit is a pure function of its
+inputs: :data:`FIT_MEMO` keeps the last solutions in memory keyed by a digest of everything
+the solver sees (standardized features, labels, weights, penalties, tolerances, warm start),
+and an identical fit in the same process (``featlab demo`` fits heads that ``featlab report``
+fits again) returns the stored solution instead of solving again, with the same bytes.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import warnings
+from collections import OrderedDict
 
 import numpy as np
 import torch
@@ -27,6 +33,57 @@ from ...utils.validation import check_features
 from .solver import CHUNK, lbfgs_fit, matmul64, softmax, Problem
 
 log = logging.getLogger(__name__)
+
+
+class FitMemo:
+    """The last ``size`` head solutions, keyed by a digest of the solver's inputs.
+
+    ``hits`` and ``misses`` count lookups (tests and logs); :meth:`clear` empties it and
+    ``enabled = False`` turns it off. Stored values are copied in and out, so a caller that
+    modifies a fitted head's arrays cannot change another's.
+    """
+
+    def __init__(self, size: int = 64):
+        self.size, self.enabled = size, True
+        self.entries: OrderedDict = OrderedDict()
+        self.hits = self.misses = 0
+
+    @staticmethod
+    def key(*parts) -> str:
+        h = hashlib.blake2b(digest_size=20)
+        for part in parts:
+            if isinstance(part, np.ndarray):
+                part = np.ascontiguousarray(part)
+                h.update(f"{part.dtype.str}{part.shape}".encode())
+                h.update(memoryview(part).cast("B"))
+            else:
+                h.update(repr(part).encode())
+            h.update(b"|")
+        return h.hexdigest()
+
+    def get(self, key):
+        if not self.enabled or key not in self.entries:
+            self.misses += self.enabled
+            return None
+        self.hits += 1
+        self.entries.move_to_end(key)
+        return {k: np.copy(v) if isinstance(v, np.ndarray) else v
+                for k, v in self.entries[key].items()}
+
+    def put(self, key, value: dict) -> None:
+        if not self.enabled:
+            return
+        self.entries[key] = {k: np.copy(v) if isinstance(v, np.ndarray) else v
+                             for k, v in value.items()}
+        while len(self.entries) > self.size:
+            self.entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self.entries.clear()
+        self.hits = self.misses = 0
+
+
+FIT_MEMO = FitMemo()
 
 
 def _standardize(X, standardize, w=None):
@@ -111,19 +168,25 @@ class LinearHead(ClassifierMixin, BaseEstimator):
         p, C = Xs.shape[1], len(classes)
         if not self.l2 > 0 or not self.alpha >= 0:
             raise FeatlabError(f"need l2 > 0 and alpha >= 0; got l2={self.l2}, alpha={self.alpha}")
-        prob = Problem(Xs, yi, C, self.l2 + self.alpha * _mask(self.penalized, p), w)
-        Theta, b = np.zeros((p, C)), np.zeros(C)
+        penalty = self.l2 + self.alpha * _mask(self.penalized, p)
+        start = None
         if warm_start_from is not None:
             W = np.asarray(warm_start_from.coef_, np.float64)
             if W.shape != (C, p):
                 raise FeatlabError(f"warm_start_from has coef_ of shape {W.shape}; need {(C, p)}")
-            Theta, b = (W * scale).T.copy(), warm_start_from.intercept_ + W @ mean
-        # A cold start preconditions at uniform probabilities: rebuild once they have moved.
-        Theta, b, self.n_iter_, ok = lbfgs_fit(prob, Theta, b, self.tol, self.max_iter,
-                                               refresh_at=() if warm_start_from else (25,))
-        if not ok:
-            warnings.warn(f"LinearHead did not reach tol={self.tol} in {self.n_iter_} "
+            start = (W * scale).T.copy(), warm_start_from.intercept_ + W @ mean
+        key = FIT_MEMO.key(Xs, mean, scale, yi, classes, penalty,
+                           np.zeros(0) if w is None else w, self.tol, self.max_iter,
+                           *(start if start is not None else ("cold",)))
+        solution = FIT_MEMO.get(key)
+        if solution is None:
+            solution = self._solve(Xs, yi, C, penalty, w, start)
+            FIT_MEMO.put(key, solution)
+        if not solution["converged"]:
+            warnings.warn(f"LinearHead did not reach tol={self.tol} in {solution['n_iter']} "
                           "iterations; increase max_iter", ConvergenceWarning, stacklevel=3)
+        Theta, b = solution["Theta"], solution["b"]
+        self.n_iter_ = solution["n_iter"]
         b = b - b.mean()
         self.classes_, self.mean_, self.scale_ = classes, mean, scale
         self.n_features_in_ = p
@@ -132,6 +195,15 @@ class LinearHead(ClassifierMixin, BaseEstimator):
         self.intercept_ = b - self.coef_ @ mean
         log.debug("LinearHead alpha=%g: %d iterations", self.alpha, self.n_iter_)
         return self
+
+    def _solve(self, Xs, yi, C, penalty, w, start) -> dict:
+        p = Xs.shape[1]
+        prob = Problem(Xs, yi, C, penalty, w)
+        Theta, b = start if start is not None else (np.zeros((p, C)), np.zeros(C))
+        # A cold start preconditions at uniform probabilities: rebuild once they have moved.
+        Theta, b, n_iter, ok = lbfgs_fit(prob, Theta, b, self.tol, self.max_iter,
+                                         refresh_at=() if start is not None else (25,))
+        return dict(Theta=Theta, b=b, n_iter=n_iter, converged=ok)
 
     def decision_function(self, X):
         """Logits, ndarray (n_samples, n_classes), float64."""
