@@ -1,14 +1,18 @@
 """Extraction benchmarks (issue 2), ratios measured side by side in one run.
 
 1. Throughput: featlab's extraction of ``clean`` with both backbones and every captured layer
-   (hooks on 20 BN layers + penultimate + logits, copy to numpy, compressed write of the part
-   by the pipeline's background writer thread, all parts on disk before the clock stops)
-   versus the two bare backbones' forward passes, on the same pre-decoded batches.
-   Target (issue 12): ratio >= 0.9 at 224 px and at 64 px.
+   (hooks on 20 BN layers + penultimate + logits, copy to numpy, write of the part by the
+   pipeline's background writer thread with a new store's default ``--compression none``,
+   all parts on disk before the clock stops) versus the two bare backbones' forward passes,
+   on the same pre-decoded batches. Target (issue 12): ratio >= 0.9 at 224 px and at 64 px.
+   The same with ``--compression gzip`` is printed beside it.
 2. Peak memory: a whole ``featlab extract`` run (fresh process, ru_maxrss) of 2N images versus
    N images. Target: within 10 %.
 
-    python bench/bench_extract.py [--size 224] [--batch 32] [--batches 6] [--n 300]
+   Parts hold ``--chunk`` rows (featlab extract's default ``--chunk-size 256``; fewer when
+   the run is smaller), the features of several batches concatenated as the chunk loop does.
+
+    python bench/bench_extract.py [--size 224] [--batch 32] [--batches 4] [--chunk 256] [--n 400]
 """
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ import torchvision
 from featlab.backbones.base import Backbone
 from featlab.extraction.background import BackgroundWriter
 from featlab.extraction.forward import FeatureForward
+from featlab.extraction.storage import NEW_STORE_COMPRESSION
 from featlab.store import StoreWriter
 
 
@@ -45,43 +50,57 @@ def _bare(models, batches):
     return time.perf_counter() - start
 
 
-def _featlab(models, batches, writer, samples_per_batch):
-    """The pipeline's per-batch work: capture, host copy, queued compressed write."""
+def _featlab(models, batches, writer, chunk):
+    """The pipeline's per-batch work: capture, host copy, then one queued part per chunk of
+    ``chunk`` rows (the batches' features concatenated, as the chunk loop does)."""
     fwd = FeatureForward(models)
-    start = time.perf_counter()
+    start, done = time.perf_counter(), 0
     with BackgroundWriter(writer) as out:
+        pending = []
         for i, images in enumerate(batches):
-            arrays = fwd(images)
-            arrays["valid"] = np.ones(len(images), bool)
-            out.submit("clean", i * samples_per_batch, (i + 1) * samples_per_batch, arrays)
+            pending.append(fwd(images))
+            rows = sum(len(next(iter(p.values()))) for p in pending)
+            if rows == chunk or i == len(batches) - 1:
+                arrays = {k: np.concatenate([p[k] for p in pending]) for k in pending[0]}
+                arrays["valid"] = np.ones(rows, bool)
+                out.submit("clean", done, done + rows, arrays)
+                done, pending = done + rows, []
     return time.perf_counter() - start
 
 
-def throughput(size: int, batch: int, n_batches: int, repeats: int) -> float:
+def throughput(size: int, batch: int, n_batches: int, repeats: int, chunk: int = 256) -> float:
     from featlab.data.base import SampleTable
 
     models = _backbones()
     gen = torch.Generator().manual_seed(0)
     batches = [torch.rand(batch, 3, size, size, generator=gen) for _ in range(n_batches)]
     n = batch * n_batches
+    chunk = min(chunk, n)
+    if chunk % batch:
+        raise SystemExit(f"--chunk {chunk} must be a multiple of the batch size {batch}")
     samples = SampleTable(np.arange(n), np.array(["x"] * n), np.zeros(n, int), np.array(["c"] * n),
                           np.array(["s"] * n), np.array(["train"] * n),
                           np.full((n, 2, 4), np.nan, np.float32), np.ones(n, int), np.ones(n, int),
                           ["c"], ["s"])
     meta = {m.name: dict(weights_sha256="0", layers=m.layer_dims()) for m in models}
     _bare(models, batches[:1])
-    bare, ours = [], []
-    for r in range(repeats):
-        with tempfile.TemporaryDirectory() as tmp:
-            with StoreWriter(os.path.join(tmp, "s"), samples=samples, backbones=meta,
-                             dataset_spec={}, chunk_size=batch) as writer:
-                writer.add_condition("clean", {})
-                bare.append(_bare(models, batches))
-                ours.append(_featlab(models, batches, writer, batch))
-    ratio = statistics.median(bare) / statistics.median(ours)
-    print(f"throughput at {size}px, batch {batch}: bare {n / statistics.median(bare):.1f} img/s, "
-          f"featlab {n / statistics.median(ours):.1f} img/s -> ratio {ratio:.3f} (target >= 0.9)")
-    return ratio
+    bare, ours = [], {NEW_STORE_COMPRESSION: [], "gzip": []}
+    for r in range(repeats):  # interleaved: machine load hits every setting alike
+        for compression, times in ours.items():
+            with tempfile.TemporaryDirectory() as tmp:
+                with StoreWriter(os.path.join(tmp, "s"), samples=samples, backbones=meta,
+                                 dataset_spec={}, chunk_size=chunk,
+                                 extra=dict(storage=dict(compression=compression))) as writer:
+                    writer.add_condition("clean", {})
+                    bare.append(_bare(models, batches))
+                    times.append(_featlab(models, batches, writer, chunk))
+    t_bare = statistics.median(bare)
+    ratios = {c: t_bare / statistics.median(t) for c, t in ours.items()}
+    print(f"throughput at {size}px, batch {batch}, parts of {chunk} rows: bare {n / t_bare:.1f} img/s, featlab "
+          f"{n / statistics.median(ours[NEW_STORE_COMPRESSION]):.1f} img/s -> ratio "
+          f"{ratios[NEW_STORE_COMPRESSION]:.3f} (target >= 0.9; --compression "
+          f"{NEW_STORE_COMPRESSION}, the default); with --compression gzip {ratios['gzip']:.3f}")
+    return ratios[NEW_STORE_COMPRESSION]
 
 
 def _extract_rss(root: str, store: str, weights: dict, limit: int) -> int:
@@ -123,8 +142,10 @@ if __name__ == "__main__":
     parser.add_argument("--batches", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--n", type=int, default=400)
+    parser.add_argument("--chunk", type=int, default=256,
+                        help="rows per part (featlab extract's default --chunk-size)")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, cpu count {os.cpu_count()}")
-    throughput(args.size, args.batch, args.batches, args.repeats)
-    throughput(64, 64, 8, args.repeats)
+    throughput(args.size, args.batch, args.batches, args.repeats, args.chunk)
+    throughput(64, 64, 8, args.repeats, args.chunk)
     memory(args.n)

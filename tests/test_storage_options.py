@@ -241,3 +241,64 @@ def test_bf16_and_channels_last_runs_are_close_to_fp32(stores, root, tiny_weight
             assert error > 1e-4  # really computed in bfloat16
         manifest = json.loads((path / "manifest.json").read_text())
         assert manifest["storage"][next(iter(options))] == next(iter(options.values()))
+
+
+def _float_filters(store):
+    """(compression, shuffle) of every float dataset in the store's parts."""
+    seen = set()
+    for folder, _, files in os.walk(os.path.join(store, "conditions")):
+        for name in files:
+            if name.startswith("part-") and name.endswith(".h5"):
+                with h5py.File(os.path.join(folder, name), "r") as part:
+                    part.visititems(lambda _, d: seen.add((d.compression, d.shuffle))
+                                    if isinstance(d, h5py.Dataset) and d.dtype.kind == "f"
+                                    and d.size > 64 else None)
+    return seen
+
+
+def test_compression_none_by_default_gzip_on_request_same_values(stores, root, tiny_weights,
+                                                                 tmp_path):
+    plain = stores["float32"]
+    assert json.loads(open(os.path.join(plain, "manifest.json")).read())["storage"][
+        "compression"] == "none"
+    assert _float_filters(plain) == {(None, False)}
+    packed = tmp_path / "gzip"
+    extract(_spec(root, packed, tiny_weights, compression="gzip"))
+    assert _float_filters(str(packed)) == {("gzip", True)}
+    a, b = FeatureStore(plain), FeatureStore(str(packed))
+    for condition in ("clean", "blur:sigma=2:region=object"):
+        for layer in ("penultimate", "layer3.1.bn2"):
+            assert np.array_equal(a.read(condition=condition, backbone="synthetic-object", layer=layer),
+                                  b.read(condition=condition, backbone="synthetic-object", layer=layer))
+    # continuing without --compression keeps the store's own; asking for another is refused
+    extract(_spec(root, packed, tiny_weights, conditions="clean,blur:sigma=3"))
+    assert _float_filters(str(packed)) == {("gzip", True)}
+    with pytest.raises(FeatlabError, match="compression=gzip, not compression=none"):
+        extract(_spec(root, packed, tiny_weights, compression="none"))
+    with pytest.raises(FeatlabError, match="--compression 'zstd': expected one of none, gzip"):
+        extract(_spec(root, tmp_path / "other", tiny_weights, compression="zstd"))
+    assert not os.path.exists(tmp_path / "other")
+
+
+def test_a_store_from_before_the_setting_continues_with_gzip(root, tiny_weights, tmp_path):
+    path = tmp_path / "legacy"
+    extract(_spec(root, path, tiny_weights, conditions="clean", compression="gzip"))
+    manifest_path = path / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["storage"]["compression"]  # what featlab wrote before it recorded it
+    manifest_path.write_text(json.dumps(manifest))
+    extract(_spec(root, path, tiny_weights, conditions="clean,blur:sigma=2:region=object"))
+    assert _float_filters(str(path)) == {("gzip", True)}
+
+
+def test_cli_compression_option(root, tiny_weights, tmp_path):
+    args = ["extract", "--dataset", "synthetic", "--root", root, "--store",
+            str(tmp_path / "s"), "--device", "cpu", "--image-size", "32", "--conditions",
+            "clean", "--weights", f"synthetic-object={tiny_weights['synthetic-object']}",
+            "--weights", f"synthetic-scene={tiny_weights['synthetic-scene']}",
+            "--cache-dir", str(tmp_path / "c")]
+    result = CliRunner().invoke(cli, args + ["--compression", "gzip"])
+    assert result.exit_code == 0, result.output
+    assert _float_filters(str(tmp_path / "s")) == {("gzip", True)}
+    bad = CliRunner().invoke(cli, args + ["--compression", "lzf"])
+    assert bad.exit_code == 2 and "'lzf' is not one of 'none', 'gzip'" in bad.output

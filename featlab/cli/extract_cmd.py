@@ -61,9 +61,13 @@ def _names(registry) -> str:
 @click.option("--precision", type=click.Choice(["fp32", "tf32", "bf16"]), default="fp32",
               show_default=True, help="Forward precision; fp32 keeps TF32 off.")
 @click.option("--channels-last", is_flag=True, help="Channels-last memory format.")
+@click.option("--compression", type=click.Choice(["none", "gzip"]), default=None,
+              help="Part compression of a new store: none [default], or gzip (deflate-1 + "
+                   "shuffle: ~10 % smaller, ~30 % slower at 64 px on 2 CPU cores). A store "
+                   "keeps the one it was started with.")
 def extract_command(dataset, root, store, backbones, conditions, weights, device, batch_size,
                     workers, limit, chunk_size, image_size, classes, seed, cache_dir,
-                    selection, layers, dtype, precision, channels_last):
+                    selection, layers, dtype, precision, channels_last, compression):
     """Extract BN, penultimate and logit features of every image under every condition.
 
     Rerunning the same command continues an interrupted run; a complete one does nothing.
@@ -92,7 +96,8 @@ def extract_command(dataset, root, store, backbones, conditions, weights, device
         conditions=conditions, device=device, batch_size=batch_size, workers=workers,
         limit=limit, chunk_size=chunk_size, seed=seed, image_size=image_size,
         weights=parse_weights(weights), cache_dir=cache_dir, dataset_options=options,
-        layers=layers, dtype=dtype, precision=precision, channels_last=channels_last)
+        layers=layers, dtype=dtype, precision=precision, channels_last=channels_last,
+        compression=compression)
     summary = extract(spec)
     if summary["rank"] != 0:
         return

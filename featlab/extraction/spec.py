@@ -41,6 +41,7 @@ class ExtractionSpec:
     dtype: str = "float32"
     precision: str = "fp32"
     channels_last: bool = False
+    compression: Optional[str] = None  # none | gzip; None: the store's own, none for a new one
 
 
 def load_dataset(spec: ExtractionSpec):

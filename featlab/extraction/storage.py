@@ -19,10 +19,15 @@ import numpy as np
 
 from ..errors import FeatlabError
 from ..store.layout import MANIFEST, condition_dir, list_parts
+from ..store.writer import COMPRESSIONS, LEGACY_COMPRESSION
 
 log = logging.getLogger(__name__)
 FEATURE_DTYPES = {"float32": np.float32, "float16": np.float16}
-DEFAULT_SETTINGS = dict(dtype="float32", layers="*", precision="fp32", channels_last=False)
+#: the settings of a store whose manifest predates one of them
+DEFAULT_SETTINGS = dict(dtype="float32", layers="*", precision="fp32", channels_last=False,
+                        compression=LEGACY_COMPRESSION)
+#: ``--compression`` of a new store when none is given (an existing store keeps its own)
+NEW_STORE_COMPRESSION = "none"
 
 
 def parse_patterns(layers) -> list[str]:
@@ -59,10 +64,32 @@ def feature_dtype(name: str):
     return FEATURE_DTYPES[name]
 
 
-def settings_of(spec) -> dict:
-    """The run options that change stored bytes (recorded in the manifest as ``storage``)."""
+def settings_of(spec, stored: dict | None = None) -> dict:
+    """The run options that change stored bytes (recorded in the manifest as ``storage``).
+
+    ``stored``: the existing store's manifest, or None for a new store. ``compression=None``
+    (the default) takes the store's own setting, :data:`NEW_STORE_COMPRESSION` for a new one.
+    """
+    compression = spec.compression
+    if compression is None:
+        compression = NEW_STORE_COMPRESSION if stored is None else \
+            dict(DEFAULT_SETTINGS, **stored.get("storage", {}))["compression"]
+    if compression not in COMPRESSIONS:
+        raise FeatlabError(f"--compression {compression!r}: expected one of "
+                           f"{', '.join(COMPRESSIONS)}")
     return dict(dtype=spec.dtype, layers=",".join(parse_patterns(spec.layers)),
-                precision=spec.precision, channels_last=bool(spec.channels_last))
+                precision=spec.precision, channels_last=bool(spec.channels_last),
+                compression=compression)
+
+
+def stored_manifest(root: str) -> dict | None:
+    """The manifest of the store at ``root``, or None when there is none (or it is unreadable:
+    the writer then reports it)."""
+    try:
+        with open(os.path.join(root, MANIFEST)) as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
 
 
 def check_settings(manifest: dict, settings: dict, root: str, backbones: dict) -> None:

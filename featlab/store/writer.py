@@ -28,9 +28,24 @@ from .manifest import check_schema, read_manifest  # noqa: F401  (re-exported)
 from .samples import table_hash, write_samples
 
 log = logging.getLogger(__name__)
-#: deflate level 1 with byte shuffle: deterministic bytes (zlib), read by stock HDF5; level
-#: chosen with bench/bench_compression.py. Stores written with lzf are still read.
-COMPRESSION = dict(compression="gzip", compression_opts=1, shuffle=True)
+#: Filters of the float datasets in a part, by the store's ``compression`` setting (manifest
+#: ``storage``); stock HDF5 reads both. ``gzip``: deflate level 1 with byte shuffle
+#: (deterministic bytes; ResNet18 features shrink by ~10 %). ``none``, the default of a new
+#: store: gzip costs ~30 % of extraction throughput at 64 px on 2 CPU cores, where the
+#: compressing thread competes with the forward passes (bench/bench_compression.py,
+#: bench/bench_extract.py). Stores written with lzf are still read.
+COMPRESSIONS = {"none": {}, "gzip": dict(compression="gzip", compression_opts=1, shuffle=True)}
+#: the setting of stores made before it was recorded: they were written with gzip
+LEGACY_COMPRESSION = "gzip"
+
+
+def part_filters(manifest: dict) -> dict:
+    """h5py filter options of the store's ``compression`` setting."""
+    name = (manifest.get("storage") or {}).get("compression", LEGACY_COMPRESSION)
+    if name not in COMPRESSIONS:
+        raise FeatlabError(f"the store's manifest asks for compression {name!r}, which this "
+                           f"featlab does not write ({', '.join(COMPRESSIONS)}); upgrade featlab")
+    return COMPRESSIONS[name]
 
 
 def _samples_problem(root: str, manifest: dict) -> str | None:
@@ -78,6 +93,7 @@ class StoreWriter:
             raise
         self.n_rows = self.manifest["n_samples"]
         self.chunk_size = self.manifest["chunk_size"]
+        self.filters = part_filters(self.manifest)
 
     def _open_or_create(self, samples, backbones, dataset_spec, chunk_size, extra) -> dict:
         if os.path.isfile(os.path.join(self.root, MANIFEST)):
@@ -193,7 +209,7 @@ class StoreWriter:
         def fill(part):
             for name, values in arrays.items():
                 values = np.ascontiguousarray(values)
-                opts = COMPRESSION if values.dtype.kind == "f" and values.size > 64 else {}
+                opts = self.filters if values.dtype.kind == "f" and values.size > 64 else {}
                 part.create_dataset(name, data=values, track_times=False, **opts)
             for attr, value in (attrs or {}).items():
                 part.attrs[attr] = value
