@@ -11,17 +11,15 @@ the columns listed in ``penalized``. The mean replaces the paper's sum so that `
 scale with the number of samples: the paper's ``alpha`` equals ``N * alpha`` here.
 
 The solver is in :mod:`.solver`. It is deterministic, so a fit is a pure function of its
-inputs: :data:`FIT_MEMO` keeps the last solutions in memory keyed by a digest of everything
+inputs: :data:`.memo.FIT_MEMO` keeps the last solutions in memory keyed by a digest of everything
 the solver sees (standardized features, labels, weights, penalties, tolerances, warm start),
 and an identical fit in the same process (``featlab demo`` fits heads that ``featlab report``
 fits again) returns the stored solution instead of solving again, with the same bytes.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import warnings
-from collections import OrderedDict
 
 import numpy as np
 import torch
@@ -30,60 +28,10 @@ from sklearn.exceptions import ConvergenceWarning
 
 from ...errors import FeatlabError
 from ...utils.validation import check_features
+from .memo import FIT_MEMO
 from .solver import CHUNK, lbfgs_fit, matmul64, softmax, Problem
 
 log = logging.getLogger(__name__)
-
-
-class FitMemo:
-    """The last ``size`` head solutions, keyed by a digest of the solver's inputs.
-
-    ``hits`` and ``misses`` count lookups (tests and logs); :meth:`clear` empties it and
-    ``enabled = False`` turns it off. Stored values are copied in and out, so a caller that
-    modifies a fitted head's arrays cannot change another's.
-    """
-
-    def __init__(self, size: int = 64):
-        self.size, self.enabled = size, True
-        self.entries: OrderedDict = OrderedDict()
-        self.hits = self.misses = 0
-
-    @staticmethod
-    def key(*parts) -> str:
-        h = hashlib.blake2b(digest_size=20)
-        for part in parts:
-            if isinstance(part, np.ndarray):
-                part = np.ascontiguousarray(part)
-                h.update(f"{part.dtype.str}{part.shape}".encode())
-                h.update(memoryview(part).cast("B"))
-            else:
-                h.update(repr(part).encode())
-            h.update(b"|")
-        return h.hexdigest()
-
-    def get(self, key):
-        if not self.enabled or key not in self.entries:
-            self.misses += self.enabled
-            return None
-        self.hits += 1
-        self.entries.move_to_end(key)
-        return {k: np.copy(v) if isinstance(v, np.ndarray) else v
-                for k, v in self.entries[key].items()}
-
-    def put(self, key, value: dict) -> None:
-        if not self.enabled:
-            return
-        self.entries[key] = {k: np.copy(v) if isinstance(v, np.ndarray) else v
-                             for k, v in value.items()}
-        while len(self.entries) > self.size:
-            self.entries.popitem(last=False)
-
-    def clear(self) -> None:
-        self.entries.clear()
-        self.hits = self.misses = 0
-
-
-FIT_MEMO = FitMemo()
 
 
 def _standardize(X, standardize, w=None):
