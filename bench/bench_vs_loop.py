@@ -9,7 +9,7 @@ The plain loop (:func:`plain_loop`): PIL ``open().convert("RGB").resize()``, bat
 forward hooks that clone every BN output (a reference would be overwritten by the in-place
 ReLU and residual add), spatial means after the forward, ``np.save`` of everything at the
 end. featlab: ``featlab extract --dataset synthetic --conditions clean`` with its defaults
-(batch 64, chunks of 256, gzip parts), once as is and once with ``--channels-last``.
+(batch 64, chunks of 256, uncompressed parts), once as is and once with ``--channels-last``.
 
 Data: ``--images`` synthetic scenes (COCO format) written as JPEGs of ``--source``
 pixels (default 480, about a COCO image's 640 x 480; ``--source 64`` gives the demo files).

@@ -42,6 +42,8 @@ def bootstrap_mean(correct, *, n_boot=2000, seed=0, confidence=0.95, index=None)
     heads are compared on the same resamples); drawn from ``seed`` when None.
     """
     correct = np.asarray(correct, np.float64)
+    if correct.size == 0:  # an empty subset: no estimate, and no NumPy warning about it
+        return dict(mean=float("nan"), ci_low=float("nan"), ci_high=float("nan"))
     per_image = correct.mean(axis=1)
     if index is None:
         index = np.random.default_rng(seed).integers(len(per_image), size=(n_boot, len(per_image)))
