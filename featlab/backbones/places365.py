@@ -12,11 +12,11 @@ import os
 import pickle
 
 import torch
-import torchvision
 
 from .registry import BACKBONES
 from .base import (IMAGENET_NORMALIZATION, Backbone, file_sha256, first_existing,
                    load_state_dict_checked, missing_weights)
+from .resnet import resnet18
 
 log = logging.getLogger(__name__)
 PLACES_FILE = "resnet18_places365.pth.tar"
@@ -47,7 +47,7 @@ def places365_resnet18(weights=None, cache_dir=None) -> Backbone:
             "places365-resnet18", looked,
             f"Download {PLACES_URL} on a machine with internet and pass --weights PATH "
             f"(or put it in cache/weights/).")
-    net = torchvision.models.resnet18(weights=None, num_classes=365)
+    net = resnet18(weights=None, num_classes=365)
     load_state_dict_checked(net, load_places_state(path), "Places365 ResNet18 (365 classes)", path)
     return Backbone("places365-resnet18", net, IMAGENET_NORMALIZATION,
                     weights_sha256=file_sha256(path), weights_path=os.path.abspath(path),

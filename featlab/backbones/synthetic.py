@@ -17,7 +17,6 @@ import os
 import time
 
 import torch
-import torchvision
 
 from ..errors import FeatlabError
 from ..utils.paths import atomic_write_bytes, default_cache_dir
@@ -26,6 +25,7 @@ from ..data import (synthetic, synthetic_draw, synthetic_pretraining, synthetic_
                     synthetic_scenes)
 from .base import IMAGENET_NORMALIZATION, Backbone, file_sha256
 from .registry import BACKBONES
+from .resnet import resnet18
 
 #: The generator's modules: their source is part of the recipe, so weights pretrained on
 #: other images are never reused.
@@ -78,7 +78,7 @@ def pretrain(recipe: dict, device: torch.device) -> tuple[Backbone, dict]:
                                                recipe["seed"], recipe["image_size"])
     x_val, y_val, _ = _pretraining_set(recipe["kind"], recipe["n_val"], recipe["seed"] + 10_000,
                                        recipe["image_size"])
-    net = torchvision.models.resnet18(weights=None, num_classes=len(names))
+    net = resnet18(weights=None, num_classes=len(names))
     model = Backbone(f"synthetic-{recipe['kind']}", net, IMAGENET_NORMALIZATION).to(device)
     steps_per_epoch = -(-len(x_train) // recipe["batch_size"])
     opt = torch.optim.SGD(model.parameters(), lr=recipe["max_lr"], momentum=0.9, nesterov=True,
@@ -137,7 +137,7 @@ def _load(kind: str, path) -> Backbone:
                            f"pretrain them into the cache")
     checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     state = checkpoint["state_dict"]
-    net = torchvision.models.resnet18(weights=None, num_classes=state["fc.weight"].shape[0])
+    net = resnet18(weights=None, num_classes=state["fc.weight"].shape[0])
     net.load_state_dict(state)
     model = Backbone(f"synthetic-{kind}", net, IMAGENET_NORMALIZATION,
                      weights_sha256=file_sha256(path), weights_path=os.path.abspath(path),

@@ -4,11 +4,11 @@ from __future__ import annotations
 import os
 
 import torch
-import torchvision
 
 from .registry import BACKBONES
 from .base import (IMAGENET_NORMALIZATION, Backbone, file_sha256, first_existing,
                    load_state_dict_checked, missing_weights)
+from .resnet import resnet18
 
 IMAGENET_FILE = "resnet18-f37072fd.pth"  # torchvision ResNet18_Weights.IMAGENET1K_V1
 
@@ -28,9 +28,9 @@ def imagenet_resnet18(weights=None, cache_dir=None) -> Backbone:
         raise missing_weights(
             "imagenet-resnet18", looked,
             "On a machine with internet run: python -c \"import torchvision; "
-            "torchvision.models.resnet18(weights='IMAGENET1K_V1')\" and copy "
+            "resnet18(weights='IMAGENET1K_V1')\" and copy "
             f"~/.cache/torch/hub/checkpoints/{IMAGENET_FILE} here, or pass --weights PATH.")
-    net = torchvision.models.resnet18(weights=None)
+    net = resnet18(weights=None)
     state = torch.load(path, map_location="cpu", weights_only=True)
     load_state_dict_checked(net, state, "torchvision ResNet18 (1000 classes)", path)
     return Backbone("imagenet-resnet18", net, IMAGENET_NORMALIZATION,

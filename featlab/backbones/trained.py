@@ -28,7 +28,6 @@ import logging
 import os
 
 import torch
-import torchvision
 
 from ..errors import FeatlabError
 from ..registry import Registry
@@ -36,19 +35,19 @@ from ..utils.paths import atomic_write_bytes, atomic_write_text, default_cache_d
 from .registry import BACKBONES
 from .base import Backbone, file_sha256
 from .ensemble import EnsembleBackbone, VotingNet
-from .small_resnet import resnet10_w16
+from . import resnet
 
 log = logging.getLogger(__name__)
 
 FORMAT, FORMAT_VERSION = "featlab-trained-backbone", 1
 ARCHS = Registry("architecture")
 for _name in ("resnet18", "resnet34", "resnet50"):
-    ARCHS.register(_name)(getattr(torchvision.models, _name))
-ARCHS.register("resnet10-w16")(resnet10_w16)
+    ARCHS.register(_name)(getattr(resnet, _name))
+ARCHS.register("resnet10-w16")(resnet.resnet10_w16)
 
 
 def make_net(arch: str, n_classes: int) -> torch.nn.Module:
-    """A randomly initialised torchvision ResNet ``arch`` with ``n_classes`` outputs."""
+    """A randomly initialised ResNet ``arch`` (torchvision's, from :mod:`.resnet`) with ``n_classes`` outputs."""
     return ARCHS.get(arch)(weights=None, num_classes=n_classes)
 
 
