@@ -198,7 +198,7 @@ def test_estimate_bounds_the_written_bytes_and_a_full_disk_is_refused(
 def test_resuming_with_other_dtype_or_precision_is_refused(stores, root, tiny_weights):
     for option, match in ((dict(dtype="float32"), "dtype=float16, not dtype=float32"),
                           (dict(dtype="float16", precision="bf16"), "precision=fp32"),
-                          (dict(dtype="float16", channels_last=True), "channels_last=False")):
+                          (dict(dtype="float16", channels_last=False), "channels_last=True")):
         with pytest.raises(FeatlabError, match=match):
             extract(_spec(root, stores["float16"], tiny_weights, **option))
     with pytest.raises(FeatlabError, match="--precision 'fp16'"):
@@ -230,7 +230,7 @@ def test_bf16_and_channels_last_runs_are_close_to_fp32(stores, root, tiny_weight
     ref = full.read(backbone="synthetic-object", layer="penultimate")
     scale = np.abs(ref).mean()
     for name, options, tol in (("bf16", dict(precision="bf16"), 0.05),
-                               ("cl", dict(channels_last=True), 1e-5)):
+                               ("contiguous", dict(channels_last=False), 1e-5)):
         path = tmp_path / name
         extract(_spec(root, path, tiny_weights, conditions="clean", layers="penultimate",
                       **options))
@@ -241,6 +241,30 @@ def test_bf16_and_channels_last_runs_are_close_to_fp32(stores, root, tiny_weight
             assert error > 1e-4  # really computed in bfloat16
         manifest = json.loads((path / "manifest.json").read_text())
         assert manifest["storage"][next(iter(options))] == next(iter(options.values()))
+
+
+def test_channels_last_by_default_a_store_keeps_its_own(stores, root, tiny_weights, tmp_path):
+    def memory_format(path):
+        return json.loads((path / "manifest.json").read_text())["storage"]["channels_last"]
+
+    assert json.loads(open(os.path.join(stores["float32"], "manifest.json")).read())[
+        "storage"]["channels_last"] is True
+    path = tmp_path / "contiguous"
+    extract(_spec(root, path, tiny_weights, conditions="clean", channels_last=False))
+    extract(_spec(root, path, tiny_weights, conditions="clean,blur:sigma=2:region=object"))
+    assert memory_format(path) is False  # continued without the option: the store's own
+    ours = FeatureStore(str(path)).read(condition="blur:sigma=2:region=object",
+                                        backbone="synthetic-object", layer="penultimate")
+    theirs = FeatureStore(stores["float32"]).read(condition="blur:sigma=2:region=object",
+                                                  backbone="synthetic-object", layer="penultimate")
+    assert ours.tobytes() != theirs.tobytes() and np.allclose(ours, theirs, atol=1e-4)
+    manifest = json.loads((path / "manifest.json").read_text())
+    del manifest["storage"]["channels_last"]  # a store from before featlab recorded it
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    # continued as contiguous: resolving to channels-last would be refused by check_settings
+    extract(_spec(root, path, tiny_weights, conditions="clean,blur:sigma=3"))
+    assert "channels_last" not in json.loads((path / "manifest.json").read_text())["storage"] \
+        or memory_format(path) is False
 
 
 def _float_filters(store):
@@ -302,3 +326,13 @@ def test_cli_compression_option(root, tiny_weights, tmp_path):
     assert _float_filters(str(tmp_path / "s")) == {("gzip", True)}
     bad = CliRunner().invoke(cli, args + ["--compression", "lzf"])
     assert bad.exit_code == 2 and "'lzf' is not one of 'none', 'gzip'" in bad.output
+    manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    assert manifest["storage"]["channels_last"] is True  # the default of a new store
+    contiguous = [a if a != str(tmp_path / "s") else str(tmp_path / "t") for a in args]
+    result = CliRunner().invoke(cli, contiguous + ["--contiguous"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "t" / "manifest.json").read_text())["storage"][
+        "channels_last"] is False
+    refused = CliRunner().invoke(cli, contiguous + ["--channels-last"])
+    assert refused.exit_code == 2 and "channels_last=False, not channels_last=True" in \
+        refused.output

@@ -60,7 +60,11 @@ def _names(registry) -> str:
               show_default=True, help="Stored feature dtype (reads return float32).")
 @click.option("--precision", type=click.Choice(["fp32", "tf32", "bf16"]), default="fp32",
               show_default=True, help="Forward precision; fp32 keeps TF32 off.")
-@click.option("--channels-last", is_flag=True, help="Channels-last memory format.")
+@click.option("--channels-last/--contiguous", default=None,
+              help="Memory format of the forward passes of a new store: channels-last "
+                   "[default; 1.4-1.7x faster convolutions at 224 px on CPU] or contiguous "
+                   "(features differ by float32 rounding). A store keeps the one it was "
+                   "started with.")
 @click.option("--compression", type=click.Choice(["none", "gzip"]), default=None,
               help="Part compression of a new store: none [default], or gzip (deflate-1 + "
                    "shuffle: ~10 % smaller, ~30 % slower at 64 px on 2 CPU cores). A store "

@@ -28,7 +28,7 @@ from .precision import check_precision, precision_mode
 from .probe_precision import probe_metadata
 from .spec import backbone_meta, build_backbones, check_conditions, load_dataset
 from .storage import check_disk, check_settings, estimate_bytes, feature_dtype, \
-    missing_on_disk, select_layers, settings_of, stored_manifest
+    missing_on_disk, select_layers, settings_of, stored_manifest, with_store_defaults
 from .targets import TargetModels
 
 log = logging.getLogger(__name__)
@@ -132,6 +132,7 @@ def extract(spec) -> dict:
     if spec.batch_size < 1 or spec.chunk_size < 1 or spec.workers < 0:
         raise FeatlabError("--batch-size and --chunk-size must be >= 1, --workers >= 0")
     check_writable(spec.store)  # a read-only store is refused before any work
+    spec = with_store_defaults(spec)
     with rank_context() as ctx:
         return run_extraction(spec, conditions, ctx)
 

@@ -40,7 +40,7 @@ class ExtractionSpec:
     layers: Optional[str] = None
     dtype: str = "float32"
     precision: str = "fp32"
-    channels_last: bool = False
+    channels_last: Optional[bool] = None  # None: the store's own, channels-last for a new one
     compression: Optional[str] = None  # none | gzip; None: the store's own, none for a new one
 
 

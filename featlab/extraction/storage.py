@@ -6,9 +6,14 @@ comma-separated :mod:`fnmatch` patterns (case-sensitive), for every backbone and
 condition, probe conditions included; only those layers are hooked. ``--dtype float16``
 stores features in half precision (about half the bytes; 11-bit mantissa, relative error
 <= 2**-11); the index presents every block as float32, so every reader gets float32.
+
+Options that change stored bytes and have no value given (``compression``, ``channels_last``)
+take the store's own setting, so that a store is continued as it was started; a new store
+gets :data:`NEW_STORE_COMPRESSION` and :data:`NEW_STORE_CHANNELS_LAST`.
 """
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import json
 import logging
@@ -28,6 +33,10 @@ DEFAULT_SETTINGS = dict(dtype="float32", layers="*", precision="fp32", channels_
                         compression=LEGACY_COMPRESSION)
 #: ``--compression`` of a new store when none is given (an existing store keeps its own)
 NEW_STORE_COMPRESSION = "none"
+#: ``--channels-last`` of a new store when neither it nor ``--contiguous`` is given: the
+#: convolutions are 1.4-1.7x faster in channels-last at 224 px on this 2-core CPU (1.0-1.2x
+#: at 64 px); features differ from contiguous ones only by float32 rounding
+NEW_STORE_CHANNELS_LAST = True
 
 
 def parse_patterns(layers) -> list[str]:
@@ -80,6 +89,17 @@ def settings_of(spec, stored: dict | None = None) -> dict:
     return dict(dtype=spec.dtype, layers=",".join(parse_patterns(spec.layers)),
                 precision=spec.precision, channels_last=bool(spec.channels_last),
                 compression=compression)
+
+
+def with_store_defaults(spec):
+    """``spec`` with ``channels_last=None`` resolved: the store's own memory format (a store
+    that predates the record: contiguous), :data:`NEW_STORE_CHANNELS_LAST` for a new one."""
+    if spec.channels_last is not None:
+        return spec
+    stored = stored_manifest(os.path.abspath(spec.store))
+    value = NEW_STORE_CHANNELS_LAST if stored is None else \
+        dict(DEFAULT_SETTINGS, **stored.get("storage", {}))["channels_last"]
+    return dataclasses.replace(spec, channels_last=bool(value))
 
 
 def stored_manifest(root: str) -> dict | None:
