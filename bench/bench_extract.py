@@ -5,7 +5,8 @@
    pipeline's background writer thread with a new store's default ``--compression none``,
    all parts on disk before the clock stops) versus the two bare backbones' forward passes,
    on the same pre-decoded batches. Target (issue 12): ratio >= 0.9 at 224 px and at 64 px.
-   The same with ``--compression gzip`` is printed beside it.
+   The same with ``--compression gzip`` is printed beside it. Both sides run in a new
+   store's default memory format (channels-last; ``--contiguous`` for the other one).
 2. Peak memory: a whole ``featlab extract`` run (fresh process, ru_maxrss) of 2N images versus
    N images. Target: within 10 %.
 
@@ -31,29 +32,32 @@ import torchvision
 from featlab.backbones.base import Backbone
 from featlab.extraction.background import BackgroundWriter
 from featlab.extraction.forward import FeatureForward
-from featlab.extraction.storage import NEW_STORE_COMPRESSION
+from featlab.extraction.storage import NEW_STORE_CHANNELS_LAST, NEW_STORE_COMPRESSION
 from featlab.store import StoreWriter
 
 
-def _backbones():
+def _backbones(channels_last):
     torch.manual_seed(0)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
     return [Backbone(name, torchvision.models.resnet18(weights=None, num_classes=k)).eval()
-            for name, k in (("object", 1000), ("scene", 365))]
+            .to(memory_format=fmt) for name, k in (("object", 1000), ("scene", 365))]
 
 
-def _bare(models, batches):
+def _bare(models, batches, channels_last):
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
     start = time.perf_counter()
     with torch.inference_mode():
         for images in batches:
+            images = images.contiguous(memory_format=fmt)
             for model in models:
                 model(images)
     return time.perf_counter() - start
 
 
-def _featlab(models, batches, writer, chunk):
+def _featlab(models, batches, writer, chunk, channels_last):
     """The pipeline's per-batch work: capture, host copy, then one queued part per chunk of
     ``chunk`` rows (the batches' features concatenated, as the chunk loop does)."""
-    fwd = FeatureForward(models)
+    fwd = FeatureForward(models, channels_last=channels_last)
     start, done = time.perf_counter(), 0
     with BackgroundWriter(writer) as out:
         pending = []
@@ -68,10 +72,11 @@ def _featlab(models, batches, writer, chunk):
     return time.perf_counter() - start
 
 
-def throughput(size: int, batch: int, n_batches: int, repeats: int, chunk: int = 256) -> float:
+def throughput(size: int, batch: int, n_batches: int, repeats: int, chunk: int = 256,
+               channels_last: bool = NEW_STORE_CHANNELS_LAST) -> float:
     from featlab.data.base import SampleTable
 
-    models = _backbones()
+    models = _backbones(channels_last)
     gen = torch.Generator().manual_seed(0)
     batches = [torch.rand(batch, 3, size, size, generator=gen) for _ in range(n_batches)]
     n = batch * n_batches
@@ -83,7 +88,7 @@ def throughput(size: int, batch: int, n_batches: int, repeats: int, chunk: int =
                           np.full((n, 2, 4), np.nan, np.float32), np.ones(n, int), np.ones(n, int),
                           ["c"], ["s"])
     meta = {m.name: dict(weights_sha256="0", layers=m.layer_dims()) for m in models}
-    _bare(models, batches[:1])
+    _bare(models, batches[:1], channels_last)
     bare, ours = [], {NEW_STORE_COMPRESSION: [], "gzip": []}
     for r in range(repeats):  # interleaved: machine load hits every setting alike
         for compression, times in ours.items():
@@ -92,11 +97,12 @@ def throughput(size: int, batch: int, n_batches: int, repeats: int, chunk: int =
                                  dataset_spec={}, chunk_size=chunk,
                                  extra=dict(storage=dict(compression=compression))) as writer:
                     writer.add_condition("clean", {})
-                    bare.append(_bare(models, batches))
-                    times.append(_featlab(models, batches, writer, chunk))
+                    bare.append(_bare(models, batches, channels_last))
+                    times.append(_featlab(models, batches, writer, chunk, channels_last))
     t_bare = statistics.median(bare)
     ratios = {c: t_bare / statistics.median(t) for c, t in ours.items()}
-    print(f"throughput at {size}px, batch {batch}, parts of {chunk} rows: bare {n / t_bare:.1f} img/s, featlab "
+    fmt = "channels-last" if channels_last else "contiguous"
+    print(f"throughput at {size}px ({fmt}), batch {batch}, parts of {chunk} rows: bare {n / t_bare:.1f} img/s, featlab "
           f"{n / statistics.median(ours[NEW_STORE_COMPRESSION]):.1f} img/s -> ratio "
           f"{ratios[NEW_STORE_COMPRESSION]:.3f} (target >= 0.9; --compression "
           f"{NEW_STORE_COMPRESSION}, the default); with --compression gzip {ratios['gzip']:.3f}")
@@ -144,8 +150,11 @@ if __name__ == "__main__":
     parser.add_argument("--n", type=int, default=400)
     parser.add_argument("--chunk", type=int, default=256,
                         help="rows per part (featlab extract's default --chunk-size)")
+    parser.add_argument("--contiguous", action="store_true",
+                        help="both sides in contiguous memory format (default: channels-last)")
     args = parser.parse_args()
+    cl = NEW_STORE_CHANNELS_LAST and not args.contiguous
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, cpu count {os.cpu_count()}")
-    throughput(args.size, args.batch, args.batches, args.repeats, args.chunk)
-    throughput(64, 64, 8, args.repeats, args.chunk)
+    throughput(args.size, args.batch, args.batches, args.repeats, args.chunk, cl)
+    throughput(64, 64, 8, args.repeats, args.chunk, cl)
     memory(args.n)

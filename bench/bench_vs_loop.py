@@ -9,7 +9,8 @@ The plain loop (:func:`plain_loop`): PIL ``open().convert("RGB").resize()``, bat
 forward hooks that clone every BN output (a reference would be overwritten by the in-place
 ReLU and residual add), spatial means after the forward, ``np.save`` of everything at the
 end. featlab: ``featlab extract --dataset synthetic --conditions clean`` with its defaults
-(batch 64, chunks of 256, uncompressed parts), once as is and once with ``--channels-last``.
+(batch 64, chunks of 256, uncompressed parts, channels-last), once as is and once with
+``--contiguous`` (the memory format the loop uses).
 
 Data: ``--images`` synthetic scenes (COCO format) written as JPEGs of ``--source``
 pixels (default 480, about a COCO image's 640 x 480; ``--source 64`` gives the demo files).
@@ -123,12 +124,12 @@ def main(images: int, source: int, sizes: list, repeats: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root, weights = _prepare(tmp, images, source)
         for size in sizes:
-            runs = {"plain loop": [], "featlab": [], "featlab --channels-last": []}
+            runs = {"plain loop": [], "featlab": [], "featlab --contiguous": []}
             for r in range(repeats):
                 runs["plain loop"].append(_timed(_loop_cmd(root, weights, size,
                                                            os.path.join(tmp, f"loop{size}{r}"))))
-                for name, extra in (("featlab", ()), ("featlab --channels-last",
-                                                      ("--channels-last",))):
+                for name, extra in (("featlab", ()), ("featlab --contiguous",
+                                                      ("--contiguous",))):
                     store = os.path.join(tmp, f"store{size}{r}{len(extra)}")
                     runs[name].append(_timed(_featlab_cmd(root, store, weights, size, extra)))
             loop = statistics.median(w for w, _ in runs["plain loop"])

@@ -62,7 +62,7 @@ def _names(registry) -> str:
               show_default=True, help="Forward precision; fp32 keeps TF32 off.")
 @click.option("--channels-last/--contiguous", default=None,
               help="Memory format of the forward passes of a new store: channels-last "
-                   "[default; 1.4-1.7x faster convolutions at 224 px on CPU] or contiguous "
+                   "[default; 1.4-1.7x faster forward passes at 224 px on CPU] or contiguous "
                    "(features differ by float32 rounding). A store keeps the one it was "
                    "started with.")
 @click.option("--compression", type=click.Choice(["none", "gzip"]), default=None,

@@ -34,7 +34,7 @@ DEFAULT_SETTINGS = dict(dtype="float32", layers="*", precision="fp32", channels_
 #: ``--compression`` of a new store when none is given (an existing store keeps its own)
 NEW_STORE_COMPRESSION = "none"
 #: ``--channels-last`` of a new store when neither it nor ``--contiguous`` is given: the
-#: convolutions are 1.4-1.7x faster in channels-last at 224 px on this 2-core CPU (1.0-1.2x
+#: forward passes are 1.4-1.7x faster in channels-last at 224 px on this 2-core CPU (0.9-1.2x
 #: at 64 px); features differ from contiguous ones only by float32 rounding
 NEW_STORE_CHANNELS_LAST = True
 
