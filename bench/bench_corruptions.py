@@ -82,18 +82,23 @@ def _loop_images(images, image_ids, cond) -> np.ndarray:
 
 def role_loop(args, root, weights, out_path):
     """The reference loop, in its own process: decode, corrupt per image, forward."""
-    from featlab.extraction.forward import forward
+    import dataclasses
+
+    from featlab.extraction.forward import FeatureForward, forward
     from featlab.extraction.pipeline import build_backbones, load_dataset
+    from featlab.extraction.storage import NEW_STORE_CHANNELS_LAST
     from featlab.conditions import parse_conditions
 
     started = time.perf_counter()
-    spec = _spec(args, root, weights)
+    # the memory format featlab extract uses for a new store, so both compute the same
+    spec = dataclasses.replace(_spec(args, root, weights), channels_last=NEW_STORE_CHANNELS_LAST)
     dataset = load_dataset(spec)
-    models = build_backbones(spec, dataset, torch.device("cpu"))
+    models = FeatureForward(build_backbones(spec, dataset, torch.device("cpu")),
+                            channels_last=NEW_STORE_CHANNELS_LAST)
     conditions = parse_conditions(CONDITIONS)
     n = len(dataset)
     timers = dict(decode=0.0, corrupt=0.0, forward=0.0)
-    feats = {c.key: {m.name: [] for m in models} for c in conditions}
+    feats = {c.key: {m.name: [] for m in models.models} for c in conditions}
     ids = dataset.samples.image_id
     for start in range(0, n, args.chunk):
         stop = min(start + args.chunk, n)
@@ -110,7 +115,7 @@ def role_loop(args, root, weights, out_path):
                 t = time.perf_counter()
                 result = forward(models, images)
                 timers["forward"] += time.perf_counter() - t
-                for m in models:
+                for m in models.models:
                     feats[cond.key][m.name].append(result[f"{m.name}/penultimate"])
     arrays = {f"{k}|{b}": np.concatenate(v) for k, d in feats.items() for b, v in d.items()}
     np.savez(out_path, **arrays)
