@@ -91,6 +91,8 @@ def test_missing_weights_is_one_actionable_line(name, tmp_path, monkeypatch):
     message = str(err.value)
     assert "\n" not in message and "not found" in message and str(tmp_path) in message
     assert "--weights" in message
+    if name == "imagenet-resnet18":  # the command it gives must be one that runs
+        assert "torchvision.models.resnet18(weights='IMAGENET1K_V1')" in message
 
 
 def test_wrong_checkpoint_is_a_clear_error(tmp_path):

@@ -28,7 +28,7 @@ def imagenet_resnet18(weights=None, cache_dir=None) -> Backbone:
         raise missing_weights(
             "imagenet-resnet18", looked,
             "On a machine with internet run: python -c \"import torchvision; "
-            "resnet18(weights='IMAGENET1K_V1')\" and copy "
+            "torchvision.models.resnet18(weights='IMAGENET1K_V1')\" and copy "
             f"~/.cache/torch/hub/checkpoints/{IMAGENET_FILE} here, or pass --weights PATH.")
     net = resnet18(weights=None)
     state = torch.load(path, map_location="cpu", weights_only=True)
