@@ -47,15 +47,44 @@ def test_same_parameters_and_outputs_as_torchvision(name, classes, size):
                 assert torch.equal(p.grad, q.grad), key
 
 
-def test_resnet10_w16_matches_a_torchvision_resnet_of_the_same_shape():
+class _NarrowTorchvisionResNet(torchvision.models.ResNet):
+    """torchvision's ResNet with stage widths 16-32-64-128 (what resnet10-w16 was built from
+    before featlab had its own ResNets): the reference for resnet10-w16."""
+
+    def __init__(self, num_classes):
+        torch.nn.Module.__init__(self)
+        widths, nn = (16, 32, 64, 128), torch.nn
+        self._norm_layer = nn.BatchNorm2d
+        self.inplanes, self.dilation, self.groups, self.base_width = widths[0], 1, 1, 64
+        self.conv1 = nn.Conv2d(3, widths[0], kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(widths[0])
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.layer1 = self._make_layer(TVBasic, widths[0], 1)
+        self.layer2 = self._make_layer(TVBasic, widths[1], 1, stride=2)
+        self.layer3 = self._make_layer(TVBasic, widths[2], 1, stride=2)
+        self.layer4 = self._make_layer(TVBasic, widths[3], 1, stride=2)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(widths[3], num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.constant_(m.weight, 1)
+                nn.init.constant_(m.bias, 0)
+
+
+def test_resnet10_w16_matches_a_narrow_torchvision_resnet():
     torch.manual_seed(3)
     ours = resnet.resnet10_w16(num_classes=12)
     torch.manual_seed(3)
-    theirs = torchvision.models.ResNet(TVBasic, [1, 1, 1, 1], num_classes=12)
-    assert sum(p.numel() for p in ours.parameters()) < sum(p.numel() for p in theirs.parameters())
+    theirs = _NarrowTorchvisionResNet(num_classes=12)
+    a, b = ours.state_dict(), theirs.state_dict()
+    assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)
     assert ours.fc.in_features == 128 and len(list(ours.layer1)) == 1
     x = torch.randn(2, 3, 48, 48)
-    assert ours(x).shape == (2, 12)
+    with torch.no_grad():
+        assert ours(x).numpy().tobytes() == theirs(x).numpy().tobytes()
 
 
 def test_weights_are_refused_with_a_clear_error():
@@ -66,9 +95,9 @@ def test_weights_are_refused_with_a_clear_error():
 def test_featlab_does_not_import_torchvision_to_build_networks():
     import subprocess
     import sys
-    code = ("import sys; from featlab.backbones.trained import make_net; "
-            "make_net('resnet18', 3); import featlab.backbones.synthetic, featlab.backbones.places365, featlab.backbones.torchvision_r18; "
-            "print('torchvision' in sys.modules)")
+    code = ("import sys; from featlab.backbones.trained import make_net; make_net('resnet18', 3); "
+            "import featlab.backbones.synthetic, featlab.backbones.places365, "
+            "featlab.backbones.torchvision_r18; print('torchvision' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-1500:]
     assert out.stdout.strip() == "False"
