@@ -28,7 +28,7 @@ from .precision import check_precision, precision_mode
 from .probe_precision import probe_metadata
 from .spec import backbone_meta, build_backbones, check_conditions, load_dataset
 from .storage import check_disk, check_settings, estimate_bytes, feature_dtype, \
-    missing_on_disk, select_layers, settings_of, stored_manifest, with_store_defaults
+    missing_on_disk, select_layers, settings_of, with_store_defaults
 from .targets import TargetModels
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ def open_store(spec, conditions, dataset, models, meta):
     """Rank 0: check the disk, open (or create) the store under its lock, register the
     conditions. Returns ``(writer, targets)`` and the plan: ``missing`` (key -> chunks) and
     ``estimated_bytes`` (of the parts to write)."""
-    settings = settings_of(spec, stored_manifest(os.path.abspath(spec.store)))
+    settings = settings_of(spec)
     itemsize = np.dtype(feature_dtype(spec.dtype)).itemsize
     dims = sum(sum(m["layers"].values()) for m in meta.values())
     blocks = sum(len(m["layers"]) for m in meta.values())

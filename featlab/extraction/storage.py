@@ -37,6 +37,8 @@ NEW_STORE_COMPRESSION = "none"
 #: forward passes are 1.4-1.7x faster in channels-last at 224 px on this 2-core CPU (0.9-1.2x
 #: at 64 px); features differ from contiguous ones only by float32 rounding
 NEW_STORE_CHANNELS_LAST = True
+#: what a new store gets for each option the run leaves unset
+NEW_STORE = dict(compression=NEW_STORE_COMPRESSION, channels_last=NEW_STORE_CHANNELS_LAST)
 
 
 def parse_patterns(layers) -> list[str]:
@@ -73,33 +75,33 @@ def feature_dtype(name: str):
     return FEATURE_DTYPES[name]
 
 
-def settings_of(spec, stored: dict | None = None) -> dict:
-    """The run options that change stored bytes (recorded in the manifest as ``storage``).
-
-    ``stored``: the existing store's manifest, or None for a new store. ``compression=None``
-    (the default) takes the store's own setting, :data:`NEW_STORE_COMPRESSION` for a new one.
-    """
-    compression = spec.compression
-    if compression is None:
-        compression = NEW_STORE_COMPRESSION if stored is None else \
-            dict(DEFAULT_SETTINGS, **stored.get("storage", {}))["compression"]
-    if compression not in COMPRESSIONS:
-        raise FeatlabError(f"--compression {compression!r}: expected one of "
+def settings_of(spec) -> dict:
+    """The run options that change stored bytes (recorded in the manifest as ``storage``),
+    of a ``spec`` whose unset options :func:`with_store_defaults` has resolved."""
+    if spec.compression not in COMPRESSIONS:
+        raise FeatlabError(f"--compression {spec.compression!r}: expected one of "
                            f"{', '.join(COMPRESSIONS)}")
     return dict(dtype=spec.dtype, layers=",".join(parse_patterns(spec.layers)),
                 precision=spec.precision, channels_last=bool(spec.channels_last),
-                compression=compression)
+                compression=spec.compression)
+
+
+def store_settings(manifest: dict) -> dict:
+    """The ``storage`` settings a store's manifest records, :data:`DEFAULT_SETTINGS` for
+    those it predates."""
+    return dict(DEFAULT_SETTINGS, **manifest.get("storage", {}))
 
 
 def with_store_defaults(spec):
-    """``spec`` with ``channels_last=None`` resolved: the store's own memory format (a store
-    that predates the record: contiguous), :data:`NEW_STORE_CHANNELS_LAST` for a new one."""
-    if spec.channels_last is not None:
+    """``spec`` with its unset options (``compression``, ``channels_last``: None) resolved:
+    the store's own settings (a store that predates a record: :data:`DEFAULT_SETTINGS`),
+    :data:`NEW_STORE` for a new store."""
+    unset = [name for name in NEW_STORE if getattr(spec, name) is None]
+    if not unset:
         return spec
     stored = stored_manifest(os.path.abspath(spec.store))
-    value = NEW_STORE_CHANNELS_LAST if stored is None else \
-        dict(DEFAULT_SETTINGS, **stored.get("storage", {}))["channels_last"]
-    return dataclasses.replace(spec, channels_last=bool(value))
+    own = NEW_STORE if stored is None else store_settings(stored)
+    return dataclasses.replace(spec, **{name: own[name] for name in unset})
 
 
 def stored_manifest(root: str) -> dict | None:
@@ -115,7 +117,7 @@ def stored_manifest(root: str) -> dict | None:
 def check_settings(manifest: dict, settings: dict, root: str, backbones: dict) -> None:
     """A store is continued only with the options it was started with (``backbones``: the
     run's manifest entries, whose ``layers`` must be the stored ones)."""
-    stored = dict(DEFAULT_SETTINGS, **manifest.get("storage", {}))
+    stored = store_settings(manifest)
     for name, meta in backbones.items():
         have = list(manifest["backbones"].get(name, {}).get("layers", []))
         if have != list(meta["layers"]):
