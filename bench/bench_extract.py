@@ -12,8 +12,15 @@
 
    Parts hold ``--chunk`` rows (featlab extract's default ``--chunk-size 256``; fewer when
    the run is smaller), the features of several batches concatenated as the chunk loop does.
+   Each ratio is the median of paired ratios, a bare run and a featlab run back to back
+   (alternating which goes first), with their range: this shared machine's load drifts by
+   10-20 % within minutes, more than the effect measured. The 64 px run extracts 2,048
+   images (8 parts): the last part is written after the last forward pass with nothing to
+   overlap, a cost that a real extraction (hundreds of parts) spreads over all of them; on
+   512 images (2 parts, ``--batches-64 8``) it is ~2 % of the time.
 
-    python bench/bench_extract.py [--size 224] [--batch 32] [--batches 4] [--chunk 256] [--n 400]
+    python bench/bench_extract.py [--size 224] [--batch 32] [--batches 4] [--batches-64 32]
+                                  [--repeats 5] [--chunk 256] [--n 400]
 """
 from __future__ import annotations
 
@@ -72,10 +79,35 @@ def _featlab(models, batches, writer, chunk, channels_last):
     return time.perf_counter() - start
 
 
-def throughput(size: int, batch: int, n_batches: int, repeats: int, chunk: int = 256,
-               channels_last: bool = NEW_STORE_CHANNELS_LAST) -> float:
+def _samples(n: int):
     from featlab.data.base import SampleTable
 
+    return SampleTable(np.arange(n), np.array(["x"] * n), np.zeros(n, int), np.array(["c"] * n),
+                       np.array(["s"] * n), np.array(["train"] * n),
+                       np.full((n, 2, 4), np.nan, np.float32), np.ones(n, int), np.ones(n, int),
+                       ["c"], ["s"])
+
+
+def _pair(models, batches, samples, chunk, channels_last, compression, featlab_first):
+    """(bare seconds, featlab seconds) run back to back, in the order given."""
+    meta = {m.name: dict(weights_sha256="0", layers=m.layer_dims()) for m in models}
+    with tempfile.TemporaryDirectory() as tmp:
+        with StoreWriter(os.path.join(tmp, "s"), samples=samples, backbones=meta,
+                         dataset_spec={}, chunk_size=chunk,
+                         extra=dict(storage=dict(compression=compression))) as writer:
+            writer.add_condition("clean", {})
+            if featlab_first:
+                ours = _featlab(models, batches, writer, chunk, channels_last)
+                return _bare(models, batches, channels_last), ours
+            bare = _bare(models, batches, channels_last)
+            return bare, _featlab(models, batches, writer, chunk, channels_last)
+
+
+def throughput(size: int, batch: int, n_batches: int, repeats: int, chunk: int = 256,
+               channels_last: bool = NEW_STORE_CHANNELS_LAST) -> float:
+    """Median over ``repeats`` of the paired ratio bare time / featlab time, each pair run
+    back to back (alternating which goes first) so that the shared machine's drifting load
+    hits both sides of a ratio alike; the spread of the paired ratios is printed too."""
     models = _backbones(channels_last)
     gen = torch.Generator().manual_seed(0)
     batches = [torch.rand(batch, 3, size, size, generator=gen) for _ in range(n_batches)]
@@ -83,30 +115,27 @@ def throughput(size: int, batch: int, n_batches: int, repeats: int, chunk: int =
     chunk = min(chunk, n)
     if chunk % batch:
         raise SystemExit(f"--chunk {chunk} must be a multiple of the batch size {batch}")
-    samples = SampleTable(np.arange(n), np.array(["x"] * n), np.zeros(n, int), np.array(["c"] * n),
-                          np.array(["s"] * n), np.array(["train"] * n),
-                          np.full((n, 2, 4), np.nan, np.float32), np.ones(n, int), np.ones(n, int),
-                          ["c"], ["s"])
-    meta = {m.name: dict(weights_sha256="0", layers=m.layer_dims()) for m in models}
+    samples = _samples(n)
     _bare(models, batches[:1], channels_last)
-    bare, ours = [], {NEW_STORE_COMPRESSION: [], "gzip": []}
-    for r in range(repeats):  # interleaved: machine load hits every setting alike
-        for compression, times in ours.items():
-            with tempfile.TemporaryDirectory() as tmp:
-                with StoreWriter(os.path.join(tmp, "s"), samples=samples, backbones=meta,
-                                 dataset_spec={}, chunk_size=chunk,
-                                 extra=dict(storage=dict(compression=compression))) as writer:
-                    writer.add_condition("clean", {})
-                    bare.append(_bare(models, batches, channels_last))
-                    times.append(_featlab(models, batches, writer, chunk, channels_last))
-    t_bare = statistics.median(bare)
-    ratios = {c: t_bare / statistics.median(t) for c, t in ours.items()}
+    ratios = {NEW_STORE_COMPRESSION: [], "gzip": []}
+    speed = []
+    for r in range(repeats):
+        for compression, paired in ratios.items():
+            bare, ours = _pair(models, batches, samples, chunk, channels_last, compression,
+                               featlab_first=r % 2 == 1)
+            paired.append(bare / ours)
+            if compression == NEW_STORE_COMPRESSION:
+                speed.append((n / bare, n / ours))
+    ratio = {c: statistics.median(v) for c, v in ratios.items()}
+    low, high = min(ratios[NEW_STORE_COMPRESSION]), max(ratios[NEW_STORE_COMPRESSION])
     fmt = "channels-last" if channels_last else "contiguous"
-    print(f"throughput at {size}px ({fmt}), batch {batch}, parts of {chunk} rows: bare {n / t_bare:.1f} img/s, featlab "
-          f"{n / statistics.median(ours[NEW_STORE_COMPRESSION]):.1f} img/s -> ratio "
-          f"{ratios[NEW_STORE_COMPRESSION]:.3f} (target >= 0.9; --compression "
-          f"{NEW_STORE_COMPRESSION}, the default); with --compression gzip {ratios['gzip']:.3f}")
-    return ratios[NEW_STORE_COMPRESSION]
+    print(f"throughput at {size}px ({fmt}), {n} images in batches of {batch}, {-(-n // chunk)} "
+          f"parts of {chunk} rows: bare {statistics.median(s[0] for s in speed):.1f} img/s, "
+          f"featlab {statistics.median(s[1] for s in speed):.1f} img/s -> paired ratio "
+          f"{ratio[NEW_STORE_COMPRESSION]:.3f} (median of {repeats}, range {low:.3f}-{high:.3f};"
+          f" target >= 0.9; --compression {NEW_STORE_COMPRESSION}, the default); with "
+          f"--compression gzip {ratio['gzip']:.3f}")
+    return ratio[NEW_STORE_COMPRESSION]
 
 
 def _extract_rss(root: str, store: str, weights: dict, limit: int) -> int:
@@ -146,7 +175,9 @@ if __name__ == "__main__":
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--batches", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batches-64", type=int, default=32,
+                        help="batches of 64 images in the 64 px run (default 32: 2,048 images)")
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--n", type=int, default=400)
     parser.add_argument("--chunk", type=int, default=256,
                         help="rows per part (featlab extract's default --chunk-size)")
@@ -156,5 +187,5 @@ if __name__ == "__main__":
     cl = NEW_STORE_CHANNELS_LAST and not args.contiguous
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, cpu count {os.cpu_count()}")
     throughput(args.size, args.batch, args.batches, args.repeats, args.chunk, cl)
-    throughput(64, 64, 8, args.repeats, args.chunk, cl)
+    throughput(64, 64, args.batches_64, args.repeats, args.chunk, cl)
     memory(args.n)

@@ -43,6 +43,39 @@ def first_line(err: BaseException) -> str:
     return text[0][:160] if text else type(err).__name__
 
 
+def storage_plan(dset: h5py.Dataset) -> tuple:
+    """What a dataset's checksum covers: ``(description, pieces)``, each piece bytes held in
+    the object header or an ``(offset, size)`` range of the file. Offsets of an open file
+    being written are final once it is flushed (HDF5 never moves raw data)."""
+    description = repr((dset.shape, dset.dtype.str, dset.chunks, dset.compression,
+                        dset.compression_opts, dset.shuffle, dset.fletcher32,
+                        dset.scaleoffset)).encode()
+    dsid = dset.id
+    layout = dsid.get_create_plist().get_layout()
+    pieces: list = []
+    if layout == h5py.h5d.CHUNKED:
+        for i in range(dsid.get_num_chunks()):
+            info = dsid.get_chunk_info(i)
+            pieces.append(repr((info.chunk_offset, info.filter_mask)).encode())
+            pieces.append((info.byte_offset, info.size))
+    elif layout == h5py.h5d.CONTIGUOUS:
+        offset = dsid.get_offset()
+        if offset is not None:
+            pieces.append((offset, dsid.get_storage_size()))
+    else:  # compact: the values live in the object header
+        pieces.append(dset[()].tobytes())
+    return description, pieces
+
+
+def plan_digest(plan: tuple, read: Callable[[int, int], bytes]) -> str:
+    """sha256 of a :func:`storage_plan`, the file ranges read with ``read(offset, size)``."""
+    description, pieces = plan
+    digest = hashlib.sha256(description)
+    for piece in pieces:
+        digest.update(piece if isinstance(piece, bytes) else read(*piece))
+    return digest.hexdigest()
+
+
 def dataset_digest(dset: h5py.Dataset, read: Callable[[int, int], bytes]) -> str:
     """sha256 of a dataset's storage description and raw stored bytes.
 
@@ -51,35 +84,30 @@ def dataset_digest(dset: h5py.Dataset, read: Callable[[int, int], bytes]) -> str
     dset : h5py.Dataset — an open dataset
     read : callable(offset, size) -> bytes — reads the bytes of the file ``dset`` lives in
     """
-    digest = hashlib.sha256(repr((dset.shape, dset.dtype.str, dset.chunks, dset.compression,
-                                  dset.compression_opts, dset.shuffle, dset.fletcher32,
-                                  dset.scaleoffset)).encode())
-    dsid = dset.id
-    layout = dsid.get_create_plist().get_layout()
-    if layout == h5py.h5d.CHUNKED:
-        for i in range(dsid.get_num_chunks()):
-            info = dsid.get_chunk_info(i)
-            digest.update(repr((info.chunk_offset, info.filter_mask)).encode())
-            digest.update(read(info.byte_offset, info.size))
-    elif layout == h5py.h5d.CONTIGUOUS:
-        offset = dsid.get_offset()
-        if offset is not None:
-            digest.update(read(offset, dsid.get_storage_size()))
-    else:  # compact: the values live in the object header
-        digest.update(dset[()].tobytes())
-    return digest.hexdigest()
+    return plan_digest(storage_plan(dset), read)
 
 
-def image_record(name: str, image) -> dict:
-    """The checksum record of an HDF5 file held in memory (``image``: bytes-like)."""
+def storage_plans(handle: h5py.Group, datasets=None) -> dict:
+    """``{name: (shape, dtype, plan)}`` of ``datasets`` (all of ``handle``'s when None)."""
+    if datasets is None:
+        datasets = []
+        handle.visititems(lambda key, obj: datasets.append(obj)
+                          if isinstance(obj, h5py.Dataset) else None)
+    return {d.name.lstrip("/"): (list(d.shape), d.dtype.str, storage_plan(d)) for d in datasets}
+
+
+def image_record(name: str, image, plans: Optional[dict] = None) -> dict:
+    """The checksum record of an HDF5 file held in memory (``image``: bytes-like).
+
+    ``plans``: its datasets' :func:`storage_plans`, taken from the handle that wrote it;
+    without them the image is opened to find its datasets."""
     view = memoryview(image)
-    datasets = {}
-    with h5py.File(io.BytesIO(view), "r") as handle:
-        def visit(key, obj):
-            if isinstance(obj, h5py.Dataset):
-                datasets[key] = dict(shape=list(obj.shape), dtype=obj.dtype.str,
-                                     sha256=dataset_digest(obj, lambda o, n: view[o:o + n]))
-        handle.visititems(visit)
+    if plans is None:
+        with h5py.File(io.BytesIO(view), "r") as handle:
+            plans = storage_plans(handle)
+    datasets = {key: dict(shape=shape, dtype=dtype,
+                          sha256=plan_digest(plan, lambda o, n: view[o:o + n]))
+                for key, (shape, dtype, plan) in plans.items()}
     return dict(format=FORMAT, file=name, size=len(view),
                 sha256=hashlib.sha256(view).hexdigest(), datasets=datasets)
 

@@ -20,18 +20,25 @@ import h5py
 
 from ..errors import FeatlabError
 from ..utils.paths import atomic_write_bytes, atomic_write_text
-from .checksums import image_record, read_record, sidecar
+from .checksums import image_record, read_record, sidecar, storage_plans
 
 FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 DENIED = {errno.EROFS, errno.EACCES, errno.EPERM}
 
 
-def h5_image(fill, **options) -> memoryview:
-    """Bytes of a new HDF5 file: ``fill(handle)`` writes its contents into an open file."""
+def h5_image(fill, plans: bool = False, **options) -> tuple[memoryview, dict | None]:
+    """Bytes of a new HDF5 file and, if ``plans``, its datasets' storage plans (what its
+    checksum record hashes, taken from the open file: no second parse of the image).
+
+    ``fill(handle)`` writes the contents into an open file; it may return the datasets it
+    made (all of the file's), which spares looking them up again."""
     buffer = io.BytesIO()
     with h5py.File(buffer, "w", **options) as handle:
-        fill(handle)
-    return buffer.getbuffer()
+        made = fill(handle)
+        if plans:
+            handle.flush()
+        table = storage_plans(handle, made) if plans else None
+    return buffer.getbuffer(), table
 
 
 def _reason(err: OSError) -> str:
@@ -61,8 +68,8 @@ def write_h5(path: str, fill, *, root: str, what: str, record: bool = True, **op
     The record is written first, so every file in place has its record. Returns the record
     (``{}`` when ``record`` is false, e.g. for the index, which is rebuilt, not verified).
     """
-    image = h5_image(fill, **options)
-    entry = image_record(os.path.basename(path), image) if record else {}
+    image, plans = h5_image(fill, plans=record, **options)
+    entry = image_record(os.path.basename(path), image, plans) if record else {}
     with disk_errors(root, what):
         if record:
             old = read_record(path)[0] if os.path.exists(path) else None

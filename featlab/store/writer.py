@@ -207,12 +207,14 @@ class StoreWriter:
                 raise ValueError(f"{name}: {len(values)} rows for part [{start}, {stop})")
 
         def fill(part):
+            made = []
             for name, values in arrays.items():
                 values = np.ascontiguousarray(values)
                 opts = self.filters if values.dtype.kind == "f" and values.size > 64 else {}
-                part.create_dataset(name, data=values, track_times=False, **opts)
+                made.append(part.create_dataset(name, data=values, track_times=False, **opts))
             for attr, value in (attrs or {}).items():
                 part.attrs[attr] = value
+            return made  # every dataset of the part
 
         folder = condition_dir(self.root, key)
         write_h5(os.path.join(folder, part_name(start, stop)), fill, root=self.root,
