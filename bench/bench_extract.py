@@ -6,7 +6,9 @@
    all parts on disk before the clock stops) versus the two bare backbones' forward passes,
    on the same pre-decoded batches. Target (issue 12): ratio >= 0.9 at 224 px and at 64 px.
    The same with ``--compression gzip`` is printed beside it. Both sides run in a new
-   store's default memory format (channels-last; ``--contiguous`` for the other one).
+   store's default memory format (channels-last; ``--contiguous`` for the other one) and
+   with the C allocator set as the ``featlab`` command line sets it (freed memory kept in
+   the process, featlab/utils/memory.py; ``--glibc-defaults`` for glibc's own).
 2. Peak memory: a whole ``featlab extract`` run (fresh process, ru_maxrss) of 2N images versus
    N images. Target: within 10 %.
 
@@ -41,6 +43,7 @@ from featlab.extraction.background import BackgroundWriter
 from featlab.extraction.forward import FeatureForward
 from featlab.extraction.storage import NEW_STORE_CHANNELS_LAST, NEW_STORE_COMPRESSION
 from featlab.store import StoreWriter
+from featlab.utils.memory import keep_freed_memory
 
 
 def _backbones(channels_last):
@@ -183,7 +186,13 @@ if __name__ == "__main__":
                         help="rows per part (featlab extract's default --chunk-size)")
     parser.add_argument("--contiguous", action="store_true",
                         help="both sides in contiguous memory format (default: channels-last)")
+    parser.add_argument("--glibc-defaults", action="store_true",
+                        help="leave the C allocator as it is (default: keep freed memory in "
+                             "the process, as the featlab command line does)")
     args = parser.parse_args()
+    kept = not args.glibc_defaults and keep_freed_memory()
+    print("allocator:", "freed memory kept (the featlab command line's setting)" if kept
+          else "glibc defaults")
     cl = NEW_STORE_CHANNELS_LAST and not args.contiguous
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, cpu count {os.cpu_count()}")
     throughput(args.size, args.batch, args.batches, args.repeats, args.chunk, cl)
