@@ -8,8 +8,11 @@ identical images (asserted).
    ``imagecorruptions.corrupt`` per image and condition (seeded as featlab seeds it) and runs
    both backbones on the same batches. Target: >= 1.6x. The stored penultimate features must
    equal the loop's. The loop's own timers split its time into corruption and forward
-   passes; ``(corrupt + forward) / forward`` bounds any speed-up that hides the corruption
-   (on a CPU-only machine the forward passes, one per condition, dominate).
+   passes; ``(corrupt + forward) / forward`` bounds any speed-up that only hides the
+   corruption (on a CPU-only machine the forward passes, one per condition, dominate). The
+   ``featlab`` process also runs its forward passes faster than the loop's (it keeps freed
+   memory in the process, featlab/utils/memory.py; the loop has glibc's defaults), so it can
+   exceed that bound.
 2. The corruption stage alone (what a GPU machine waits for): featlab's decode workers
    draining the chunks (decode + corrupt, no forward) against the same single-process loop
    without forward passes; identical bytes asserted.
@@ -165,7 +168,8 @@ def end_to_end(args, tmp, root, weights) -> float:
     print(f"  featlab --workers {args.workers}        {n / featlab_s:6.2f} img/s  "
           f"({featlab_s:.1f} s)")
     print(f"  ratio {ratio:.2f} (target >= 1.6); features {'bit-identical' if exact else 'equal'}"
-          f" (max |diff| {worst:.1e}); bound if the corruption were free: "
+          f" (max |diff| {worst:.1e}); bound if the corruption were free and the forward "
+          f"passes as fast as the loop's: "
           f"{(timers['corrupt'] + timers['forward']) / timers['forward']:.2f}")
     return ratio
 

@@ -9,8 +9,9 @@ The plain loop (:func:`plain_loop`): PIL ``open().convert("RGB").resize()``, bat
 forward hooks that clone every BN output (a reference would be overwritten by the in-place
 ReLU and residual add), spatial means after the forward, ``np.save`` of everything at the
 end. featlab: ``featlab extract --dataset synthetic --conditions clean`` with its defaults
-(batch 64, chunks of 256, uncompressed parts, channels-last), once as is and once with
-``--contiguous`` (the memory format the loop uses).
+(batch 64, chunks of 256, uncompressed parts, channels-last, freed memory kept in the
+process), once as is, once with ``--contiguous`` (the memory format the loop uses) and once
+with ``FEATLAB_KEEP_FREED_MEMORY=0`` (glibc's allocator defaults, which the loop has).
 
 Data: ``--images`` synthetic scenes (COCO format) written as JPEGs of ``--source``
 pixels (default 480, about a COCO image's 640 x 480; ``--source 64`` gives the demo files).
@@ -119,19 +120,24 @@ def _loop_cmd(root, weights, size, out):
     return [sys.executable, os.path.abspath(__file__), "--loop", spec]
 
 
+#: featlab as it runs, and with one of its defaults undone (what each is worth)
+VARIANTS = (("featlab", (), None), ("featlab --contiguous", ("--contiguous",), None),
+            ("featlab, glibc allocator defaults", (), dict(FEATLAB_KEEP_FREED_MEMORY="0")))
+
+
 def main(images: int, source: int, sizes: list, repeats: int) -> None:
     print(f"cpu count {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory() as tmp:
         root, weights = _prepare(tmp, images, source)
         for size in sizes:
-            runs = {"plain loop": [], "featlab": [], "featlab --contiguous": []}
+            runs = {"plain loop": [], **{name: [] for name, _, _ in VARIANTS}}
             for r in range(repeats):
                 runs["plain loop"].append(_timed(_loop_cmd(root, weights, size,
                                                            os.path.join(tmp, f"loop{size}{r}"))))
-                for name, extra in (("featlab", ()), ("featlab --contiguous",
-                                                      ("--contiguous",))):
-                    store = os.path.join(tmp, f"store{size}{r}{len(extra)}")
-                    runs[name].append(_timed(_featlab_cmd(root, store, weights, size, extra)))
+                for k, (name, extra, env) in enumerate(VARIANTS):
+                    store = os.path.join(tmp, f"store{size}{r}{k}")
+                    runs[name].append(_timed(_featlab_cmd(root, store, weights, size, extra),
+                                             env))
             loop = statistics.median(w for w, _ in runs["plain loop"])
             for name, values in runs.items():
                 wall = statistics.median(w for w, _ in values)
