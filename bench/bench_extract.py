@@ -22,7 +22,7 @@
    512 images (2 parts, ``--batches-64 8``) it is ~2 % of the time.
 
     python bench/bench_extract.py [--size 224] [--batch 32] [--batches 4] [--batches-64 32]
-                                  [--repeats 5] [--chunk 256] [--n 400]
+                                  [--repeats 5] [--chunk 256] [--n 400] [--threads N]
 """
 from __future__ import annotations
 
@@ -186,11 +186,16 @@ if __name__ == "__main__":
                         help="rows per part (featlab extract's default --chunk-size)")
     parser.add_argument("--contiguous", action="store_true",
                         help="both sides in contiguous memory format (default: channels-last)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads on both sides (default: torch's own; 1 leaves a "
+                             "core of this 2-core machine to the part thread)")
     parser.add_argument("--glibc-defaults", action="store_true",
                         help="leave the C allocator as it is (default: keep freed memory in "
                              "the process, as the featlab command line does)")
     args = parser.parse_args()
     kept = not args.glibc_defaults and keep_freed_memory()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     print("allocator:", "freed memory kept (the featlab command line's setting)" if kept
           else "glibc defaults")
     cl = NEW_STORE_CHANNELS_LAST and not args.contiguous
