@@ -34,10 +34,10 @@ def h5_image(fill, plans: bool = False, **options) -> tuple[memoryview, dict | N
     made (all of the file's), which spares looking them up again."""
     buffer = io.BytesIO()
     with h5py.File(buffer, "w", **options) as handle:
-        made = fill(handle)
+        made, table = fill(handle), None
         if plans:
             handle.flush()
-        table = storage_plans(handle, made) if plans else None
+            table = storage_plans(handle, made)
     return buffer.getbuffer(), table
 
 
