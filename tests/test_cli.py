@@ -101,7 +101,7 @@ def test_bad_input_is_one_line_exit_2(args, match, cli_store, tmp_path):
 
     fill = dict(tmp=tmp_path, data=cli_store / "data", store=cli_store / "store")
     code, out = run(*[a.format(**fill) for a in args])
-    lines = [l for l in out.splitlines() if l.strip()]
+    lines = [line for line in out.splitlines() if line.strip()]
     assert code == 2, out
     assert len(lines) == 1 and lines[0].startswith("featlab: error:"), out
     assert re.search(match, lines[0]), lines[0]
