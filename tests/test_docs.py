@@ -87,6 +87,35 @@ def test_broken_links_finds_missing_files_and_anchors(tmp_path):
         (os.path.join("a", "index.html"), "../missing/", "no such file")]
 
 
+def _hook(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "docs" / "hooks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.skipif(importlib.util.find_spec("markdown") is None, reason="markdown is not "
+                    "installed (pip install -e '.[docs]')")
+def test_hooks_fence_help_examples_and_write_roles_as_code():
+    fence = _hook("click_examples").fence_examples
+    lines = ["Text.", "", "featlab demo", "featlab demo --n-images 8", "", "After.",
+             "```text", "", "featlab demo", "```"]
+    assert fence(lines, {"featlab demo"}) == [
+        "Text.", "", "```text", "featlab demo", "featlab demo --n-images 8", "```", "",
+        "After.", "```text", "", "featlab demo", "```"]
+    roles = _hook("rest_roles").replace_roles
+    assert roles(["see :func:`~.stats.verdict` and :mod:`featlab.store", "   .layout`,",
+                  "`:func:` alone", "```", ":class:`Kept`", "```"]) == [
+        "see `verdict` and `featlab.store.layout`,", "`:func:` alone", "```",
+        ":class:`Kept`", "```"]
+    tables = _hook("registry_tables")
+    assert tables._cell("a * b_c | d<e") == "a \\* b\\_c \\| d&lt;e"
+    inline = "a marker inside a line is text: `<!-- featlab:registry nope -->`"
+    assert tables.expand(inline) == inline
+    with pytest.raises(ValueError, match="unknown registry table 'nope'"):
+        tables.expand("<!-- featlab:registry nope -->")
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     """The site built strictly from this checkout (any warning fails the build)."""
@@ -135,6 +164,7 @@ def test_generated_pages_hold_every_registered_name_command_and_api_name(site):
     for command in COMMANDS:
         assert f'id="featlab-{command}"' in cli, command
     assert "--alpha-scale" in cli and '<h4 id="featlab-store-verify"' in cli
+    assert "<code>featlab fit-head --store cache/coco --alpha 10\n" in cli  # examples fenced
     api = (site / "reference" / "api" / "index.html").read_text(encoding="utf-8")
     for name in featlab.__all__:
         if name != "__version__":

@@ -14,7 +14,8 @@ import re
 from markdown.extensions import Extension
 from markdown.preprocessors import Preprocessor
 
-ROLE = re.compile(r":(?:py:)?(?:func|meth|class|mod|data|attr|obj|exc):`(~?)([^`]+)`")
+ROLE = re.compile(r":(?:py:)?(?:func|meth|class|mod|data|attr|obj|exc):`(~?)"
+                  r"([^`\s]+(?:\n\s*[^`\s]+)?)`")  # a dotted name, maybe wrapped once
 
 
 def _target(match) -> str:
