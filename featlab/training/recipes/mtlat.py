@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .registry import RECIPES
+from .registry import TRAIN_RECIPES
 from ..labels import mixup, one_hot, sample_lambda, soft_cross_entropy, tlat_label
 from .base import Recipe, StepResult, halves, random_permutation
 from .tlat import targeted_fgsm
@@ -22,7 +22,7 @@ def mix_half(images, labels, n_classes, lam, generator):
     return mixup(images, one_hot(labels, n_classes), lam, perm)
 
 
-@RECIPES.register("mtlat")
+@TRAIN_RECIPES.register("mtlat")
 class Mtlat(Recipe):
     """Half Mixup samples, half Mixup + TLAT samples (Algorithm 1)."""
 
