@@ -121,16 +121,76 @@ def test_mat_loss_equals_the_direct_sum_of_eq2():
 
 
 def test_mtlat_without_perturbation_is_mixup_on_both_halves():
-    """eps_max = 0: Algorithm 1's second half is plain Mixup, its label too."""
+    """eps_max = 0: Algorithm 1's second half is plain Mixup, its label too (lam per pair)."""
     model, x, y = Linear(), torch.rand(6, 3, 4, 4), torch.tensor([0, 1, 2, 1, 0, 2])
     result = TRAIN_RECIPES.get("mtlat")().step(model, x, y, ctx())
     rng, gen = np.random.default_rng(0), torch.Generator().manual_seed(0)
-    lam1, lam2 = rng.beta(0.4, 0.4), rng.beta(0.4, 0.4)
+    lams = rng.beta(0.4, 0.4, 3), rng.beta(0.4, 0.4, 3)
     loss = 0.0
-    for half, lam in ((slice(0, 3), lam1), (slice(3, 6), lam2)):
-        xm, ym = mixup(x[half], one_hot(y[half], 3), lam, torch.randperm(3, generator=gen))
+    for half, lam in zip((slice(0, 3), slice(3, 6)), lams):
+        xm, ym = mixup(x[half], one_hot(y[half], 3), torch.as_tensor(lam),
+                       torch.randperm(3, generator=gen))
         loss += soft_cross_entropy(model(xm), ym).item()
     assert result.loss.item() == pytest.approx(loss, rel=1e-6)
+
+
+def test_mtlat_step_by_hand_draws_per_pair():
+    """Algorithm 1 sample by sample: each pair its own lam_1 / lam_2, eps ~ U[0, eps_max] and
+    y_target ~ U over all N classes; x_mtlat = x_mix2 - eps * sign(grad L(x_mix2, y_target))."""
+    model, x = Linear(), torch.rand(8, 3, 4, 4) * 0.5 + 0.25
+    y = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    out = TRAIN_RECIPES.get("mtlat")().step(model, x, y, ctx(eps_max=0.025))
+    rng, gen = np.random.default_rng(0), torch.Generator().manual_seed(0)
+    lam1, lam2, eps = rng.beta(.4, .4, 4), rng.beta(.4, .4, 4), rng.uniform(0, .025, 4)
+    perm1, perm2 = torch.randperm(4, generator=gen), torch.randperm(4, generator=gen)
+    t = torch.randint(3, (4,), generator=gen)
+    total = 0.0
+    for i in range(4):
+        a, b = perm1[i].item(), 4 + perm2[i].item()
+        xm1 = lam1[i] * x[i] + (1 - lam1[i]) * x[a]
+        ym1 = lam1[i] * one_hot(y[i], 3) + (1 - lam1[i]) * one_hot(y[a], 3)
+        total += soft_cross_entropy(model(xm1[None].float()), ym1[None].float()).item() / 4
+        xm2 = (lam2[i] * x[4 + i] + (1 - lam2[i]) * x[b]).float()[None].requires_grad_(True)
+        ym2 = lam2[i] * one_hot(y[4 + i], 3) + (1 - lam2[i]) * one_hot(y[b], 3)
+        (g,) = torch.autograd.grad(F.cross_entropy(model(xm2), t[i:i + 1]), xm2)
+        adv = (xm2.detach() - float(eps[i]) * g.sign()).clamp(0, 1)
+        soft = (1 - eps[i]) * ym2 + eps[i] * one_hot(t[i], 3)
+        total += soft_cross_entropy(model(adv), soft[None].float()).item() / 4
+    assert out.loss.item() == pytest.approx(total, rel=1e-5)
+
+
+def test_mtlat_draws_vary_per_pair_and_targets_cover_every_class(monkeypatch):
+    """All labels 0, four classes: the targets are uniform over all four (the true class
+    included, as Algorithm 1's y_target ~ U[0, N]), and lam and eps differ within a step."""
+    from scipy.stats import chisquare
+
+    from featlab.training.recipes import mtlat
+
+    seen = dict(target=[], eps=[], lam=[])
+    attack, mix = mtlat.targeted_fgsm_per_pair, mtlat.mix_half
+
+    def spy_attack(model, images, target, eps):
+        seen["target"].append(target.clone())
+        seen["eps"].append(eps.clone())
+        return attack(model, images, target, eps)
+
+    def spy_mix(images, labels, n_classes, lam, generator):
+        seen["lam"].append(torch.as_tensor(lam).clone())
+        return mix(images, labels, n_classes, lam, generator)
+
+    monkeypatch.setattr(mtlat, "targeted_fgsm_per_pair", spy_attack)
+    monkeypatch.setattr(mtlat, "mix_half", spy_mix)
+    model, x, y = Linear(n_classes=4), torch.rand(8, 3, 4, 4), torch.zeros(8, dtype=torch.long)
+    state = ctx(n_classes=4, eps_max=0.025)
+    for _ in range(150):
+        mtlat.Mtlat().step(model, x, y, state)
+    counts = torch.bincount(torch.cat(seen["target"]), minlength=4).numpy()
+    assert counts.sum() == 600 and counts.min() > 100  # about 150 each, class 0 included
+    assert chisquare(counts).pvalue > 0.001
+    assert all(len(set(e.tolist())) == 4 for e in seen["eps"])
+    assert all(len(set(lam.tolist())) == 4 for lam in seen["lam"])
+    eps = torch.cat(seen["eps"])
+    assert 0 <= eps.min() and eps.max() <= 0.025
 
 
 def test_tlat_step_by_hand():
