@@ -293,6 +293,8 @@ def test_validation_rows_are_train_rows_never_test_rows(attacked):
     (["--recipe", "mat-bogus"], "unknown head recipe 'mat-bogus'; known: mat-mixed, mat-parallel"),
     (["--train-on", "clean,fgsm:eps=0.5:target=fg"], "is not in store"),
     (["--recipe", "mat-mixed", "--attack", "blur:sigma=2"], "no stored conditions of family"),
+    (["--recipe", "mat-mixed", "--walk-penalty", "nan"], "--walk-penalty=nan"),
+    (["--recipe", "mat-mixed", "--walk-steps", "-3"], "--walk-steps=-3"),
 ])
 def test_user_mistakes_are_one_line(attacked, args, message):
     _, store = attacked

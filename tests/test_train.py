@@ -287,7 +287,8 @@ def test_refusals_are_one_line(data, tmp_path):
 
 
 @pytest.mark.parametrize("args, words", [
-    (["--walk-penalty", "nan"], "--walk-penalty=nan"), (["--walk-penalty", "inf"], "--walk-penalty"),
+    (["--walk-penalty", "nan"], "--walk-penalty=nan"),
+    (["--walk-penalty", "inf"], "--walk-penalty"),
     (["--walk-steps", "-3"], "--walk-steps=-3"), (["--walk-steps", "0"], "--walk-steps=0"),
     (["--walks", "0"], "--walks=0")])
 def test_walk_options_are_refused_before_training(data, tmp_path, args, words):
