@@ -240,3 +240,34 @@ def test_pca_figure_gives_each_of_16_classes_its_own_colour():
     handles = ax.get_legend().legend_handles
     assert [h.get_label() for h in handles] == [f"c{i}" for i in range(16)]
     assert len({to_hex(h.get_facecolor()[0]) for h in handles}) == 16
+
+
+class _Store:
+    """What the report's retraining choice reads: conditions, completeness, backbones."""
+
+    def __init__(self, conditions, std=(0.25, 0.25, 0.25)):
+        from featlab.conditions import parse_condition
+
+        self.conditions = ["clean"] + [c.key for c in parse_condition(conditions)]
+        self.backbone_meta = {"obj": dict(role="object", normalization=[[0.5] * 3, list(std)]),
+                              "scn": dict(role="scene", normalization=[[0.5] * 3, [0.5] * 3])}
+
+    def condition_info(self, key):
+        return dict(complete=True)
+
+
+@pytest.mark.parametrize("conditions, chosen", [
+    # pixel units: 0.3 normalized is 0.3 * 0.25 = 0.075 pixels for the object backbone
+    ("fgsm:eps=0.01:0.075:0.3:target=fg", 0.075),
+    # normalized units: the paper's 0.3 as stored
+    ("fgsm:eps=0.01:0.075:0.3:eps_space=normalized:target=fg", 0.3),
+    # an attack on the scene backbone reads its own std (0.5): 0.15 pixels
+    ("fgsm:eps=0.075:0.15:0.3:target=bg", 0.15)])
+def test_retraining_eps_is_the_papers_in_the_stored_units(conditions, chosen):
+    from featlab.conditions import parse_condition
+    from featlab.reporting.context import Context
+
+    store = _Store(conditions)
+    options = Context([], "out", alphas=(0,), n_boot=10, seed=0)._robust_options(store, "all")
+    retrain = parse_condition(options["train_on"].split(",", 1)[1])[0].params["eps"]
+    assert retrain == pytest.approx(chosen)

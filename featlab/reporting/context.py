@@ -6,8 +6,11 @@ from __future__ import annotations
 import logging
 import os
 
+import numpy as np
+
 from ..analyses.heads.robust_data import families
 from ..analyses.heads.run import fit_head
+from ..backbones.roles import fg_or_single
 from ..conditions import parse_condition
 from ..errors import FeatlabError
 from ..utils.figures import slug
@@ -15,7 +18,10 @@ from ..utils.results import write_json
 
 log = logging.getLogger(__name__)
 SUBSETS = ("all", "similar", "dissimilar")
-RETRAIN_EPS = 0.3  # fusion paper Figure 5: adversarial retraining examples at eps = 0.3
+#: fusion paper Figure 5: adversarial retraining examples at eps = 0.3, in normalized input
+#: units (the paper's images are normalized with the dataset's mean and std, Section 3.1)
+RETRAIN_EPS = 0.3
+IMAGENET_STD = (0.229, 0.224, 0.225)  # when a store does not record its normalization
 
 
 class Missing(Exception):
@@ -75,8 +81,9 @@ class Context:
     # -- fit-head, once per store and subset -----------------------------------------
     def fit(self, store, subset: str = "all") -> dict:
         """:func:`~featlab.analyses.heads.run.fit_head` on ``store``: the alpha sweep and,
-        when an FGSM family is stored, adversarial retraining at the stored eps nearest 0.3
-        (and on ``all`` the MAT heads on random-walk strengths). Heads are not saved."""
+        when an FGSM family is stored, adversarial retraining at the stored eps nearest the
+        paper's 0.3 in the family's units (:func:`retrain_eps`; and on ``all`` the MAT heads on
+        random-walk strengths). Heads are not saved."""
         key = (id(store), subset)
         if key not in self._fits:
             if "clean" not in store.conditions:
@@ -96,7 +103,8 @@ class Context:
         if not fgsm or not any(s > 0 for s in fgsm[1]):
             return {}
         by_strength = {s: k for s, k in fgsm[1].items() if s > 0}
-        eps = min(by_strength, key=lambda s: (abs(s - RETRAIN_EPS), s))
+        wanted = retrain_eps(store, next(iter(by_strength.values())))
+        eps = min(by_strength, key=lambda s: (abs(s - wanted), s))
         options = dict(train_on=f"clean,{by_strength[eps]}")
         if subset == "all":
             options.update(recipe="mat-mixed,mat-parallel", strengths="auto")
@@ -109,6 +117,26 @@ class Context:
         except (FeatlabError, Missing) as err:
             log.info("report: fit-head on %s/%s not possible: %s", self.name(store), subset, err)
             return None
+
+
+def retrain_eps(store, key: str) -> float:
+    """:data:`RETRAIN_EPS` in the units of the stored condition ``key``'s ``eps``.
+
+    With ``eps_space=normalized`` the stored eps is in normalized input units, like the
+    paper's: 0.3. With ``eps_space=pixel`` it is in [0, 1] pixel units, where 0.3 normalized
+    is ``0.3 * std`` — the mean per-channel input std of the attacked backbone (the object one
+    for ``target=fg``, the scene one for ``target=bg``, their mean otherwise; ImageNet's when
+    the store does not record it).
+    """
+    params = parse_condition(key)[0].params
+    if params.get("eps_space", "pixel") == "normalized":
+        return RETRAIN_EPS
+    meta = store.backbone_meta
+    fg, bg = fg_or_single(meta)
+    names = {"fg": [fg], "bg": [bg or fg]}.get(params.get("target"), [n for n in (fg, bg) if n])
+    stds = [float(np.mean(meta[n]["normalization"][1])) for n in names
+            if (meta[n] or {}).get("normalization")]
+    return RETRAIN_EPS * float(np.mean(stds or [np.mean(IMAGENET_STD)]))
 
 
 def save_png(fig, ctx, store, name: str) -> str:

@@ -74,6 +74,10 @@ def finite_number(value, name: str, *, low=None, high=None, low_open=False, hint
 
 def positive_int(value, name: str, *, low=1, hint=""):
     """``value`` as an int >= ``low``; FeatlabError otherwise."""
-    if isinstance(value, bool) or not float(value).is_integer() or int(value) < low:
+    try:
+        bad = isinstance(value, bool) or not float(value).is_integer() or int(value) < low
+    except (TypeError, ValueError, OverflowError):
+        bad = True
+    if bad:
         raise FeatlabError(f"{name}={value!r}: expected an integer >= {low}{hint}")
     return int(value)
