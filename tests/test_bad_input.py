@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from conftest import one_error_line, read_only_mount
 from featlab.errors import FeatlabError
 from featlab.extraction.chunks import refuse_non_finite
 
@@ -218,25 +219,15 @@ def test_pca_shift_explains_undefined_centroid_shifts(small_store, caplog):
     assert "no spread" in caplog.text
 
 
-def _read_only_mount(monkeypatch):
-    """Every new file fails as on a read-only mount (chmod does not stop root)."""
-    import errno
-    import tempfile
-
-    def refuse(*args, **kwargs):
-        raise OSError(errno.EROFS, "Read-only file system")
-
-    monkeypatch.setattr(tempfile, "mkstemp", refuse)
-
-
 def test_fit_head_default_out_in_a_read_only_folder(small_store, tmp_path, monkeypatch):
     before = _stamps(small_store)
-    monkeypatch.setenv("FEATLAB_ANALYSES", str(tmp_path / "analyses"))
-    _read_only_mount(monkeypatch)
+    (tmp_path / "ro").mkdir()
+    monkeypatch.setenv("FEATLAB_ANALYSES", str(tmp_path / "ro" / "analyses"))
+    read_only_mount(monkeypatch, tmp_path / "ro")
     _one_line(["fit-head", "--store", small_store, "--alpha", "0"],
               "Read-only file system); give --out a writable folder, or set FEATLAB_ANALYSES")
     monkeypatch.undo()
-    assert _stamps(small_store) == before and not (tmp_path / "analyses").exists()
+    assert _stamps(small_store) == before and not (tmp_path / "ro" / "analyses").exists()
     a_file = tmp_path / "file"
     a_file.write_text("")
     monkeypatch.setenv("FEATLAB_ANALYSES", str(a_file))
@@ -245,11 +236,13 @@ def test_fit_head_default_out_in_a_read_only_folder(small_store, tmp_path, monke
 
 
 def test_pca_shift_out_on_a_read_only_mount(small_store, tmp_path, monkeypatch):
-    _read_only_mount(monkeypatch)
+    (tmp_path / "ro").mkdir()
+    read_only_mount(monkeypatch, tmp_path / "ro")
     _one_line(["pca-shift", "--store", small_store, "--condition", "blur:sigma=2:region=all",
-               "--out", tmp_path / "out"], f"--out {tmp_path / 'out'}: cannot write in")
+               "--out", tmp_path / "ro" / "out"], f"--out {tmp_path / 'ro' / 'out'}: cannot "
+              "write in")
     monkeypatch.undo()
-    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "ro" / "out").exists()
 
 
 def test_write_failing_after_the_work_is_one_line(small_store, tmp_path, monkeypatch):
@@ -258,8 +251,6 @@ def test_write_failing_after_the_work_is_one_line(small_store, tmp_path, monkeyp
     import errno
 
     from matplotlib.figure import Figure
-
-    from conftest import one_error_line
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from conftest import one_error_line
+from conftest import one_error_line, read_only_mount
 from featlab.reporting.papers import CLAIMS
 from featlab.reporting.report import report
 
@@ -254,9 +254,6 @@ def _cli_report(*args):
 
 
 def test_out_that_cannot_be_written_is_one_line(clean_store, tmp_path, monkeypatch):
-    import errno
-    import tempfile
-
     _, _, clean = clean_store
     a_file = tmp_path / "report.html"
     a_file.write_text("not a folder")
@@ -265,15 +262,13 @@ def test_out_that_cannot_be_written_is_one_line(clean_store, tmp_path, monkeypat
         res = _cli_report("--store", clean, "--out", out)
         assert res.exit_code == 2 and message in one_error_line(res.output), res.output
 
-    def read_only(*args, **kwargs):
-        raise OSError(errno.EROFS, "Read-only file system")
-
-    monkeypatch.setattr(tempfile, "mkstemp", read_only)  # a read-only mount, even for root
-    res = _cli_report("--store", clean, "--out", tmp_path / "ro")
+    (tmp_path / "ro").mkdir()
+    read_only_mount(monkeypatch, tmp_path / "ro")
+    res = _cli_report("--store", clean, "--out", tmp_path / "ro" / "report")
     assert res.exit_code == 2, res.output
     line = one_error_line(res.output)
     assert "cannot write in" in line and "Read-only file system" in line and "--out" in line
-    assert not (tmp_path / "ro").exists()
+    assert not (tmp_path / "ro" / "report").exists()
 
 
 def test_store_given_twice_is_read_once(clean_store, tmp_path):
