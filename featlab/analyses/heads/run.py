@@ -36,6 +36,7 @@ from ...conditions import parse_condition
 from ...errors import FeatlabError
 from ...mat import DEFAULT_PENALTY, DEFAULT_WALKS
 from ...store.heads import head_digest, head_name, head_record, stale_heads
+from ...store.rerun import extract_hint
 from ...utils.results import finish
 from ...utils.validation import finite_number
 from ..inputs import block, condition_family, staleness
@@ -61,7 +62,7 @@ def _conditions(store, conditions):
     keys = [k for k in keys if k not in probes]
     if "clean" not in store.conditions:
         raise FeatlabError(f"store {store.path} has no clean features to train heads on; "
-                           f"run 'featlab extract --store {store.path} --conditions clean ...'")
+                           f"run '{extract_hint(store.path, store.manifest, 'clean')}'")
     return keys, probes
 
 
