@@ -164,6 +164,26 @@ def test_bad_manifest_is_one_line(small_store, tmp_path):
         _one_line(["fit-head", "--store", copy, "--alpha", "0"], "manifest")
 
 
+@pytest.mark.parametrize("text", ["[]", '"store"', "3"])
+@pytest.mark.parametrize("extra", [(), ("--compression", "none", "--channels-last")],
+                         ids=["store-defaults", "options-given"])
+def test_extract_on_a_store_whose_manifest_is_not_an_object(small_store, synthetic_root,
+                                                            tiny_weights, tmp_path, text,
+                                                            extra):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(small_store, copy)
+    (copy / "manifest.json").write_text(text)
+    def contents():  # the lock file holds the pid of the last process that took the lock
+        return {f: open(f, "rb").read() for f in _files(copy) if not f.endswith(".lock")}
+
+    before = contents()
+    _one_line(_extract(synthetic_root, str(copy), tiny_weights, "clean", *extra),
+              "manifest.json holds a JSON")
+    assert contents() == before
+
+
 @pytest.mark.parametrize("damage,match", [
     (lambda d: d["images"][0].pop("file_name"), "file_name"),
     (lambda d: d["annotations"][0].__setitem__("bbox", "1,2,3,4"), "bbox"),

@@ -11,8 +11,7 @@ from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
 from featlab.analyses.heads import plots
 from featlab.analyses.shift import plots as shift_plots
-from featlab.analyses.shift.displacement import (compare_shifts, pair_shift, pca_centroid_shift,
-                                                 within_whitener)
+from featlab.analyses.shift.displacement import (compare_shifts, pair_shift, pca_centroid_shift)
 from featlab.analyses.shift.membership import subspace_membership
 from featlab.analyses.shift.subspace import fit_pca, project, subspace_shift
 from featlab.analyses.stats import sign_flip_test
