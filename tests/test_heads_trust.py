@@ -293,13 +293,13 @@ def test_heads_of_a_stopped_fit_are_flagged_until_refit(made, monkeypatch, caplo
     result = check_store(path, full=True)
     assert result["status"] == "DAMAGED" and result["checked"]["unfinished"] == 1
     assert any(p["file"] == "heads/" for p in FeatureStore(path).info()["problems"])
-    table = robustness(FeatureStore(path), n_boot=20)
+    table = robustness(FeatureStore(path), n_boot=100)
     assert table["mixed_heads"] == ["bg-all", "fg-all", "joint-all-alpha=0"]
     assert all(row["mixed"] for row in table["rows"])
     assert "heads of different fit-head runs are mixed" in caplog.text
     fit_head(FeatureStore(path), alphas=(0.0,), l2=0.5)  # the same command again
     assert _mix(path) == [] and check_store(path, full=True)["checked"]["unfinished"] == 0
-    assert not robustness(FeatureStore(path), n_boot=20)["mixed_heads"]
+    assert not robustness(FeatureStore(path), n_boot=100)["mixed_heads"]
     fit_head(FeatureStore(path), alphas=(1.0,), l2=0.5)
     assert _mix(path) == []
     fit_head(FeatureStore(path), alphas=(1.0,), l2=0.25)
