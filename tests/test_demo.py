@@ -1,12 +1,14 @@
 """``featlab demo`` end to end on a tiny spec (random-init backbones, 32 px, few images):
-every claim row is produced with a verdict, summary.json is the report hook, and the printed
-table shows the verdicts. What the verdicts *are* is tested in test_demo_claims.py."""
+every claim row is produced with a verdict, summary.json is the report hook, the printed
+table shows the verdicts, and the report renders every section of the four papers. What the
+verdicts *are* is tested in test_demo_claims.py."""
 import json
 import os
 
 import pytest
 
 from featlab.cli.demo_cmd import echo_summary
+from featlab.reporting.papers import CLAIMS
 from featlab.reporting.demo import DemoSpec, demo
 from featlab.errors import FeatlabError
 
@@ -18,7 +20,9 @@ def _spec(tmp_path, weights, **kw):
     settings = dict(cache_dir=str(tmp_path / "cache"), analyses_dir=str(tmp_path / "analyses"),
                     n_images=96, image_size=32, sigmas=(1.0, 2.0), eps=(0.01, 0.03),
                     alphas=(0.0, 10.0), consistencies=(1.0, 0.0), dose_images=64, n_boot=200,
-                    device="cpu", weights=weights)
+                    device="cpu", weights=weights, probe_radii=(1.0,), probe_copies=3,
+                    probe_samples=4, probe_threshold=0.0, trained_recipes=("standard",),
+                    train_epochs=1, train_image_size=32, trained_eps=(0.03,))
     return DemoSpec(**dict(settings, **kw))
 
 
@@ -34,12 +38,20 @@ def test_tiny_demo_decides_every_claim(tmp_path, tiny_weights, capsys):
     assert sum(r["id"] == "1" for r in rows) == 8 and sum(r["id"] == "3" for r in rows) == 3
     on_disk = json.load(open(os.path.join(tmp_path, "analyses", "demo", "summary.json")))
     assert on_disk["claims"] == json.loads(json.dumps(rows, default=float))
-    assert len(on_disk["stores"]) == 3 and all(os.path.isdir(s) for s in on_disk["stores"])
+    assert all(os.path.isdir(s) for s in on_disk["stores"])
+    # the report renders all 13 sections, M-TLAT Table 2 from the trained network's logits
+    assert summary["sections"] == {s: "rendered" for s in CLAIMS}
+    assert len(on_disk["stores"]) == 4 and on_disk["alpha_scale"] == "sum"
+    report = json.load(open(os.path.join(tmp_path, "analyses", "report", "report.json")))
+    assert report["alpha_scale"] == "sum" and report["alphas"] == [0.0, 10.0]
+    assert "demo-standard (logits)" in open(summary["report"]["html"], encoding="utf-8").read()
     echo_summary(summary)
     out = capsys.readouterr().out
     assert "by construction" in out and "verdict per claim" in out
     assert "±0.01" in out and "±0.02" in out and "±0.5" in out  # every claim's margin
     assert {r["margin"] for r in rows} == {0.01, 0.02, 0.5}
+    assert "13/13 sections rendered" in out and "wall time per phase" in out
+    assert "joint at alpha=10 on the paper's scale" in out
     for r in rows:
         assert r["claim"] in out
 
@@ -49,4 +61,8 @@ def test_demo_refuses_bad_settings_before_writing(tmp_path, tiny_weights):
         demo(_spec(tmp_path, tiny_weights, alphas=(1.0, 10.0)))
     with pytest.raises(FeatlabError, match="n-boot"):
         demo(_spec(tmp_path, tiny_weights, n_boot=5))
+    with pytest.raises(FeatlabError, match="trained_recipes"):
+        demo(_spec(tmp_path, tiny_weights, trained_recipes=("nope",)))
+    with pytest.raises(FeatlabError, match="probe sets"):
+        demo(_spec(tmp_path, tiny_weights, probe_copies=2))
     assert not os.path.exists(tmp_path / "cache") and not os.path.exists(tmp_path / "analyses")

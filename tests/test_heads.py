@@ -244,6 +244,19 @@ def test_mean_abs_weights_and_evaluate_rows():
         assert (r["ci_low"], r["ci_high"]) == wilson_interval(r["correct"], 200)
 
 
+def test_mean_abs_weights_in_both_spaces_can_disagree_on_the_dominant_backbone():
+    from featlab.errors import FeatlabError
+
+    head = LinearHead()
+    head.coef_std_ = np.array([[2.0, -2.0, 0.5, -0.5], [2.0, 2.0, 0.5, 0.5]])
+    head.scale_ = np.array([10.0, 10.0, 0.1, 0.1])  # the fg features vary 100 x more
+    head.coef_ = head.coef_std_ / head.scale_
+    assert mean_abs_weights(head, 2) == (2.0, 0.5)  # standardized: fg dominates
+    assert mean_abs_weights(head, 2, space="raw") == pytest.approx((0.2, 5.0))  # raw: bg
+    with pytest.raises(FeatlabError, match="space"):
+        mean_abs_weights(head, 2, space="scaled")
+
+
 def test_wilson_matches_statsmodels():
     from statsmodels.stats.proportion import proportion_confint
 

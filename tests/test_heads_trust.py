@@ -1,4 +1,4 @@
-"""Issue 8 (heads part): head identity and stale conditions, --alpha-scale, head_subset with
+"""Head identity and stale conditions, the alpha scale, head_subset with
 white-box / transfer labels, and analyses that skip or refuse probe conditions."""
 import shutil
 
@@ -135,24 +135,91 @@ def test_extract_refuses_to_extend_a_stale_condition(made):
 
 
 # ---------------------------------------------------------------- 6. alpha scale
-def test_alpha_scale_sum_is_the_paper_alpha_over_n(made):
+def _summed_gradient(store, name, alpha):
+    """Gradient, over N, of the paper's objective (Section 3.4: summed cross-entropy +
+    alpha |theta_fg|^2, plus the head's ridge N * l2 |theta|^2) at the saved head, in the
+    standardized space the penalty acts on."""
+    from featlab.analyses.inputs import block
+
+    arrays, attrs = load_head(store.path, name)
+    (x_fg, x_bg), y, _ = block(store, attrs["inputs"], split="train")
+    X = np.hstack([x_fg, x_bg]).astype(np.float64)
+    coef, coef_std = arrays["coef"].astype(np.float64), arrays["coef_std"].astype(np.float64)
+    logits = X @ coef.T + arrays["intercept"]
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    p[np.arange(len(y)), y] -= 1
+    xs = (X - arrays["mean"]) / arrays["scale"]
+    mask = np.arange(X.shape[1]) < x_fg.shape[1]
+    n = len(y)
+    grad = p.T @ xs + 2 * alpha * mask * coef_std + 2 * n * attrs["l2"] * coef_std
+    return np.abs(grad / n).max(), n
+
+
+def test_alpha_is_the_papers_summed_loss_penalty_by_default(made):
+    _, _, copy = made
+    store = FeatureStore(copy())
+    result = fit_head(store, alphas=(0.0, 10.0))
+    n = result["n_train"]
+    assert result["alphas"] == [0.0, 10.0] and result["alpha_scale"] == "sum"
+    assert result["alphas_mean"] == [0.0, 10.0 / n] and result["alpha_scale_given"] == "sum"
+    # the saved head is the optimum of the paper's objective with alpha = 10 (not 10 * N)
+    residual, n = _summed_gradient(store, "joint-all-alpha=10", 10.0)
+    assert residual < 1e-4, residual
+    assert _summed_gradient(store, "joint-all-alpha=10", 10.0 * n)[0] > 100 * residual
+    attrs = load_head(store.path, "joint-all-alpha=10")[1]
+    assert (attrs["alpha"], attrs["alpha_scale"], attrs["alpha_mean"]) == (10.0, "sum", 10.0 / n)
+    assert "alpha_scale" not in load_head(store.path, "joint-all-alpha=0")[1]  # 0 on any scale
+    weights = {w["alpha"]: w for w in result["weights"]}
+    assert set(weights) == {0.0, 10.0}
+    coef = load_head(store.path, "joint-all-alpha=10")[0]["coef"]
+    n_fg = coef.shape[1] // 2  # both backbones give 512 features
+    assert weights[10.0]["fg_raw"] == pytest.approx(np.abs(coef[:, :n_fg]).mean(), rel=1e-5)
+    assert weights[10.0]["bg_raw"] == pytest.approx(np.abs(coef[:, n_fg:]).mean(), rel=1e-5)
+    assert {r["alpha"] for r in result["rows"] if r["head"] == "joint"} == {0.0, 10.0}
+
+
+def test_mean_scale_is_an_option_naming_the_same_head_by_the_papers_alpha(made):
     store = FeatureStore(made[0])
-    mean = fit_head(store, alphas=(0.5,), save=False)
-    n = mean["n_train"]
-    summed = fit_head(store, alphas=(0.5 * n,), alpha_scale="sum", save=False)
-    assert summed["alphas"] == mean["alphas"] == [0.5]
-    assert summed["alphas_paper"] == [0.5 * n]
-    assert summed["weights"] == mean["weights"]  # the same heads, weight for weight
-    assert [r["accuracy"] for r in summed["rows"]] == [r["accuracy"] for r in mean["rows"]]
+    paper = fit_head(store, alphas=(12.0,), save=False)
+    n = paper["n_train"]
+    mean = fit_head(store, alphas=(12.0 / n,), alpha_scale="mean", save=False)
+    assert mean["alphas"] == paper["alphas"] == [12.0] and mean["alpha_scale"] == "sum"
+    assert mean["alphas_given"] == [12.0 / n] and mean["alpha_scale_given"] == "mean"
+    assert "joint-all-alpha=12" in mean["heads"]
+    assert mean["weights"] == paper["weights"]  # the same heads, weight for weight
+    assert [r["accuracy"] for r in mean["rows"]] == [r["accuracy"] for r in paper["rows"]]
     with pytest.raises(FeatlabError, match="alpha-scale"):
         fit_head(store, alpha_scale="total", save=False)
+
+
+def test_a_mean_scale_head_of_an_older_store_loads_and_goes_stale_on_refit(made, caplog):
+    """A head saved with alpha on the mean scale (no alpha_scale attribute): readable, its
+    paper alpha is alpha * n_train, a note says to refit; an attack on it reads stale once
+    the paper-scale fit replaces it."""
+    from featlab.store.heads import paper_alpha, save_heads
+
+    _, run, copy = made
+    path = copy()
+    arrays, attrs = load_head(path, "joint-all-alpha=0")
+    save_heads(path, {"joint-all-alpha=10": (arrays, dict(attrs, alpha=10.0))})
+    run("fgsm:eps=0.05:target=joint:head_alpha=10", path)
+    with caplog.at_level("WARNING"):
+        old = load_head(path, "joint-all-alpha=10")[1]
+    assert paper_alpha(old) == 10.0 * old["n_train"]
+    assert "mean scale" in caplog.text and "refit it: featlab fit-head" in caplog.text
+    store = FeatureStore(path)
+    key = _key(store, "fgsm:eps=0.05:target=joint:head_alpha=10")
+    assert fit_head(store, alphas=(10.0 * old["n_train"],))["stale"][key] is False
+    assert fit_head(store, alphas=(10.0,))["stale"][key] is True
 
 
 def test_alpha_help_states_the_scale():
     from featlab.cli.main import cli as main
 
-    out = CliRunner().invoke(main, ["fit-head", "--help"]).output
-    assert "--alpha-scale" in out and "paper's alpha / N" in " ".join(out.split())
+    out = " ".join(CliRunner().invoke(main, ["fit-head", "--help"]).output.split())
+    assert "--alpha-scale [sum|mean]" in out and "paper's scale" in out
+    assert "SUMMED over the N training images" in out
 
 
 # ---------------------------------------------------------------- 7. white-box / transfer
@@ -214,7 +281,7 @@ def test_cli_prints_labels_and_one_line_for_a_probe(made):
                                path + "/out"])
     assert out.exit_code == 0, out.output
     assert "fgsm:eps=0.05:eps_space=pixel:target=joint:surrogate=:head_alpha=0: white-box " \
-           "for joint(a=0); transfer for the others [STALE" in out.output
+           "for joint(alpha=0); transfer for the others [STALE" in out.output
     bad = runner.invoke(main, ["pca-shift", "--store", path, "--condition", PROBE])
     assert bad.exit_code == 2 and "probe set" in bad.output and "Traceback" not in bad.output
 

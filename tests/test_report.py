@@ -1,5 +1,6 @@
 """``featlab report``: sections from a tiny store, missing sections name their command, the
 HTML page is self-contained and renders in headless Chromium, the PDF's pages are not blank."""
+import html
 import inspect
 import json
 import os
@@ -67,6 +68,52 @@ def _sections(result):
     return {s["id"]: s for s in result["sections"]}
 
 
+@pytest.fixture(scope="module")
+def trained_store(clean_store, tiny_weights):
+    """A store whose object network ``net`` is a ResNet-10 ``featlab train`` made (1 epoch),
+    beside the scene backbone, with heads fitted on it and FGSM crafted on its own logits."""
+    from featlab.analyses.heads.run import fit_head
+    from featlab.extraction import ExtractionSpec, extract
+    from featlab.store import FeatureStore
+    from featlab.training import TrainSpec, train
+
+    base, root, _ = clean_store
+    weights = str(base / "net.pt")
+    train(TrainSpec(out=weights, root=root, arch="resnet10-w16", recipe="tlat", epochs=1,
+                    image_size=32, batch_size=16, device="cpu"))
+    path = str(base / "trained")
+
+    def run(conditions):
+        extract(ExtractionSpec(store=path, root=root, dataset="synthetic", conditions=conditions,
+                               backbones=(f"net={weights}", "synthetic-scene"), device="cpu",
+                               batch_size=48, chunk_size=48, image_size=32, weights=tiny_weights))
+
+    run("clean")
+    fit_head(FeatureStore(path), alphas=(0.0,))
+    run("fgsm:eps=0.03:target=fg")
+    return FeatureStore(path)
+
+
+@pytest.mark.slow  # trains a small network and extracts a store with it: ~30 s
+def test_mtlat_table2_shows_the_trained_network_itself(trained_store, tmp_path):
+    from featlab.reporting.context import Context
+    from featlab.reporting.robust import mtlat_table2
+
+    store = trained_store
+    key = store.resolve_condition("fgsm:eps=0.03:target=fg")
+    assert store.condition_info(key)["head"] == "own-logits"  # crafted on the network
+    ctx = Context([store], str(tmp_path), alphas=(0.0,), n_boot=100, seed=0)
+    (item,) = mtlat_table2(ctx, store)
+    assert item["columns"][:3] == ["recipe", "network", "clean"]
+    (row,) = item["rows"]
+    labels = store.labels(split="test")
+    own = {c: store.read(backbone="net", layer="logits", condition=c, split="test").argmax(1)
+           == labels for c in ("clean", key)}
+    assert row[:3] == ["tlat", "net (logits)", f"{own['clean'].mean():.3f}"]
+    assert row[3] == f"{own[key].mean() / own['clean'].mean():.2f}"
+    assert "on net" in item["caption"]  # white-box for the network
+
+
 def test_bare_store_names_the_command_of_every_section(clean_store, tmp_path):
     _, _, clean = clean_store
     result = report(clean, str(tmp_path / "out"), n_boot=100)
@@ -127,6 +174,17 @@ def test_pca_legend_and_intervals_in_captions(full_report):
     value, low, high = map(float, caption.groups())
     assert low <= value <= high
     assert sections["mat-random-walk"]["status"] == "rendered"
+
+
+@pytest.mark.slow  # builds a store with attacks and probes, then the report: ~1 min
+def test_captions_give_alpha_scale_and_weights_in_both_spaces(full_report):
+    page = html.unescape(open(full_report["html"], encoding="utf-8").read())
+    assert json.load(open(full_report["json"]))["alpha_scale"] == "sum"
+    assert "joint heads at α = 0, 10 (the paper's scale" in page
+    weights = re.search(r"on standardized features \(per feature SD\) foreground [0-9.]+, "
+                        r"background [0-9.]+ \(fg/bg ([0-9.]+)\); on raw features foreground "
+                        r"[0-9.e-]+, background [0-9.e-]+ \(fg/bg ([0-9.]+)\)", page)
+    assert weights, "Figure 4 caption without both weight spaces"
 
 
 @pytest.mark.slow

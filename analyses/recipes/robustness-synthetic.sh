@@ -13,7 +13,7 @@ WORKERS=${WORKERS:-0}  # decode workers pay only when a GPU runs the forward pas
 featlab data synthetic --out "$DATA" --seed 0
 featlab extract --dataset synthetic --root "$DATA" --store "$STORE" --conditions clean \
     --layers penultimate,logits
-featlab fit-head --store "$STORE" --alpha 0 --alpha 10
+featlab fit-head --store "$STORE" --alpha 0 --alpha 12000
 featlab extract --dataset synthetic --root "$DATA" --store "$STORE" --workers "$WORKERS" \
     --layers penultimate,logits \
     --conditions corrupt:name=imagenet-c:severity=1:2:3:4:5,rotate:severity=1:2:3:4:5,translate:severity=1:2:3:4:5,color:severity=1:2:3:4:5,occlude:severity=1:2:3:4:5
@@ -23,5 +23,5 @@ featlab extract --dataset synthetic --root "$DATA" --store "$STORE" --workers "$
     --root "$DATA" --recipe standard --epochs 3 --seed 1 --out cache/weights/robust-synth-surrogate.pt
 featlab extract --dataset synthetic --root "$DATA" --store "$STORE" --layers penultimate,logits \
     --conditions fgsm:eps=0.01:target=fg,pgd:eps=0.01:steps=10:target=fg,pgdll:eps=0.01:steps=10:target=fg,cw:steps=40:kappa=50:target=fg,mifgsm:eps=0.01:steps=10:target=surrogate:surrogate=robust-synth-surrogate
-featlab fit-head --store "$STORE" --alpha 0 --alpha 10
+featlab fit-head --store "$STORE" --alpha 0 --alpha 12000
 featlab robustness --store "$STORE"

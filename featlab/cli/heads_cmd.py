@@ -9,7 +9,7 @@ def accuracy_table(rows) -> list[dict]:
     table: dict = {}
     for row in rows:
         line = table.setdefault(row["condition"], {"condition": row["condition"]})
-        column = row["head"] if row["alpha"] is None else f"joint(a={row['alpha']:g})"
+        column = row["head"] if row["alpha"] is None else f"joint(alpha={row['alpha']:g})"
         line[column] = row["accuracy"]
     return list(table.values())
 
@@ -21,7 +21,7 @@ def echo_labels(result) -> None:
     for row in result["rows"]:
         if row["threat"] == "white-box":
             white.setdefault(row["condition"], []).append(
-                row["head"] if row["alpha"] is None else f"joint(a={row['alpha']:g})")
+                row["head"] if row["alpha"] is None else f"joint(alpha={row['alpha']:g})")
     for key, info in result["attacks"].items():
         crafted = "its own logits" if info["head"] in (None, "own-logits") else info["head"]
         label = (f"white-box for {', '.join(white[key])}; transfer for the others" if key in white
@@ -58,12 +58,12 @@ def echo_robust(result) -> None:
 @click.command("fit-head")
 @click.option("--store", required=True, help="Store directory.")
 @click.option("--alpha", "alphas", multiple=True, type=float, default=(0.0,), show_default=True,
-              help="Penalty alpha on the joint head's foreground weights (repeatable). On "
-                   "the default --alpha-scale mean it multiplies the MEAN cross-entropy over "
-                   "standardized features: the paper's alpha / N (N training images).")
-@click.option("--alpha-scale", type=click.Choice(["mean", "sum"]), default="mean",
-              show_default=True, help="sum: --alpha is the paper's (Section 3.4, beside the "
-                                      "summed loss; its 0.1..10), divided by N before fitting.")
+              help="Penalty alpha on the joint head's foreground weights (repeatable), on the "
+                   "paper's scale (Section 3.4: beside the cross-entropy SUMMED over the N "
+                   "training images; its Figure 5 sweeps 0.1..10). Head names carry it.")
+@click.option("--alpha-scale", type=click.Choice(["sum", "mean"]), default="sum",
+              show_default=True, help="mean: --alpha is beside the MEAN cross-entropy, i.e. "
+                                      "the paper's alpha / N (the head is named by alpha * N).")
 @click.option("--subset", default="all", show_default=True, help="all, similar or dissimilar.")
 @click.option("--layer", default="penultimate", show_default=True)
 @click.option("--l2", default=1e-4, show_default=True, help="Small ridge on all weights.")
@@ -96,40 +96,45 @@ def echo_robust(result) -> None:
 @json_option
 @click.option("--out", default=None,
               help="Directory for JSON and figures [analyses/<store>/fit-head].")
-def fit_head_command(store, alphas, alpha_scale, subset, layer, l2, fg, bg, train_on, recipe, strengths,
-                     attack, robust_head, val_fraction, walk_steps, walks, walk_penalty, seed,
-                     json_out, out):
+def fit_head_command(store, alphas, alpha_scale, subset, layer, l2, fg, bg, train_on, recipe,
+                     strengths, attack, robust_head, val_fraction, walk_steps, walks,
+                     walk_penalty, seed, json_out, out):
     """Fit foreground, background and joint heads on clean train features and score them
     on the test split of every stored condition (fusion paper Sections 3.2-3.4); optionally
     beside them an adversarially retrained head (Figure 5) and MAT heads (MAT Section 4).
 
     \b
     featlab fit-head --store cache/coco --alpha 10
-    featlab fit-head --store cache/coco --alpha 0.1 --alpha 10 --alpha-scale sum
+    featlab fit-head --store cache/coco --alpha 0.001 --alpha-scale mean
     featlab fit-head --store cache/coco --alpha 0 --alpha 0.1 --alpha 1 --alpha 10 --subset dissimilar
     featlab fit-head --store cache/coco --alpha 0 --alpha 10 \\
         --train-on clean,fgsm:eps=0.3:eps_space=normalized:target=fg \\
         --recipe mat-mixed,mat-parallel --strengths auto
     """
+    from ..analyses.heads.alphas import SCALE_NOTE
     from ..analyses.heads.run import fit_head
     from ..store import FeatureStore
     from ..utils.results import output_dir
 
     fs = FeatureStore(store)
-    result = fit_head(fs, alphas=alphas, alpha_scale=alpha_scale, subset=subset, layer=layer, fg=fg, bg=bg, l2=l2,
-                      train_on=train_on, recipe=recipe, strengths=strengths, attack=attack,
-                      robust_head=robust_head, val_fraction=val_fraction, walk_steps=walk_steps,
-                      walks=walks, walk_penalty=walk_penalty, seed=seed,
+    result = fit_head(fs, alphas=alphas, alpha_scale=alpha_scale, subset=subset, layer=layer,
+                      fg=fg, bg=bg, l2=l2, train_on=train_on, recipe=recipe, strengths=strengths,
+                      attack=attack, robust_head=robust_head, val_fraction=val_fraction,
+                      walk_steps=walk_steps, walks=walks, walk_penalty=walk_penalty, seed=seed,
                       out_dir=output_dir(store, "fit-head", out))
     also_json(result, json_out)
     click.echo(f"heads on {result['n_train']} clean train images of subset {subset} "
                f"({len(result['classes'])} classes); fg={result['fg']} bg={result['bg']}")
+    click.echo(f"alpha on {SCALE_NOTE} (N = {result['n_train']}; mean scale = alpha / N): "
+               + ", ".join(f"{a:g} (mean {m:.3g})"
+                           for a, m in zip(result["alphas"], result["alphas_mean"])))
     rows = accuracy_table(result["rows"])
     if rows:
         echo_table(rows, list(rows[0]))
     echo_labels(result)
     for w in result["weights"]:
-        click.echo(f"joint alpha={w['alpha']:g}: mean |weight| fg {w['fg']:.4f}, bg {w['bg']:.4f}")
+        click.echo(f"joint alpha={w['alpha']:g}: mean |weight| fg {w['fg']:.4f}, bg {w['bg']:.4f} "
+                   f"(standardized features; raw: fg {w['fg_raw']:.4g}, bg {w['bg_raw']:.4g})")
     if "robust" in result:
         echo_robust(result)
     click.echo(f"saved heads {', '.join(result['heads'])}")

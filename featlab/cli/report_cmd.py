@@ -10,7 +10,8 @@ import click
               help="Directory for report.html, report.pdf, report.json and data/.")
 @click.option("--alpha", "alphas", multiple=True, type=float,
               default=(0.0, 0.1, 1.0, 10.0), show_default=True,
-              help="Joint-head foreground penalties of the alpha sweep (repeatable).")
+              help="Joint-head foreground penalties of the alpha sweep (repeatable), on the "
+                   "paper's scale (Section 3.4: beside the summed cross-entropy).")
 @click.option("--n-boot", "n_boot", default=1000, show_default=True,
               help="Bootstrap resamples of the intervals.")
 @click.option("--seed", default=0, show_default=True, help="Seed of every random choice.")

@@ -2,8 +2,8 @@
 
 ``target=fg`` / ``bg``: the object / scene backbone with its head ``fg-all`` / ``bg-all``
 (the fusion paper's threat model is ``fg``, Section 3.3); ``target=joint``: both backbones
-and the joint head ``joint-all-alpha=<head_alpha>``, differentiated end to end (the adaptive
-white-box attack); ``target=surrogate:surrogate=NAME``: the store backbone NAME with its own
+and the joint head ``joint-all-alpha=<head_alpha>`` (the paper's alpha), differentiated end to
+end (the adaptive white-box attack); ``target=surrogate:surrogate=NAME``: the store backbone NAME with its own
 head (a transfer attack onto the others). ``head_subset=similar|dissimilar`` attacks the
 head fitted on that class subset (``fg-similar``, ``joint-dissimilar-alpha=0``; widened to
 the store's classes by :func:`~featlab.store.heads.in_store_classes`, so only the subset's
@@ -30,7 +30,7 @@ from ..probes.base import SELECT
 from ..store.heads import head_digest, head_digests, head_name, in_store_classes, load_head, \
     selecting_head
 
-HEAD_SETTINGS = ("kind", "alpha", "subset", "layer", "training_conditions", "inputs", "n_train")
+HEAD_SETTINGS = ("kind", "alpha", "alpha_scale", "subset", "layer", "training_conditions", "inputs", "n_train")
 
 
 class TargetModels:

@@ -1,11 +1,12 @@
 """``featlab demo``: the fusion paper's claims on the embedded synthetic benchmark, each with a
-verdict that can fail (issue 11).
+verdict that can fail, and a report of all four papers.
 
 Generates the synthetic context scenes (COCO format), pretrains or reuses the two embedded
 backbones, extracts clean, object-blurred and FGSM-attacked features (fg-targeted and the
-adaptive target=joint), fits foreground / background / joint heads (alpha sweep) on All,
-Similar and Dissimilar plus an adversarially retrained joint head, and decides from paired
-tests on the same test images (:mod:`.claims`):
+adaptive target=joint), fits foreground / background / joint heads (an alpha sweep on the
+paper's scale, :mod:`featlab.analyses.heads.alphas`) on All, Similar and Dissimilar plus an
+adversarially retrained joint head, and decides from paired tests on the same test images
+(:mod:`.claims`):
 
 1. under object blur at every sigma, joint > fg on All, Similar and Dissimilar, and the gain
    is larger on Dissimilar (Section 3.2, Figure 3);
@@ -16,17 +17,18 @@ tests on the same test images (:mod:`.claims`):
    (:mod:`featlab.analyses.shift.membership`, ``tolerance``) is reported beside it;
 3. under fg-targeted FGSM at every strength joint > fg, at equal clean accuracy (Section 3.3,
    Figure 4), with the adaptive attack beside it (3b);
-4. with a large alpha the joint head follows the bg head under attack while clean accuracy
-   stays within 2 points, and beats adversarial retraining (Section 3.4, Figure 5);
+4. with the largest alpha the joint head follows the bg head under attack while clean
+   accuracy stays within 2 points, and beats adversarial retraining (Section 3.4, Figure 5);
 5. dose-response: the fusion gain at context consistency 1.0, 0.5, 0.0 shrinks as context
    stops predicting the class.
 
 Claims 1-4 are built in by construction on this benchmark (its scene always tells the supercategory):
 they show the pipeline works. Claim 5 varies what the finding depends on.
 
-Hook for ``featlab report``: :func:`demo` returns its summary and writes
-``<analyses>/demo/summary.json`` (``claims``: the rows of :mod:`.claims`; ``stores``: the
-stores a report renders).
+So that its report renders every section, the demo also extracts probe sets on a few test
+images and trains two small networks (:mod:`.demo_sections`). :func:`demo` returns its
+summary and writes ``<analyses>/demo/summary.json`` (``claims``: the rows of :mod:`.claims`;
+``stores``: the stores the report renders; ``phase_seconds``: wall time per phase).
 """
 from __future__ import annotations
 
@@ -44,6 +46,7 @@ from ..store import FeatureStore
 from ..utils.paths import atomic_write_text
 from . import claims as C
 from .demo_measure import accuracy_table, attack_measures, blur_pairs, fusion_pair, membership
+from .demo_sections import probe_conditions, trained_store
 from .demo_steps import benchmark, check_spec, extract_into
 from .report import report
 
@@ -56,7 +59,7 @@ class DemoSpec:
     n_images: int = 1600
     image_size: int = 64
     sigmas: tuple = (1.0, 2.0, 4.0)
-    alphas: tuple = (0.0, 1.0, 3.0, 10.0)
+    alphas: tuple = (0.0, 0.1, 1.0, 10.0)  # the paper's scale (Section 3.4, Figure 5)
     eps: tuple = (0.002, 0.005, 0.01, 0.02, 0.04)
     adaptive: bool = True
     consistencies: tuple = (1.0, 0.5, 0.0)
@@ -68,6 +71,17 @@ class DemoSpec:
     workers: int = 0
     weights: dict = field(default_factory=dict)
     report: bool = True  # end by writing featlab report over the demo's stores
+    # probe sets for the local-property figures (on the main store's test images)
+    probe_radii: tuple = (1.0, 10.0)
+    probe_copies: int = 8
+    probe_samples: int = 24
+    probe_threshold: float = 0.9
+    # networks trained by featlab train for M-TLAT Table 2, attacked on their own logits
+    trained_recipes: tuple = ("standard", "tlat")
+    train_arch: str = "resnet10-w16"
+    train_epochs: int = 2
+    train_image_size: int = 32
+    trained_eps: tuple = (0.01, 0.03)
 
 
 def _label(name, value):
@@ -78,8 +92,9 @@ def demo(spec: DemoSpec = DemoSpec()) -> dict:
     """Run every step; returns the summary (also ``<analyses_dir>/demo/summary.json``)."""
     check_spec(spec)
     start = time.perf_counter()
+    clock = _Clock()
     out_dir = os.path.join(spec.analyses_dir, "demo")
-    store, seconds = _main_store(spec)
+    store, root, seconds = _main_store(spec)
     shift = pca_shift(store, condition=_label("blur:sigma", _middle(spec.sigmas)),
                       tolerance=spec.tolerance, margin=spec.shift_margin, n_boot=spec.n_boot,
                       seed=spec.seed, out_dir=out_dir)
@@ -89,25 +104,46 @@ def demo(spec: DemoSpec = DemoSpec()) -> dict:
                       store.samples.subsets.keys() | {"all"})
     attack = attack_measures(store, *_attack_keys(store, spec), [_label("eps", e) for e in spec.eps],
                              alpha=max(spec.alphas))
+    clock.lap("main store, heads, pca-shift")
     dose, dose_stores = _dose(spec)
+    clock.lap("dose-response stores")
+    trained = trained_store(spec, root)
+    clock.lap("trained networks and their store")
     kw = dict(n_boot=spec.n_boot, seed=spec.seed)
     members = membership(shift, fg, bg)
     rows = (C.blur_claims(blur, **kw) + C.subspace_claims(shift["comparison"])
             + C.attack_claims(attack, **kw) + C.dose_claims(dose, **kw))
-    summary = dict(store=store.path, stores=[store.path] + dose_stores, images=len(store.samples),
-                   extraction_seconds=seconds, claims=rows, verdicts=C.overall(rows),
-                   table=accuracy_table(blur, attack, dose), shift_condition=shift["condition"],
-                   shift_comparison=shift["comparison"], membership=members,
-                   figures=shift["figures"])
+    stores = [store.path] + dose_stores + ([trained] if trained else [])
+    summary = dict(store=store.path, stores=stores,
+                   images=len(store.samples), extraction_seconds=seconds, claims=rows,
+                   verdicts=C.overall(rows), table=accuracy_table(blur, attack, dose),
+                   shift_condition=shift["condition"], shift_comparison=shift["comparison"],
+                   membership=members, figures=shift["figures"], alphas=list(spec.alphas),
+                   alpha_scale="sum")
     if spec.report:
         written = report(stores=summary["stores"], out_dir=os.path.join(spec.analyses_dir, "report"),
                          alphas=spec.alphas, n_boot=spec.n_boot, seed=spec.seed)
         summary["report"] = {k: written[k] for k in ("html", "pdf") if k in written}
+        summary["sections"] = {s["id"]: s["status"] for s in written["sections"]}
+        clock.lap("report")
     summary["seconds"] = time.perf_counter() - start
+    summary["phase_seconds"] = clock.laps
     summary["summary_json"] = os.path.join(out_dir, "summary.json")
     atomic_write_text(summary["summary_json"],
                       json.dumps(dict(summary, spec=asdict(spec)), indent=2, default=float))
     return summary
+
+
+class _Clock:
+    """Wall time of each phase since the previous one (``laps``: phase -> seconds)."""
+
+    def __init__(self):
+        self.laps, self._last = {}, time.perf_counter()
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.laps[phase] = now - self._last
+        self._last = now
 
 
 def _middle(values):
@@ -119,7 +155,9 @@ def _fgsm(spec, target):
 
 
 def _main_store(spec):
-    """Clean + blur features, the heads, then the attacks on them and adversarial retraining."""
+    """Clean + blur features, the heads, then the attacks on them and the probe sets (both
+    need the heads), and the alpha sweep beside adversarial retraining. Returns (store,
+    benchmark root, extraction seconds)."""
     path = os.path.join(spec.cache_dir, "demo")
     root = benchmark(spec, "demo-data", path, spec.n_images, 1.0)
     blur = "blur:sigma=" + ":".join(f"{s:g}" for s in spec.sigmas)
@@ -130,12 +168,12 @@ def _main_store(spec):
         if subset in store.samples.subsets:
             fit_head(store, alphas=(0.0,), subset=subset)
     attacks = _fgsm(spec, "fg") + (f",{_fgsm(spec, 'joint')}" if spec.adaptive else "")
-    seconds += extract_into(spec, path, root, attacks)
+    seconds += extract_into(spec, path, root, f"{attacks},{probe_conditions(spec)}")
     store = FeatureStore(path)
     adv = _label("fgsm:eps", _middle(spec.eps)) + ":target=fg"
     # the alpha sweep once, beside adversarial retraining (alpha 0 refits to the same head)
     fit_head(store, alphas=spec.alphas, subset="all", train_on=["clean", adv])
-    return store, seconds
+    return store, root, seconds
 
 
 def _attack_keys(store, spec):

@@ -11,6 +11,7 @@ from ..backbones.synthetic import recipe_for
 from ..data.synthetic import generate_synthetic
 from ..errors import FeatlabError
 from ..extraction import ExtractionSpec, extract
+from ..training import RECIPES
 from ..utils.paths import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -24,11 +25,19 @@ def check_spec(spec) -> None:
         (len(spec.sigmas) >= 1 and all(s > 0 for s in spec.sigmas), "sigmas must be > 0"),
         (len(spec.eps) >= 1 and all(0 < e < 1 for e in spec.eps), "eps must be in (0, 1)"),
         (len(spec.alphas) >= 2 and all(a >= 0 for a in spec.alphas) and 0.0 in spec.alphas,
-         "alphas need 0 and a larger value"),
+         "alphas (the paper's scale) need 0 and a larger value"),
         (all(0.0 <= c <= 1.0 for c in spec.consistencies), "consistencies must be in [0, 1]"),
         (spec.tolerance > 0, f"--tolerance {spec.tolerance}: must be > 0"),
         (spec.shift_margin >= 0, f"--shift-margin {spec.shift_margin}: must be >= 0"),
         (spec.n_boot >= 100, f"--n-boot {spec.n_boot}: need at least 100 resamples"),
+        (spec.probe_samples >= 1 and spec.probe_copies >= 3 and len(spec.probe_radii) >= 1
+         and all(r > 0 for r in spec.probe_radii),
+         "probe sets need samples >= 1, copies >= 3 and radii > 0"),
+        (spec.train_epochs >= 1 and spec.train_image_size >= 8 and len(spec.trained_eps) >= 1
+         and all(0 < e < 1 for e in spec.trained_eps),
+         "trained networks need epochs >= 1, an image size >= 8 and eps in (0, 1)"),
+        (all(r in RECIPES.names() for r in spec.trained_recipes),
+         f"trained_recipes {spec.trained_recipes}: known {', '.join(RECIPES.names())}"),
     ]
     for ok, message in checks:
         if not ok:
@@ -59,10 +68,14 @@ def benchmark(spec, name: str, store_path: str, n_images: int, consistency: floa
     return root
 
 
-def extract_into(spec, store_path: str, root: str, conditions: str) -> float:
-    """Extract ``conditions`` (those not stored yet) into ``store_path``; returns seconds."""
-    result = extract(ExtractionSpec(
-        store=store_path, root=root, dataset="synthetic", conditions=conditions,
-        device=spec.device, batch_size=64, workers=spec.workers, seed=spec.seed,
-        image_size=spec.image_size, cache_dir=spec.cache_dir, weights=dict(spec.weights)))
+def extract_into(spec, store_path: str, root: str, conditions: str, **options) -> float:
+    """Extract ``conditions`` (those not stored yet) into ``store_path``; returns seconds.
+    ``options`` override the :class:`~featlab.extraction.ExtractionSpec` fields (e.g.
+    ``backbones``, ``layers``, ``image_size``); by default the two embedded backbones, every
+    layer, the demo's image size."""
+    settings = dict(store=store_path, root=root, dataset="synthetic", conditions=conditions,
+                    device=spec.device, batch_size=64, workers=spec.workers, seed=spec.seed,
+                    image_size=spec.image_size, cache_dir=spec.cache_dir,
+                    weights=dict(spec.weights))
+    result = extract(ExtractionSpec(**dict(settings, **options)))
     return float(result["seconds"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..analyses.heads.alphas import SCALE_NOTE
 from ..analyses.heads.plots import plot_accuracy_curves, plot_alpha_sweep, plot_weight_bars
 from ..analyses.heads.scoring import bootstrap_mean
 from ..analyses.shift.plots import plot_pca_shift
@@ -139,30 +140,40 @@ def figure3(ctx, store):
         plot_accuracy_curves(picked, x=param, ax=ax)
         ax.set_title(f"{subset} ({len(result['classes'])} classes)")
         rows += _strength_table(picked, param, prefix=(subset,))
-    caption = (f"{label}, joint head α={alpha:g}; test accuracy with 95 % Wilson intervals "
-               f"(bands); joint - fg is the point difference.")
+    caption = (f"{label}, joint head α={alpha:g} ({SCALE_NOTE}); test accuracy with 95 % "
+               f"Wilson intervals (bands); joint - fg is the point difference.")
     return [figure(_png(fig, ctx, store, "fusion-figure-3"), caption),
             table(["subset", "strength", "foreground", "background", "joint", "joint - fg"],
                   rows, caption="accuracy [95 % Wilson interval] per subset and blur σ")]
 
 
 def figure4(ctx, store):
-    """Figure 4a-b: accuracy against FGSM eps per head; mean |weight| of the joint head."""
+    """Figure 4a-b: accuracy against FGSM eps per head; mean |weight| of the joint head on
+    standardized and on raw features (the two can disagree on which backbone dominates)."""
     label, _ = _fgsm(ctx, store)
     result, alpha = ctx.fit(store, "all"), ctx.alphas[0]
     picked = _heads_rows(result, label, alpha)
-    fig, axes = new_figure(2, cols=2, size=(5.0, 4.0))
+    fig, axes = new_figure(3, cols=3, size=(4.4, 4.0))
     plot_accuracy_curves(picked, x="eps", ax=axes[0])
     axes[0].set_title(label.split(":")[0] + " on the " + _target(result))
     w = next(w for w in result["weights"] if w["alpha"] == alpha)
-    plot_weight_bars(w["fg"], w["bg"], ax=axes[1])
-    axes[1].set_title(f"joint head α={alpha:g}")
+    for ax, space, suffix in zip(axes[1:], ("standardized", "raw"), ("", "_raw")):
+        plot_weight_bars(w["fg" + suffix], w["bg" + suffix], ax=ax, space=space)
+        ax.set_title(f"joint α={alpha:g}, {ax.get_title()}", fontsize="small")
     caption = (f"{label} (crafted against {_target(result)}), subset all; mean |weight| in "
-               f"the joint head: foreground {w['fg']:.4f}, background {w['bg']:.4f} (ratio "
-               f"fg/bg {w['fg'] / w['bg']:.2f}; point estimates of one fit).")
+               f"the joint head (α={alpha:g}, {SCALE_NOTE}), point estimates of one fit: "
+               f"{_weights_text(w)}.")
     return [figure(_png(fig, ctx, store, "fusion-figure-4"), caption),
             table(["strength", "foreground", "background", "joint", "joint - fg"],
                   _strength_table(picked, "eps"), caption="accuracy [95 % Wilson interval]")]
+
+
+def _weights_text(w) -> str:
+    """Both weight spaces, labelled, with their fg/bg ratios."""
+    return (f"on standardized features (per feature SD) foreground {w['fg']:.4f}, background "
+            f"{w['bg']:.4f} (fg/bg {w['fg'] / w['bg']:.2f}); on raw features foreground "
+            f"{w['fg_raw']:.4g}, background {w['bg_raw']:.4g} (fg/bg "
+            f"{w['fg_raw'] / w['bg_raw']:.2f})")
 
 
 def _target(result) -> str:
@@ -191,17 +202,21 @@ def figure5(ctx, store):
             axes[2 * k].legend(frameon=False, fontsize="x-small")
         axes[2 * k].set_title(f"{subset}: joint per α vs retraining", fontsize="small")
         plot_alpha_sweep(result["weights"], ax=axes[2 * k + 1])
-        axes[2 * k + 1].set_title(f"{subset}: mean |weight| against α", fontsize="small")
+        axes[2 * k + 1].set_title(f"{subset}: mean |weight| against α (standardized solid, "
+                                  f"raw dashed)", fontsize="small")
         header, body = _sweep_table(result, rows, subset)
         items.append(body)
-    retrain = (ctx.fit(store, "all").get("robust") or {}).get("adv", {})
-    on = ", ".join(retrain.get("training_conditions", [])) or "n/a"
+    fit = ctx.fit(store, "all")
+    on = ", ".join((fit.get("robust") or {}).get("adv", {}).get("training_conditions", []))
     alphas = ", ".join(f"{a:g}" for a in ctx.alphas)
-    caption = (f"{label}; joint heads at α = {alphas}; adversarial retraining on {on} (half "
-               f"and half). Bands: 95 % Wilson.")
+    means = ", ".join(f"{m:.3g}" for m in fit["alphas_mean"])
+    caption = (f"{label}; joint heads at α = {alphas} ({SCALE_NOTE}, N = {fit['n_train']} on "
+               f"all; the mean-loss penalty α/N = {means}); adversarial retraining on "
+               f"{on or 'n/a'} (half and half). Bands: 95 % Wilson.")
     return [figure(_png(fig, ctx, store, "fusion-figure-5"), caption),
             table(header, [r for body in items for r in body],
-                  caption="accuracy [95 % Wilson interval] per α and for adversarial retraining")]
+                  caption="accuracy [95 % Wilson interval] per α (the paper's scale) and for "
+                          "adversarial retraining")]
 
 
 def _sweep_table(result, rows, subset):

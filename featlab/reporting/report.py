@@ -169,7 +169,9 @@ def report(stores, out_dir="analyses/report", *, alphas=(0.0, 0.1, 1.0, 10.0), n
     ----------
     stores : str or FeatureStore, or a list of them — every section uses each store that
         holds its data.
-    alphas : the joint heads' foreground penalties (fusion paper Section 3.4, Figure 5).
+    alphas : the joint heads' foreground penalties on the paper's scale (fusion paper
+        Section 3.4: beside the cross-entropy summed over the N training images; Figure 5
+        sweeps 0.1 to 10). Captions and ``report.json`` (``alpha_scale``) say so.
     n_boot, seed : bootstrap resamples and the seed of every random choice.
 
     Returns
@@ -210,7 +212,7 @@ def report(stores, out_dir="analyses/report", *, alphas=(0.0, 0.1, 1.0, 10.0), n
                     status=s["status"], missing=s["missing"], unreadable=s["unreadable"],
                     figures=[i["png"] for i in s["items"] if i["kind"] == "figure"])
                for s in sections]
-    result = dict(html=html, pdf=pdf, stores=paths, alphas=alphas, seed=seed,
+    result = dict(html=html, pdf=pdf, stores=paths, alphas=alphas, alpha_scale="sum", seed=seed,
                   sections=summary)
     result["json"] = write_json(os.path.join(out_dir, "report.json"), result)
     _refuse_unreadable(sections, html)

@@ -6,7 +6,7 @@ A head is ``STORE/heads/<name>.h5``: arrays ``coef`` (C, d), ``intercept`` (C,),
 ``training_conditions``, ``n_train``, ...). ``featlab fit-head`` writes them; attacks, probe
 selection and the analyses read them through this module only.
 
-Identity (issue 8): :func:`head_digest` is a sha256 over a head's arrays and attributes, so
+Identity: :func:`head_digest` is a sha256 over a head's arrays and attributes, so
 two fits give the same digest exactly when they give the same head. Attack and probe
 conditions record the digests of the heads they were made against (``heads`` in their
 ``condition.json``); a refit that changes such a head leaves those conditions *stale*
@@ -14,7 +14,8 @@ conditions record the digests of the heads they were made against (``heads`` in 
 does not keep old heads beside new ones, and refitting the old settings makes them current
 again.
 
-Names: ``fg-all``, ``bg-similar``, ``joint-all-alpha=10`` (:func:`head_name`); robust heads
+Names: ``fg-all``, ``bg-similar``, ``joint-all-alpha=10`` (:func:`head_name`; alpha on the
+fusion paper's scale, Section 3.4: :mod:`featlab.analyses.heads.alphas`); robust heads
 ``adv-joint-all``, ``mat-mixed-joint-all``, ``mat-parallel-joint-all-eps=0.1`` (one file per
 voting member; :func:`robust_head_name`).
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 
 import h5py
@@ -38,10 +40,13 @@ from .table import records_expected
 
 HEADS_DIR = "heads"
 FIT = "fit"  # the attribute naming the heads saved together (featlab.store.fits)
+log = logging.getLogger(__name__)
+_WARNED: set = set()  # head files whose mean-scale alpha was logged, per process
 
 
 def head_name(kind: str, subset: str = "all", alpha=None) -> str:
-    """Store name of a head: ``fg-all``, ``bg-similar``, ``joint-all-alpha=10``."""
+    """Store name of a head: ``fg-all``, ``bg-similar``, ``joint-all-alpha=10`` (``alpha``:
+    the paper's, beside the summed cross-entropy)."""
     if alpha is None:
         return f"{kind}-{subset}"
     return f"{kind}-{subset}-alpha={format_value(float(alpha))}"
@@ -52,6 +57,31 @@ def robust_head_name(recipe: str, kind: str, subset: str = "all", strength=None,
     """Store name of a robust head: ``adv-joint-all``, ``mat-parallel-fg-all-eps=0.1``."""
     name = f"{recipe}-{kind}-{subset}"
     return name if strength is None else f"{name}-{param}={format_value(float(strength))}"
+
+
+def paper_alpha(attrs: dict):
+    """A head's alpha on the paper's scale from its attributes (or an attack condition's
+    ``head_settings``); None when it has none. A nonzero ``alpha`` recorded without
+    ``alpha_scale`` is on the mean scale: the paper's is that times ``n_train``."""
+    alpha = attrs.get("alpha")
+    if alpha is None or alpha == 0 or attrs.get("alpha_scale") == "sum":
+        return alpha
+    return float(f"{alpha * attrs['n_train']:.12g}") if attrs.get("n_train") else None
+
+
+def _mean_scale_note(root: str, name: str, attrs: dict) -> None:
+    """Log once that a head records its alpha on the mean scale while its name is read on
+    the paper's: it stays usable, and a refit replaces it (attacks on it then read stale)."""
+    key = (os.path.abspath(root), name)
+    if attrs.get("alpha") in (None, 0) or "alpha_scale" in attrs or key in _WARNED:
+        return
+    _WARNED.add(key)
+    paper = paper_alpha(attrs)
+    log.warning("head %s of store %s records alpha=%g on the mean scale (the paper's alpha "
+                "%s) while head names give the paper's alpha; refit it: featlab fit-head "
+                "--store %s --subset %s --alpha %s", name, root, attrs["alpha"],
+                "unknown" if paper is None else f"{paper:g}", root,
+                attrs.get("subset", "all"), name.split("alpha=")[-1])
 
 
 def selecting_head(select: str, subset: str = "all", alpha: float = 0.0) -> str:
@@ -98,6 +128,7 @@ def load_head(root: str, name: str, *, purpose: str = "") -> tuple[dict, dict]:
     if "coef" not in arrays or "intercept" not in arrays:
         raise FeatlabError(f"head file {path} lacks coef/intercept; refit it: featlab fit-head "
                            f"--store {root}")
+    _mean_scale_note(root, name, attrs)
     return arrays, attrs
 
 

@@ -50,15 +50,22 @@ def _joint(X_fg, X_bg):
     return np.hstack([X_fg.astype(dtype, copy=False), X_bg.astype(dtype, copy=False)])
 
 
-def mean_abs_weights(head, n_fg):
+WEIGHT_SPACES = ("standardized", "raw")
+
+
+def mean_abs_weights(head, n_fg, space="standardized"):
     """Mean |weight| from each backbone's block into a joint head (Figure 4b, 5c–d).
 
-    Uses ``head.coef_std_``, the weights in standardized feature space, so that the two
-    backbones are compared per unit of feature standard deviation (raw weights would depend
-    on each backbone's feature scale). Returns ``(fg, bg)`` floats: the mean over classes and
+    ``space="standardized"`` uses ``head.coef_std_``, the weights per unit of each feature's
+    standard deviation; ``"raw"`` uses ``head.coef_``, the weights on the features as stored
+    (what a fully connected layer on the raw features, as in the paper, learns). The two can
+    disagree on which backbone weighs more (raw weights also carry each backbone's feature
+    scale), so featlab reports both. Returns ``(fg, bg)`` floats: the mean over classes and
     the first ``n_fg`` (resp. remaining) features.
     """
-    W = np.abs(np.asarray(head.coef_std_))
+    if space not in WEIGHT_SPACES:
+        raise FeatlabError(f"space={space!r}: expected one of {', '.join(WEIGHT_SPACES)}")
+    W = np.abs(np.asarray(head.coef_std_ if space == "standardized" else head.coef_))
     if not 0 < n_fg < W.shape[1]:
         raise FeatlabError(f"n_fg={n_fg} must split the head's {W.shape[1]} features in two")
     return float(W[:, :n_fg].mean()), float(W[:, n_fg:].mean())

@@ -72,12 +72,19 @@ def plot_accuracy_curves(rows, x="sigma", ax=None):
     return ax
 
 
-def plot_weight_bars(fg, bg, ax=None):
-    """Figure 4b/d: mean |weight| from the foreground and background blocks of a joint head."""
+WEIGHT_AXES = {"standardized": "mean |weight| (standardized features)",
+               "raw": "mean |weight| (raw features)"}
+
+
+def plot_weight_bars(fg, bg, ax=None, space="standardized"):
+    """Figure 4b/d: mean |weight| from the foreground and background blocks of a joint head,
+    in weight ``space`` ``standardized`` or ``raw`` (the axis says which, the title gives the
+    fg/bg ratio: the two spaces can disagree on which backbone dominates)."""
     ax = _axes(ax, (3.2, 4.0))
     ax.bar(["foreground", "background"], [fg, bg],
            color=[HEAD_COLOURS["fg"], HEAD_COLOURS["bg"]], width=0.6)
-    ax.set_ylabel("mean |weight|")
+    ax.set_ylabel(WEIGHT_AXES[space])
+    ax.set_title(f"{space}: fg/bg = {fg / bg:.2f}" if bg else space, fontsize="small")
     return ax
 
 
@@ -85,8 +92,9 @@ def plot_alpha_sweep(rows, ax=None, x="eps"):
     """Figure 5a–b: joint-head accuracy against strength, one green per alpha (darker = larger).
 
     Foreground and background heads in ``rows`` are drawn for reference (dashed). With rows of
-    ``{alpha, fg, bg}`` (mean |weight|, :func:`featlab.analyses.fusion.mean_abs_weights`) it
-    draws Figure 5c–d instead: the two mean |weights| against alpha.
+    ``{alpha, fg, bg}`` and optionally ``fg_raw, bg_raw`` (mean |weight| on standardized and
+    raw features, :func:`featlab.analyses.heads.fusion.mean_abs_weights`) it draws Figure
+    5c–d instead: the mean |weights| against alpha (raw ones dashed, on the right axis).
     """
     ax = _axes(ax)
     rows = list(rows)
@@ -110,15 +118,23 @@ def plot_alpha_sweep(rows, ax=None, x="eps"):
 
 
 def _plot_weights_vs_alpha(rows, ax):
+    """Standardized mean |weights| (solid, left axis) and, when the rows carry them, raw ones
+    (dashed, right axis) against alpha."""
     rows = sorted(rows, key=lambda r: r["alpha"])
     alphas = np.array([r["alpha"] for r in rows], float)
-    for key in ("fg", "bg"):
-        ax.plot(alphas, [r[key] for r in rows], marker="o", color=HEAD_COLOURS[key],
-                label=HEAD_LABELS[key])
+    lines = [ax.plot(alphas, [r[key] for r in rows], marker="o", color=HEAD_COLOURS[key],
+                     label=f"{HEAD_LABELS[key]}, standardized")[0] for key in ("fg", "bg")]
+    ax.set_ylabel(WEIGHT_AXES["standardized"])
+    if all("fg_raw" in r for r in rows):
+        raw = ax.twinx()
+        lines += [raw.plot(alphas, [r[f"{key}_raw"] for r in rows], "--", marker="s", ms=3,
+                           color=HEAD_COLOURS[key], label=f"{HEAD_LABELS[key]}, raw")[0]
+                  for key in ("fg", "bg")]
+        raw.set_ylabel(WEIGHT_AXES["raw"])
+        raw.grid(False)
     positive = alphas[alphas > 0]
     if len(positive):
         ax.set_xscale("symlog", linthresh=float(positive.min()))
-    ax.set_xlabel("α")
-    ax.set_ylabel("mean |weight|")
-    ax.legend(frameon=False)
+    ax.set_xlabel("α (paper's scale)")
+    ax.legend(handles=lines, frameon=False, fontsize="x-small")
     return ax

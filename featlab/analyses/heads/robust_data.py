@@ -13,6 +13,7 @@ import numpy as np
 
 from ...conditions import parse_condition, parse_conditions
 from ...errors import FeatlabError
+from ...store.heads import paper_alpha
 from ...utils.validation import finite_number
 from ..inputs import block, condition_family
 
@@ -101,7 +102,7 @@ def crafted_against(store, key) -> dict:
         return {}
     settings = info.get("head_settings") or {}
     return dict(condition=key, target=info.get("target"), head=info["head"],
-                head_alpha=settings.get("alpha"), eps_space=info.get("eps_space"),
+                head_alpha=paper_alpha(settings), eps_space=info.get("eps_space"),
                 head_training_conditions=settings.get("training_conditions"))
 
 

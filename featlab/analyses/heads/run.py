@@ -7,13 +7,12 @@ Heads are trained on clean train features and scored on the test split of every 
 condition; they are saved in the store (with alpha, subset and training conditions) so that
 attacks and later analyses reuse them.
 
-``alphas`` are featlab's scale by default (``alpha_scale="mean"``): the penalty beside the
-*mean* cross-entropy over standardized features, i.e. the paper's alpha divided by the
-number of training images N; ``alpha_scale="sum"`` takes the paper's alpha (beside the
-summed loss of Section 3.4) and divides it by N. Heads are named and recorded by the mean
-scale (``joint-all-alpha=<alpha / N>``), with ``alpha_paper`` = alpha * N beside it.
+``alphas`` are on the paper's scale by default (``alpha_scale="sum"``: the penalty beside the
+cross-entropy summed over the N training images, Section 3.4), ``alpha_scale="mean"`` reads
+them beside the mean loss (the paper's alpha / N); heads are named, recorded and reported by
+the paper's alpha (``joint-all-alpha=10``) whichever way it was typed (:mod:`.alphas`).
 
-Every result row is labelled (issue 8): ``threat`` is ``white-box`` when the condition is an
+Every result row is labelled: ``threat`` is ``white-box`` when the condition is an
 attack crafted against this very head (same kind, subset and alpha), ``transfer`` when it
 was crafted against another classifier, None for conditions that are not attacks;
 ``stale`` is true when the condition was made against a head whose content has changed
@@ -35,14 +34,14 @@ from ...backbones.roles import fg_bg
 from ...conditions import parse_condition
 from ...errors import FeatlabError
 from ...mat import DEFAULT_PENALTY, DEFAULT_WALKS
-from ...store.heads import head_digest, head_name, head_record, stale_heads
+from ...store.heads import head_digest, head_name, head_record, paper_alpha, stale_heads
 from ...store.rerun import extract_hint
 from ...utils.results import finish
-from ...utils.validation import finite_number
 from ..inputs import block, condition_family, staleness
 from ..registry import ANALYSES
 from .figures import heads_figures
-from .fusion import evaluate, fit_fusion_heads, mean_abs_weights
+from .alphas import alpha_fields, checked, fit_paper_heads, joint_attrs, paper_alphas
+from .fusion import evaluate, mean_abs_weights
 from .robust_figures import robust_figures
 from .robust_run import fit_robust_heads, plan_robust
 from .scoring import condition_rows, range_table, test_inputs
@@ -73,28 +72,31 @@ def _attacks(store, keys, subset, stale):
         if "target" in info:
             success = store.read_array("attack/success", key, split="test", subset=subset)
             attacks[key] = dict(target=info["target"], head=info["head"], stale=stale[key],
-                                head_alpha=(info.get("head_settings") or {}).get("alpha"),
+                                head_alpha=paper_alpha(info.get("head_settings") or {}),
                                 success_rate=float(np.mean(success)) if len(success) else None)
     return attacks
 
 
 def _records(heads, fg, bg, common):
-    subset = common["subset"]
+    subset, n = common["subset"], common["n_train"]
     records = {head_name("fg", subset): head_record(heads["fg"], kind="fg", alpha=None,
                                                     inputs=[fg], **common),
                head_name("bg", subset): head_record(heads["bg"], kind="bg", alpha=None,
                                                     inputs=[bg], **common)}
     for alpha, head in heads["joint"].items():
         records[head_name("joint", subset, alpha)] = head_record(
-            head, kind="joint", alpha=alpha, inputs=[fg, bg], **common)
+            head, kind="joint", inputs=[fg, bg], **joint_attrs(alpha, n), **common)
     return records
 
 
 def _weights(heads, n_fg):
+    """Mean |weight| per backbone and alpha: ``fg``/``bg`` on standardized features,
+    ``fg_raw``/``bg_raw`` on the features as stored (:func:`.fusion.mean_abs_weights`)."""
     out = []
     for alpha, head in heads["joint"].items():
         w_fg, w_bg = mean_abs_weights(head, n_fg)
-        out.append(dict(alpha=alpha, fg=float(w_fg), bg=float(w_bg)))
+        r_fg, r_bg = mean_abs_weights(head, n_fg, space="raw")
+        out.append(dict(alpha=alpha, fg=w_fg, bg=w_bg, fg_raw=r_fg, bg_raw=r_bg))
     return out
 
 
@@ -168,25 +170,6 @@ def _mark_trained_on_stale(store, robust, records, digests):
                     ", ".join(bad))
 
 
-def paper_alphas(alphas, alpha_scale: str, n: int) -> list:
-    """featlab's alphas (the penalty beside the mean loss) from ``alphas`` typed on
-    ``alpha_scale``: ``mean`` (as they are) or ``sum`` (the paper's, Section 3.4: / N)."""
-    if alpha_scale not in ("mean", "sum"):
-        raise FeatlabError(f"--alpha-scale {alpha_scale!r}: expected mean or sum")
-    # 12 significant digits: a paper alpha typed as a * N gives back exactly a
-    return sorted({float(f"{float(a) / n:.12g}") if alpha_scale == "sum" else float(a)
-                   for a in alphas})
-
-
-def _checked(alphas, l2, alpha_scale):
-    """The penalties, refused in one line before anything is read when not finite or < 0."""
-    alphas = sorted({finite_number(a, "--alpha", low=0, hint="; the penalty weight must be >= 0")
-                     for a in alphas})
-    l2 = finite_number(l2, "--l2", low=0, low_open=True, hint=" (a small ridge, e.g. 1e-4)")
-    paper_alphas(alphas, alpha_scale, 1)  # checks alpha_scale
-    return alphas, l2
-
-
 def _range(store, robust, entries, where, seed):
     if not robust or robust["family"] is None:
         return None
@@ -203,18 +186,20 @@ def fit_head(store, *, alphas=(0.0,), subset="all", layer="penultimate", fg=None
              l2=1e-4, conditions=None, save=True, tol=1e-6, max_iter=500, train_on=None,
              recipe=None, strengths=None, attack=None, robust_head="joint", val_fraction=0.2,
              walk_steps=None, walks=DEFAULT_WALKS, walk_penalty=DEFAULT_PENALTY, seed=0,
-             alpha_scale="mean", out_dir=None) -> dict:
-    """Fit the three heads (one joint head per alpha on ``alpha_scale``, see the module
-    docstring) and the robust heads of ``train_on`` / ``recipe`` (:func:`~.robust_run.
-    fit_robust_heads`), and score them all on every condition but probe sets (``skipped``).
+             alpha_scale="sum", out_dir=None) -> dict:
+    """Fit the three heads (one joint head per alpha typed on ``alpha_scale``, ``sum`` or
+    ``mean``) and the robust heads of ``train_on`` / ``recipe`` (:func:`~.robust_run.
+    fit_robust_heads`); score them all on every condition but probe sets (``skipped``).
 
-    Returns a dict with ``rows`` (condition, head, alpha, n, correct, accuracy, ci_low,
-    ci_high, family, strength, threat, stale), ``weights`` (mean |weight| per backbone per
-    alpha), ``heads`` (names saved), ``stale`` (condition -> bool or None) and, with robust
-    heads, ``robust`` (how they were trained) and ``range`` (average accuracy over the
-    strength range). With ``out_dir``: the figures and ``fit-head-<subset>.json``.
+    Returns a dict with ``alphas`` (the paper's scale, as every ``alpha`` in the result;
+    :func:`.alphas.alpha_fields`), ``rows`` (condition, head, alpha, n, correct, accuracy,
+    ci_low, ci_high, family, strength, threat, stale), ``weights`` (mean |weight| per backbone
+    per alpha: ``fg``/``bg`` standardized, ``fg_raw``/``bg_raw`` raw), ``heads`` (names
+    saved), ``stale`` (condition -> bool or None) and, with robust heads, ``robust`` (how
+    they were trained) and ``range`` (average accuracy over the strength range). With
+    ``out_dir``: the figures and ``fit-head-<subset>.json``.
     """
-    alphas, l2 = _checked(alphas, l2, alpha_scale)
+    given, l2 = checked(alphas, l2, alpha_scale)
     if save:
         store.check_writable()  # refuse before fitting, not after
     fg, bg = fg_bg(store.backbone_meta, fg, bg, where=f"store {store.path}")
@@ -226,11 +211,11 @@ def fit_head(store, *, alphas=(0.0,), subset="all", layer="penultimate", fg=None
     classes = store.classes(subset)
     if not _check_split(store, subset, y):
         keys = []  # nothing to score: no rows rather than NaN accuracies
-    alphas = paper_alphas(alphas, alpha_scale, len(y))
-    head_kw = dict(n_classes=len(classes), l2=l2, tol=tol, max_iter=max_iter)
+    alphas, head_kw = paper_alphas(given, alpha_scale, len(y)), dict(
+        n_classes=len(classes), l2=l2, tol=tol, max_iter=max_iter)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        heads = fit_fusion_heads(x_fg, x_bg, y, alphas=alphas, **head_kw)
+        heads = fit_paper_heads(x_fg, x_bg, y, alphas, **head_kw)
         robust = fit_robust_heads(store, plan, fg=fg, bg=bg, layer=layer, subset=subset,
                                   classes=classes, head_kw=head_kw) if plan else None
     if caught:
@@ -238,17 +223,16 @@ def fit_head(store, *, alphas=(0.0,), subset="all", layer="penultimate", fg=None
                  "at this precision; raise max_iter to go further)", len(caught), max_iter, tol)
     common = dict(subset=subset, layer=layer, l2=l2, training_conditions=["clean"],
                   classes=classes, n_train=int(len(y)), backbones=[fg, bg])
-    records = _records(heads, fg, bg, common)
-    records.update(robust["records"] if robust else {})
+    records = {**_records(heads, fg, bg, common), **(robust["records"] if robust else {})}
     stale = _staleness(store, keys, records, robust)
-    where = dict(fg=fg, bg=bg, layer=layer, subset=subset)
-    entries, extra = _entries(heads, robust)
+    where, (entries, extra) = dict(fg=fg, bg=bg, layer=layer, subset=subset), _entries(
+        heads, robust)
     rows = _score(store, keys, heads, extra, where, stale)
     if save:
         store.save_heads(records)
-    result = dict(store=store.path, fg=fg, bg=bg, layer=layer, subset=subset, alphas=alphas,
-                  alpha_scale=alpha_scale, alphas_paper=[a * len(y) for a in alphas],
-                  n_train=int(len(y)), classes=classes, rows=rows,
+    result = dict(store=store.path, fg=fg, bg=bg, layer=layer, subset=subset,
+                  **alpha_fields(alphas, len(y), given, alpha_scale), n_train=int(len(y)),
+                  classes=classes, rows=rows,
                   weights=_weights(heads, x_fg.shape[1]), stale=stale, skipped=skipped,
                   attacks=_attacks(store, keys, subset, stale), heads=sorted(records), figures=[])
     if robust:

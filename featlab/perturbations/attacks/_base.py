@@ -44,7 +44,8 @@ TARGET_PARAMS = (
     Param("surrogate", str, default="",
           help="backbone whose classifier crafts the attack (with target=surrogate)"),
     Param("head_alpha", float, default=0.0, low=0.0, high=1e9,
-          help="alpha of the fitted head that is attacked"),
+          help="alpha (the paper's scale, as fit-head --alpha) of the joint head that is "
+               "attacked"),
     Param("head_subset", str, default="all", keyed_default=False,
           help="class subset of the fitted head that is attacked (fit-head --subset): "
                "all, similar, dissimilar"),
