@@ -1,5 +1,6 @@
 """featlab train: recipes against hand-computed cases, the random walk and the voting on
 constructed truth, resume after SIGKILL, the CLI end to end, and the result as a backbone."""
+import importlib
 import itertools
 import json
 import os
@@ -339,3 +340,145 @@ def test_cli_train_then_extract_with_the_trained_backbone(data, tmp_path):
     test = fs.labels(split="test")
     clean_pred = fs.read(backbone="plain", layer="logits", condition="clean", split="test")
     assert rows["plain (logits)"]["clean"] == pytest.approx((clean_pred.argmax(1) == test).mean())
+
+
+# -- hostile input ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def other_data(tmp_path_factory):
+    from featlab.data.synthetic import generate_synthetic
+
+    root = tmp_path_factory.mktemp("train-other") / "data"
+    generate_synthetic(str(root), seed=4, n_images=64, image_size=32, n_supercategories=2,
+                       classes_per_supercategory=2)
+    return str(root)
+
+
+def _crash_on_save(monkeypatch):
+    """Make the run die after its last epoch, before the file is written (its checkpoint
+    stays, as after a kill)."""
+    train_module = importlib.import_module("featlab.training.train")
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(train_module, "save_trained", crash)
+
+
+def test_the_fingerprint_covers_the_training_data(data, other_data, tmp_path, monkeypatch):
+    """A run killed on one dataset does not continue on another, and a network trained on
+    one is not 'already trained' for another."""
+    out = tmp_path / "d.pt"
+    with monkeypatch.context() as patch:
+        _crash_on_save(patch)
+        with pytest.raises(KeyboardInterrupt):
+            train(spec(data, out, epochs=1))
+    assert os.path.exists(f"{out}.main.ckpt") and not out.exists()
+    with pytest.raises(FeatlabError, match="other settings"):
+        train(spec(other_data, out, epochs=1))
+    assert not out.exists()
+    report = train(spec(data, out, epochs=1))  # the same data continues after the last epoch
+    assert not report["already_done"] and not os.path.exists(f"{out}.main.ckpt")
+    assert train(spec(data, out, epochs=1))["already_done"]
+    with pytest.raises(FeatlabError, match="other settings"):
+        train(spec(other_data, out, epochs=1))
+    # the same root with another sample selection is other data too
+    with pytest.raises(FeatlabError, match="other settings"):
+        train(spec(data, out, epochs=1, limit=40))
+
+
+def test_an_unwritable_output_is_refused_before_training(data, tmp_path, monkeypatch):
+    train_module = importlib.import_module("featlab.training.train")
+
+    def never(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(train_module, "load_images", never)
+    folder = tmp_path / "folder.pt"
+    folder.mkdir()
+    code, out = run("train", "--root", data, "--out", folder, "--epochs", 1)
+    assert code == 2 and "is a directory" in out and len(out.strip().splitlines()) == 1, out
+    assert os.listdir(folder) == []
+    under_a_file = tmp_path / "file.txt"
+    under_a_file.write_text("x")
+    code, out = run("train", "--root", data, "--out", under_a_file / "n.pt", "--epochs", 1)
+    assert code == 2 and "not a directory" in out and len(out.strip().splitlines()) == 1, out
+
+
+def test_a_read_only_output_folder_is_refused_before_training(data, tmp_path, monkeypatch):
+    train_module = importlib.import_module("featlab.training.train")
+
+    def never(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(train_module, "load_images", never)
+    source, view = tmp_path / "rw", tmp_path / "ro"
+    source.mkdir()
+    view.mkdir()
+    if os.geteuid() != 0:
+        os.chmod(source, 0o555)
+        view = source
+    elif subprocess.run(["mount", "--bind", str(source), str(view)]).returncode != 0:
+        pytest.skip("cannot bind-mount here")
+    try:
+        if view != source and subprocess.run(["mount", "-o", "remount,bind,ro",
+                                              str(view)]).returncode != 0:
+            pytest.skip("cannot remount read-only here")
+        code, out = run("train", "--root", data, "--out", view / "n.pt", "--epochs", 1)
+        assert code == 2 and "cannot write" in out and len(out.strip().splitlines()) == 1, out
+        assert os.listdir(source) == []
+    finally:
+        if view != source:
+            subprocess.run(["umount", str(view)])
+        os.chmod(source, 0o755)
+
+
+def test_diverged_training_saves_nothing(data, tmp_path):
+    out = tmp_path / "nan.pt"
+    code, text = run("train", "--root", data, "--out", out, "--lr", "1e6", "--epochs", 6,
+                     "--batch-size", 8, "--arch", "resnet10-w16", "--image-size", 32,
+                     "--device", "cpu")
+    assert code == 2 and "non-finite" in text and len(text.strip().splitlines()) == 1, text
+    assert os.listdir(tmp_path) == []  # no network, no sidecar, no checkpoint
+
+
+def test_a_trained_file_with_non_finite_weights_is_refused_and_extract_writes_nothing(
+        data, tmp_path):
+    from featlab.backbones.trained import read_trained, save_trained
+
+    state = make_net("resnet10-w16", 4).state_dict()
+    path = tmp_path / "nan.pt"
+    save_trained(str(path), [state], arch="resnet10-w16", classes=list("abcd"),
+                 normalization=((.5,) * 3, (.25,) * 3), image_size=32, recipe="standard")
+    payload = torch.load(path, weights_only=True)
+    payload["members"][0]["fc.bias"][0] = float("nan")
+    with pytest.raises(FeatlabError, match="NaN or inf"):
+        save_trained(str(tmp_path / "x.pt"), payload["members"], arch="resnet10-w16",
+                     classes=list("abcd"), normalization=((.5,) * 3, (.25,) * 3),
+                     image_size=32, recipe="standard")
+    assert not (tmp_path / "x.pt").exists()
+    torch.save(payload, path)  # as a diverged run of an earlier featlab left it
+    with pytest.raises(FeatlabError, match="non-finite"):
+        read_trained(str(path))
+    store = tmp_path / "store"
+    code, text = run("extract", "--root", data, "--store", store, "--image-size", 32,
+                     "--device", "cpu", "--backbones", f"nan={path}", "--conditions", "clean")
+    assert code == 2 and "non-finite" in text and len(text.strip().splitlines()) == 1, text
+    assert not store.exists()
+
+
+def test_a_trained_file_without_its_sidecar_is_judged_by_its_own_fingerprint(data, tmp_path):
+    out = tmp_path / "lost.pt"
+    train(spec(data, out, epochs=1))
+    sidecar = tmp_path / "lost.json"
+    sidecar.unlink()
+    report = train(spec(data, out, epochs=1))
+    assert report["already_done"] and json.loads(sidecar.read_text())["format"] == \
+        "featlab-trained-backbone"  # the sidecar is written back
+    sidecar.unlink()
+    with pytest.raises(FeatlabError, match="other settings"):
+        train(spec(data, out, epochs=2))
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a network")
+    with pytest.raises(FeatlabError, match="not a readable torch file"):
+        train(spec(data, junk, epochs=1))
+    assert junk.read_bytes() == b"not a network"

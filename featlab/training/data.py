@@ -9,6 +9,7 @@ processes. Files that cannot be decoded are left out, with a log line.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +20,7 @@ from ..data import open_dataset
 from ..errors import FeatlabError
 from ..extraction.decode import collate_decoded, DecodedRows
 from ..extraction.pipeline import DEFAULT_IMAGE_SIZE, limit_rows
+from ..store.samples import table_hash
 
 log = logging.getLogger(__name__)
 PRELOAD_BYTES = 2 << 30
@@ -39,6 +41,16 @@ def load_training_dataset(spec):
                            f"in its train split; a classifier needs at least 2 (check --root, "
                            f"--classes or --limit)")
     return dataset
+
+
+def data_identity(spec, dataset) -> dict:
+    """What makes the training data these images: the resolved root, the loader and its
+    selection settings, and a digest of the sample list (ids, files, labels, splits, boxes)
+    and of the class list. Part of a run's fingerprint."""
+    settings = {k: v for k, v in dict(dataset.spec).items() if k != "root"}
+    return dict(root=os.path.realpath(spec.root), dataset=dataset.name, settings=settings,
+                image_size=int(dataset.image_size), classes=list(dataset.samples.classes),
+                samples_sha256=table_hash(dataset.samples))
 
 
 def split_train_val(samples, val_fraction: float, seed: int, need_val: bool):

@@ -20,6 +20,7 @@ from ..utils.progress import progress
 from ..utils.seeding import derive_seed, generator
 from .checkpoint import checkpoint_path, load_checkpoint, restore, save_checkpoint
 from .model import set_train_mode, trainable
+from .output import check_finite
 from .recipes import StepContext
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,7 @@ def run_stage(stage: Stage, nets, images, spec, *, fingerprint: str, device, n_c
                             acc=f"{totals[:, 1].sum() / totals[:, 2].sum():.3f}")
         history.append(dict(epoch=epoch + 1, loss=[float(t[0] / max(t[3], 1)) for t in totals],
                             train_accuracy=[float(t[1] / max(t[2], 1)) for t in totals]))
+        check_finite(nets, spec, stage.name, epoch + 1)
         save_checkpoint(path, fingerprint=fingerprint, stage=stage.name, epoch=epoch + 1,
                         nets=nets, optimizers=opts, schedulers=scheds, history=history)
         log.info("%s epoch %d/%d: loss %s, train accuracy %s (%.1f s)", stage.name, epoch + 1,

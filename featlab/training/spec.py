@@ -16,7 +16,8 @@ from ..errors import FeatlabError
 DEFAULT_STRENGTHS = {"fgsm-at": (0.03,), "mat-mixed": (0.01, 0.03, 0.05),
                      "mat-parallel": (0.01, 0.03, 0.05)}
 DEFAULT_CANDIDATES = (0.01, 0.02, 0.03, 0.05, 0.08)
-#: fields that do not change the trained weights (left out of the fingerprint)
+#: fields that do not change the trained weights (left out of the fingerprint); ``root``
+#: enters it resolved, with the rest of the data's identity
 NOT_IN_FINGERPRINT = ("out", "workers", "name", "root")
 
 
@@ -57,10 +58,13 @@ class TrainSpec:
     name: Optional[str] = None
     dataset_options: dict = field(default_factory=dict)
 
-    def fingerprint(self) -> str:
-        """sha256 of everything that determines the final weights."""
+    def fingerprint(self, identity: dict) -> str:
+        """sha256 of everything that determines the final weights: every option that does,
+        and ``identity`` — what the run reads (the training data, see
+        :func:`~featlab.training.data.data_identity`, and the weight files it starts from)."""
         fields = {k: v for k, v in asdict(self).items() if k not in NOT_IN_FINGERPRINT}
         fields["strengths"] = self.resolved_strengths()
+        fields["identity"] = identity
         return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
 
     def resolved_strengths(self):

@@ -17,9 +17,7 @@ The result (:func:`featlab.backbones.trained.save_trained`) loads with
 from __future__ import annotations
 
 import copy
-import json
 import logging
-import os
 import time
 
 from ..backbones.base import resolve_device
@@ -27,33 +25,17 @@ from ..backbones.ensemble import EnsembleBackbone, VotingNet
 from ..backbones.trained import save_trained
 from ..errors import FeatlabError
 from .checkpoint import remove_checkpoints
-from .data import load_images, load_training_dataset, split_train_val
+from .data import data_identity, load_images, load_training_dataset, split_train_val
 from .evaluate import accuracy_matrix, true_label_probabilities
 from .loop import Stage, run_stage
 from .model import arch_of, build_network
+from .output import check_output, finished
 from .random_walk import random_walk_selection
 from .recipes import RECIPES
 from .spec import TrainSpec, check_spec, parse_strengths
 from .voting import fit_voting, mixture_nll
 
 log = logging.getLogger(__name__)
-
-
-def _finished(spec: TrainSpec, fingerprint: str):
-    """The sidecar of an existing result from the same settings (None when there is none);
-    refuses to overwrite a result made with other settings."""
-    sidecar = os.path.splitext(spec.out)[0] + ".json"
-    if not os.path.isfile(spec.out):
-        return None
-    try:
-        with open(sidecar) as handle:
-            info = json.load(handle)
-    except (OSError, ValueError):
-        info = {}
-    if info.get("meta", {}).get("fingerprint") == fingerprint:
-        return info
-    raise FeatlabError(f"{spec.out} already exists and was not trained with these settings; "
-                       f"choose another --out or delete it")
 
 
 def _ensemble(members, voting, name, normalization):
@@ -117,14 +99,15 @@ def train(spec: TrainSpec) -> dict:
     """
     recipe = RECIPES.get(spec.recipe)()
     check_spec(spec, recipe)
-    fingerprint = spec.fingerprint()
-    done = _finished(spec, fingerprint)
+    check_output(spec)
+    began = time.perf_counter()
+    dataset = load_training_dataset(spec)
+    fingerprint = spec.fingerprint(dict(data=data_identity(spec, dataset)))
+    done = finished(spec, fingerprint)
     if done is not None:
         log.info("%s is already trained with these settings", spec.out)
         return dict(done.get("meta", {}).get("report", {}), out=spec.out, already_done=True)
-    began = time.perf_counter()
     device = resolve_device(spec.device)
-    dataset = load_training_dataset(spec)
     classes = list(dataset.samples.classes)
     need_val = recipe.parallel or spec.resolved_strengths() == "auto"
     train_rows, val_rows = split_train_val(dataset.samples, spec.val_fraction, spec.seed, need_val)
