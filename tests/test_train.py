@@ -219,7 +219,7 @@ def test_strengths_auto_runs_the_walk_on_single_strength_networks(data, tmp_path
     report = train(spec(data, tmp_path / "m.pt", recipe="mat-mixed", strengths="auto",
                         candidates=(0.01, 0.05, 0.2), epochs=1))
     sel = report["selection"]
-    assert np.shape(sel["A"]) == (3, 3) and set(report["history"]) == {"candidates", "main"}
+    assert np.shape(sel["A"]) == (3, 3) and set(report["history"]) == {"crafting", "candidates", "main"}
     assert report["strengths"] == sel["chosen_strengths"]
     assert all(c["G"] <= sel["G"] for c in sel["candidates"])
 
@@ -482,3 +482,95 @@ def test_a_trained_file_without_its_sidecar_is_judged_by_its_own_fingerprint(dat
     with pytest.raises(FeatlabError, match="not a readable torch file"):
         train(spec(data, junk, epochs=1))
     assert junk.read_bytes() == b"not a network"
+
+
+# -- the crafting model (MAT Section 5.1) ------------------------------------------------------
+def test_static_sets_are_fgsm_of_the_crafting_model_bit_for_bit(data):
+    from featlab.backbones.base import Backbone
+    from featlab.data.registry import DATASETS
+    from featlab.perturbations.attacks.fgsm import FGSM
+    from featlab.training.crafting import StaticSets
+    from featlab.training.data import load_images
+    from featlab.training.recipes.base import fgsm_examples
+
+    dataset = DATASETS.get("synthetic")(data, image_size=32, seed=0)
+    rows = np.flatnonzero(dataset.samples.split == "train")[:20]
+    torch.manual_seed(0)
+    crafter = Backbone("c", make_net("resnet10-w16", 4), ((.5,) * 3, (.25,) * 3)).eval()
+    order = torch.arange(20)
+    pre, streamed = load_images(dataset, rows), load_images(dataset, rows, preload_bytes=0)
+    sets = [StaticSets(crafter, pre, "cpu"), StaticSets(crafter, streamed, "cpu")]
+    assert sets[0].signs.dtype == torch.int8 and sets[1].signs is None
+    (x, y, idx), = pre.batches(order, 32, positions=True)
+    expected = FGSM().perturb_many(x, [dict(eps=0.01), dict(eps=0.05)], labels=y, model=crafter)
+    for static in sets:
+        got = fgsm_examples(None, x, y, [0.01, 0.05], static.sign(idx, x, y))
+        assert all(torch.equal(a, b) for a, b in zip(got, expected))
+    assert not torch.equal(expected[0], x)
+
+
+def test_evaluation_crafted_by_a_fixed_model(data):
+    from featlab.perturbations.attacks.fgsm import FGSM
+    from featlab.training.data import Images
+    from featlab.training.evaluate import fgsm_correct
+
+    torch.manual_seed(0)
+    pixels = (torch.rand(30, 3, 4, 4) * 255).round().to(torch.uint8)
+    labels = torch.randint(0, 3, (30,))
+    images = Images(None, np.arange(30), labels, pixels)
+    victim, crafter = Linear(seed=1), Linear(seed=2)
+    x = pixels.float() / 255
+    by_hand = []
+    for source in (crafter, victim):
+        advs = FGSM().perturb_many(x, [dict(eps=0.1), dict(eps=0.3)], labels=labels, model=source)
+        with torch.no_grad():
+            by_hand.append([(victim(a).argmax(1) == labels).sum().item() for a in advs])
+    got = fgsm_correct(victim, images, [0.1, 0.3], device="cpu", crafter=crafter)
+    assert got.tolist() == by_hand[0] and by_hand[0] != by_hand[1]
+    assert fgsm_correct(victim, images, [0.1, 0.3], device="cpu").tolist() == by_hand[1]
+
+
+def test_auto_crafting_model_is_a_fixed_standard_network(data, tmp_path):
+    """auto = a standard network trained first, then its static sets: training on the same
+    network given as a file gives the same weights; changing that file is other settings."""
+    auto = tmp_path / "auto.pt"
+    report = train(spec(data, auto, recipe="mat-mixed", strengths="0.01,0.05"))
+    crafting = tmp_path / "auto-crafting.pt"
+    assert report["crafting"]["file"] == str(crafting) and set(report["history"]) == \
+        {"crafting", "main"}
+    model = load_trained(str(crafting))
+    assert model.recipe == "standard" and model.task_classes == report["classes"]
+    standard = train(spec(data, tmp_path / "standard.pt", epochs=2))  # its own init seed
+    assert standard["weights_sha256"] != report["crafting"]["weights_sha256"]
+    given = train(spec(data, tmp_path / "given.pt", recipe="mat-mixed", strengths="0.01,0.05",
+                       crafting_model=f"c={crafting}"))
+    assert given["weights_sha256"] == report["weights_sha256"]
+    assert set(given["history"]) == {"main"} and given["crafting"]["model"] == f"c={crafting}"
+    selfmade = train(spec(data, tmp_path / "self.pt", recipe="mat-mixed", strengths="0.01,0.05",
+                          crafting_model="self"))
+    assert selfmade["weights_sha256"] != report["weights_sha256"] and "crafting" not in selfmade
+    torch.save(dict(torch.load(crafting, weights_only=True), recipe="edited"), crafting)
+    with pytest.raises(FeatlabError, match="other settings"):
+        train(spec(data, tmp_path / "given.pt", recipe="mat-mixed", strengths="0.01,0.05",
+                   crafting_model=f"c={crafting}"))
+
+
+def test_crafting_model_refusals(data, tmp_path):
+    from featlab.backbones.trained import save_trained
+
+    other = tmp_path / "other.pt"
+    save_trained(str(other), [make_net("resnet10-w16", 4).state_dict()], arch="resnet10-w16",
+                 classes=list("wxyz"), normalization=((.5,) * 3, (.25,) * 3), image_size=32,
+                 recipe="standard")
+    for args, words in ((["--recipe", "tlat", "--crafting-model", "auto"], "applies to fgsm-at"),
+                        (["--recipe", "fgsm-at", "--crafting-model", f"o={other}"],
+                         "does not classify")):
+        code, out = run("train", "--root", data, "--out", tmp_path / "x.pt", "--epochs", 1,
+                        "--image-size", 32, "--arch", "resnet10-w16", *args)
+        assert code == 2 and words in out and len(out.strip().splitlines()) == 1, out
+    assert sorted(os.listdir(tmp_path)) == ["other.json", "other.pt"]
+    taken = tmp_path / "m-crafting.pt"
+    taken.write_bytes(b"someone else's file")
+    code, out = run("train", "--root", data, "--out", tmp_path / "m.pt", "--epochs", 1,
+                    "--image-size", 32, "--arch", "resnet10-w16", "--recipe", "mat-mixed")
+    assert code == 2 and "m-crafting.pt" in out and taken.read_bytes() == b"someone else's file"

@@ -86,15 +86,17 @@ class Images:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def batches(self, order: torch.Tensor, batch_size: int, min_size: int = 2):
+    def batches(self, order, batch_size: int, min_size: int = 2, positions: bool = False):
         """Yield ``(images (b, 3, S, S) float in [0, 1], labels (b,))`` in ``order``
-        (positions into this set); a last batch smaller than ``min_size`` is dropped
-        (training: BatchNorm and the half-and-half recipes need two samples)."""
+        (positions into this set), with ``positions`` also the batch's positions (b,)
+        int64; a last batch smaller than ``min_size`` is dropped (training: BatchNorm and
+        the half-and-half recipes need two samples)."""
         chunks = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
         chunks = [c for c in chunks if len(c) >= min_size]
         if self.pixels is not None:
             for idx in chunks:
-                yield self.pixels[idx].float().div_(255), self.labels[idx]
+                batch = self.pixels[idx].float().div_(255), self.labels[idx]
+                yield (*batch, idx) if positions else batch
             return
         loader = DataLoader(DecodedRows(self.dataset), batch_sampler=[self.rows[c.numpy()].tolist()
                                                                 for c in chunks],
@@ -102,7 +104,8 @@ class Images:
         for idx, (images, _, reasons) in zip(chunks, loader):
             keep = torch.tensor([not r for r in reasons])
             if keep.sum() >= min_size:
-                yield images[keep], self.labels[idx][keep]
+                batch = images[keep], self.labels[idx][keep]
+                yield (*batch, idx[keep]) if positions else batch
 
 
 def load_images(dataset, rows, workers: int = 0, preload_bytes: int = PRELOAD_BYTES) -> Images:

@@ -61,9 +61,12 @@ def _step(net, recipe, x, y, ctx, opt, sched, train_layers):
     return result.loss.item(), correct, len(result.labels)
 
 
-def run_stage(stage: Stage, nets, images, spec, *, fingerprint: str, device, n_classes: int):
+def run_stage(stage: Stage, nets, images, spec, *, fingerprint: str, device, n_classes: int,
+              static=None):
     """Train ``nets`` (moved to ``device``) for ``spec.epochs`` epochs; returns the history,
-    a list of per-epoch dicts with each network's mean loss and training accuracy."""
+    a list of per-epoch dicts with each network's mean loss and training accuracy.
+    ``static``: the :class:`~.crafting.StaticSets` of ``images`` (FGSM examples from a
+    fixed crafting model), or None (recipes craft against the network being trained)."""
     nets = [n.to(device) for n in nets]
     steps = n_steps(len(images), spec.batch_size)
     opts, scheds = _optimizers(nets, spec, steps)
@@ -80,14 +83,16 @@ def run_stage(stage: Stage, nets, images, spec, *, fingerprint: str, device, n_c
         began = time.perf_counter()
         order = torch.randperm(len(images), generator=generator(spec.seed, stage.name, epoch))
         totals = np.zeros((len(nets), 4))  # loss sum over steps, correct, seen, steps
-        for step, (x, y) in enumerate(images.batches(order, spec.batch_size)):
+        for step, (x, y, idx) in enumerate(images.batches(order, spec.batch_size,
+                                                          positions=True)):
             x, y = x.to(device), y.to(device)
+            sign = None if static is None else static.sign(idx, x, y)
             for k, net in enumerate(nets):
                 parts = (spec.seed, stage.name, epoch, step, k)
                 ctx = StepContext(n_classes=n_classes, strengths=stage.strengths[k],
                                   eps_max=spec.eps_max, mixup_alpha=spec.mixup_alpha,
                                   generator=generator(*parts),
-                                  rng=np.random.default_rng(derive_seed(*parts)))
+                                  rng=np.random.default_rng(derive_seed(*parts)), sign=sign)
                 loss, correct, count = _step(net, stage.recipe, x, y, ctx, opts[k], scheds[k],
                                              spec.train_layers)
                 totals[k] += (loss, correct, count, 1)

@@ -16,6 +16,9 @@ from ..errors import FeatlabError
 DEFAULT_STRENGTHS = {"fgsm-at": (0.03,), "mat-mixed": (0.01, 0.03, 0.05),
                      "mat-parallel": (0.01, 0.03, 0.05)}
 DEFAULT_CANDIDATES = (0.01, 0.02, 0.03, 0.05, 0.08)
+#: who crafts the FGSM training examples by default (see :mod:`.crafting`): the network
+#: itself for Kurakin-style fgsm-at, a separate fixed model for MAT (its Section 5.1)
+DEFAULT_CRAFTING = {"fgsm-at": "self", "mat-mixed": "auto", "mat-parallel": "auto"}
 #: fields that do not change the trained weights (left out of the fingerprint); ``root``
 #: enters it resolved, with the rest of the data's identity
 NOT_IN_FINGERPRINT = ("out", "workers", "name", "root")
@@ -27,7 +30,9 @@ class TrainSpec:
     or ``"auto"`` (MAT Section 4.3, chosen among ``candidates``); ``eps_max``: the TLAT /
     M-TLAT / IAT bound (``eps ~ U[0, eps_max]``); ``init``: a backbone (``NAME`` or
     ``NAME=PATH``) whose weights start the network; ``train_layers``: ``all`` or ``fc``;
-    ``role``: ``object`` or ``scene`` in a fusion store (default: the init backbone's)."""
+    ``role``: ``object`` or ``scene`` in a fusion store (default: the init backbone's);
+    ``crafting_model``: who crafts the FGSM examples, ``self``, ``auto`` or a backbone
+    (:mod:`.crafting`; default :data:`DEFAULT_CRAFTING`)."""
 
     out: str
     root: str
@@ -53,6 +58,7 @@ class TrainSpec:
     walk_steps: Optional[int] = None
     walks: int = 200
     walk_penalty: float = -0.01
+    crafting_model: Optional[str] = None
     workers: int = 0
     cache_dir: Optional[str] = None
     name: Optional[str] = None
@@ -64,6 +70,7 @@ class TrainSpec:
         :func:`~featlab.training.data.data_identity`, and the weight files it starts from)."""
         fields = {k: v for k, v in asdict(self).items() if k not in NOT_IN_FINGERPRINT}
         fields["strengths"] = self.resolved_strengths()
+        fields["crafting_model"] = self.resolved_crafting()
         fields["identity"] = identity
         return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -75,6 +82,14 @@ class TrainSpec:
             default = DEFAULT_STRENGTHS.get(self.recipe)
             return list(default) if default else None
         return parse_strengths(self.strengths, "--strengths")
+
+
+    def resolved_crafting(self):
+        """``"self"``, ``"auto"`` or a backbone entry for recipes with FGSM strengths (the
+        recipe's default when not given); otherwise what was given (None)."""
+        if self.recipe in DEFAULT_CRAFTING and self.crafting_model in (None, ""):
+            return DEFAULT_CRAFTING[self.recipe]
+        return self.crafting_model
 
 
 def parse_strengths(value, option: str) -> list:
@@ -139,6 +154,13 @@ def check_spec(spec: TrainSpec, recipe) -> None:
                                f"{recipe.name}")
         if len(parse_strengths(spec.candidates, "--candidates")) < 2:
             raise FeatlabError("--strengths auto needs at least two --candidates")
+    crafting = spec.resolved_crafting()
+    if crafting is not None and not recipe.uses_strengths:
+        raise FeatlabError(f"--crafting-model applies to fgsm-at, mat-mixed and mat-parallel, "
+                           f"not {recipe.name}")
+    if crafting is not None and not str(crafting).strip():
+        raise FeatlabError("--crafting-model is empty; expected self, auto or a backbone "
+                           "(NAME or NAME=PATH)")
     if recipe.name == "fgsm-at" and strengths is not None and len(strengths) != 1:
         raise FeatlabError(f"fgsm-at trains at one strength; got --strengths "
                            f"{','.join(map(str, strengths))} (use mat-mixed or mat-parallel)")
