@@ -574,3 +574,32 @@ def test_crafting_model_refusals(data, tmp_path):
     code, out = run("train", "--root", data, "--out", tmp_path / "m.pt", "--epochs", 1,
                     "--image-size", 32, "--arch", "resnet10-w16", "--recipe", "mat-mixed")
     assert code == 2 and "m-crafting.pt" in out and taken.read_bytes() == b"someone else's file"
+
+
+# -- the clean warm-up ---------------------------------------------------------------------------
+def test_clean_epochs_default_to_half_for_self_crafted_fgsm():
+    def resolved(**kw):
+        return TrainSpec(out="x.pt", root="r", epochs=9, **kw).resolved_clean_epochs()
+
+    assert resolved(recipe="fgsm-at") == 4
+    assert resolved(recipe="mat-mixed") == 0 and resolved(recipe="mat-parallel") == 0
+    assert resolved(recipe="mat-mixed", crafting_model="self") == 4
+    assert resolved(recipe="fgsm-at", crafting_model="auto") == 0
+    assert resolved(recipe="tlat") == 0 and resolved(recipe="standard") == 0
+    assert resolved(recipe="fgsm-at", clean_epochs=0) == 0
+    assert resolved(recipe="mtlat", clean_epochs=3) == 3
+
+
+def test_clean_epochs_train_standard_first(data, tmp_path):
+    """The warm-up epochs are the standard recipe's epochs, step for step."""
+    standard = train(spec(data, tmp_path / "s.pt", epochs=2))["history"]["main"]
+    warm = train(spec(data, tmp_path / "w.pt", epochs=2, recipe="fgsm-at",
+                      clean_epochs=1))["history"]["main"]
+    cold = train(spec(data, tmp_path / "c.pt", epochs=2, recipe="fgsm-at",
+                      clean_epochs=0))["history"]["main"]
+    assert [h["recipe"] for h in warm] == ["standard", "fgsm-at"]
+    assert warm[0]["loss"] == standard[0]["loss"] and cold[0]["loss"] != standard[0]["loss"]
+    assert warm[1]["loss"] != standard[1]["loss"]
+    code, out = run("train", "--root", data, "--out", tmp_path / "x.pt", "--epochs", 2,
+                    "--clean-epochs", 2, "--recipe", "fgsm-at")
+    assert code == 2 and "--clean-epochs 2" in out and len(out.strip().splitlines()) == 1
