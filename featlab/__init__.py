@@ -12,6 +12,7 @@ writes the same JSON and figures)::
     featlab.report(["cache/synth"], "analyses/report")  # HTML + PDF of every paper's figures
     featlab.train(featlab.TrainSpec(out="cache/weights/robust.pt", root="cache/synthetic-data",
                                     recipe="mtlat"))
+    featlab.random_walk_select(A, strengths=[0.01, 0.03], tested=[0, 0.01, 0.03])  # MAT 4.3
 
 Names load on first use, so ``import featlab`` is cheap (no torch until it is needed).
 """
@@ -31,6 +32,8 @@ _API = {
     "lipschitz": "featlab.analyses.local.run",
     "train": "featlab.training",
     "TrainSpec": "featlab.training",
+    "random_walk_select": "featlab.mat",
+    "fit_voting": "featlab.mat",
     "robustness": "featlab.analyses.robustness.run",
     "generate_synthetic": "featlab.data.synthetic",
     "DemoSpec": "featlab.reporting.demo",

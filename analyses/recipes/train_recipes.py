@@ -20,7 +20,6 @@ images (MAT's on the crafted sets, as the paper measures them, and white-box), a
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import time

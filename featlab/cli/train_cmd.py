@@ -5,7 +5,7 @@ Only click is imported here at module level; the library is imported when the co
 import click
 
 RECIPE_NAMES = ("standard", "fgsm-at", "mat-mixed", "mat-parallel", "mixup", "tlat", "mtlat",
-                "iat")  # featlab.training.RECIPES (a test keeps the two in step)
+                "iat")  # featlab.training.TRAIN_RECIPES (a test keeps the two in step)
 
 
 @click.command("train")
@@ -106,7 +106,7 @@ def train_command(dataset, root, out, recipe, arch, epochs, batch_size, image_si
         click.echo(f"  FGSM sets crafted once by {crafting.get('file') or crafting['model']} "
                    f"(MAT Sec. 5.1)")
     if report.get("selection"):
-        click.echo(f"  random walk chose strengths {report['selection']['chosen_strengths']}")
+        click.echo(f"  random walk chose strengths {report['selection']['strengths']}")
     if report.get("voting"):
         click.echo(f"  voting coefficients {', '.join(f'{a:.3f}' for a in report['voting'])}")
     click.echo(f"  use it: featlab extract --backbones "

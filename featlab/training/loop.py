@@ -22,7 +22,7 @@ from ..utils.seeding import derive_seed, generator
 from .checkpoint import checkpoint_path, load_checkpoint, restore, save_checkpoint
 from .model import set_train_mode, trainable
 from .output import check_finite
-from .recipes import RECIPES, StepContext
+from .recipes import TRAIN_RECIPES, StepContext
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def run_stage(stage: Stage, nets, images, spec, *, fingerprint: str, device, n_c
     clean = spec.resolved_clean_epochs()
     for epoch in range(start, spec.epochs):
         began = time.perf_counter()
-        recipe = RECIPES.get("standard")() if epoch < clean else stage.recipe
+        recipe = TRAIN_RECIPES.get("standard")() if epoch < clean else stage.recipe
         order = torch.randperm(len(images), generator=generator(spec.seed, stage.name, epoch))
         totals = np.zeros((len(nets), 4))  # loss sum over steps, correct, seen, steps
         for step, (x, y, idx) in enumerate(images.batches(order, spec.batch_size,

@@ -9,11 +9,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .registry import RECIPES
+from .registry import TRAIN_RECIPES
 from .base import Recipe, StepResult, fgsm_examples, halves
 
 
-@RECIPES.register("fgsm-at")
+@TRAIN_RECIPES.register("fgsm-at")
 class FgsmAT(Recipe):
     """Half of each batch replaced by its FGSM examples at ``strengths[0]``."""
 
