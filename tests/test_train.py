@@ -1,6 +1,8 @@
 """featlab train: recipes against hand-computed cases, the voting ensemble, the random walk
-on single-strength networks, resume after SIGKILL, the CLI end to end, and the result as a
-backbone (the walk and the voting themselves: tests/test_mat.py)."""
+on single-strength networks, resume after SIGKILL, the CLI end to end, the result as a
+backbone (the walk and the voting themselves: tests/test_mat.py), the crafting model, the
+clean warm-up and hostile input."""
+import importlib
 import json
 import os
 import signal
@@ -238,7 +240,8 @@ def test_strengths_auto_runs_the_walk_on_single_strength_networks(data, tmp_path
     report = train(spec(data, tmp_path / "m.pt", recipe="mat-mixed", strengths="auto",
                         candidates=(0.01, 0.05, 0.2), epochs=1))
     sel = report["selection"]
-    assert np.shape(sel["A"]) == (3, 4) and set(report["history"]) == {"candidates", "main"}
+    assert np.shape(sel["A"]) == (3, 4)
+    assert set(report["history"]) == {"crafting", "candidates", "main"}
     assert sel["columns"] == [0.0, 0.01, 0.05, 0.2] and sel["rows"] == [0.01, 0.05, 0.2]
     assert report["strengths"] == sel["strengths"]
     assert sel["strengths"] == best_subset(sel["A"], sel["rows"], sel["columns"])["strengths"]
@@ -377,3 +380,266 @@ def test_cli_train_then_extract_with_the_trained_backbone(data, tmp_path):
     test = fs.labels(split="test")
     clean_pred = fs.read(backbone="plain", layer="logits", condition="clean", split="test")
     assert rows["plain (logits)"]["clean"] == pytest.approx((clean_pred.argmax(1) == test).mean())
+
+
+# -- hostile input ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def other_data(tmp_path_factory):
+    from featlab.data.synthetic import generate_synthetic
+
+    root = tmp_path_factory.mktemp("train-other") / "data"
+    generate_synthetic(str(root), seed=4, n_images=64, image_size=32, n_supercategories=2,
+                       classes_per_supercategory=2)
+    return str(root)
+
+
+def _crash_on_save(monkeypatch):
+    """Make the run die after its last epoch, before the file is written (its checkpoint
+    stays, as after a kill)."""
+    train_module = importlib.import_module("featlab.training.train")
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(train_module, "save_trained", crash)
+
+
+def test_the_fingerprint_covers_the_training_data(data, other_data, tmp_path, monkeypatch):
+    """A run killed on one dataset does not continue on another, and a network trained on
+    one is not 'already trained' for another."""
+    out = tmp_path / "d.pt"
+    with monkeypatch.context() as patch:
+        _crash_on_save(patch)
+        with pytest.raises(KeyboardInterrupt):
+            train(spec(data, out, epochs=1))
+    assert os.path.exists(f"{out}.main.ckpt") and not out.exists()
+    with pytest.raises(FeatlabError, match="other settings"):
+        train(spec(other_data, out, epochs=1))
+    assert not out.exists()
+    report = train(spec(data, out, epochs=1))  # the same data continues after the last epoch
+    assert not report["already_done"] and not os.path.exists(f"{out}.main.ckpt")
+    assert train(spec(data, out, epochs=1))["already_done"]
+    with pytest.raises(FeatlabError, match="other settings"):
+        train(spec(other_data, out, epochs=1))
+    # the same root with another sample selection is other data too
+    with pytest.raises(FeatlabError, match="other settings"):
+        train(spec(data, out, epochs=1, limit=40))
+
+
+def test_an_unwritable_output_is_refused_before_training(data, tmp_path, monkeypatch):
+    train_module = importlib.import_module("featlab.training.train")
+
+    def never(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(train_module, "load_images", never)
+    folder = tmp_path / "folder.pt"
+    folder.mkdir()
+    code, out = run("train", "--root", data, "--out", folder, "--epochs", 1)
+    assert code == 2 and "is a directory" in out and len(out.strip().splitlines()) == 1, out
+    assert os.listdir(folder) == []
+    under_a_file = tmp_path / "file.txt"
+    under_a_file.write_text("x")
+    code, out = run("train", "--root", data, "--out", under_a_file / "n.pt", "--epochs", 1)
+    assert code == 2 and "not a directory" in out and len(out.strip().splitlines()) == 1, out
+
+
+def test_a_read_only_output_folder_is_refused_before_training(data, tmp_path, monkeypatch):
+    train_module = importlib.import_module("featlab.training.train")
+
+    def never(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(train_module, "load_images", never)
+    source, view = tmp_path / "rw", tmp_path / "ro"
+    source.mkdir()
+    view.mkdir()
+    if os.geteuid() != 0:
+        os.chmod(source, 0o555)
+        view = source
+    elif subprocess.run(["mount", "--bind", str(source), str(view)]).returncode != 0:
+        pytest.skip("cannot bind-mount here")
+    try:
+        if view != source and subprocess.run(["mount", "-o", "remount,bind,ro",
+                                              str(view)]).returncode != 0:
+            pytest.skip("cannot remount read-only here")
+        code, out = run("train", "--root", data, "--out", view / "n.pt", "--epochs", 1)
+        assert code == 2 and "cannot write" in out and len(out.strip().splitlines()) == 1, out
+        assert os.listdir(source) == []
+    finally:
+        if view != source:
+            subprocess.run(["umount", str(view)])
+        os.chmod(source, 0o755)
+
+
+def test_diverged_training_saves_nothing(data, tmp_path):
+    out = tmp_path / "nan.pt"
+    code, text = run("train", "--root", data, "--out", out, "--lr", "1e6", "--epochs", 6,
+                     "--batch-size", 8, "--arch", "resnet10-w16", "--image-size", 32,
+                     "--device", "cpu")
+    assert code == 2 and "non-finite" in text and len(text.strip().splitlines()) == 1, text
+    assert os.listdir(tmp_path) == []  # no network, no sidecar, no checkpoint
+
+
+def test_a_trained_file_with_non_finite_weights_is_refused_and_extract_writes_nothing(
+        data, tmp_path):
+    from featlab.backbones.trained import read_trained, save_trained
+
+    state = make_net("resnet10-w16", 4).state_dict()
+    path = tmp_path / "nan.pt"
+    save_trained(str(path), [state], arch="resnet10-w16", classes=list("abcd"),
+                 normalization=((.5,) * 3, (.25,) * 3), image_size=32, recipe="standard")
+    payload = torch.load(path, weights_only=True)
+    payload["members"][0]["fc.bias"][0] = float("nan")
+    with pytest.raises(FeatlabError, match="NaN or inf"):
+        save_trained(str(tmp_path / "x.pt"), payload["members"], arch="resnet10-w16",
+                     classes=list("abcd"), normalization=((.5,) * 3, (.25,) * 3),
+                     image_size=32, recipe="standard")
+    assert not (tmp_path / "x.pt").exists()
+    torch.save(payload, path)  # as a diverged run of an earlier featlab left it
+    with pytest.raises(FeatlabError, match="non-finite"):
+        read_trained(str(path))
+    store = tmp_path / "store"
+    code, text = run("extract", "--root", data, "--store", store, "--image-size", 32,
+                     "--device", "cpu", "--backbones", f"nan={path}", "--conditions", "clean")
+    assert code == 2 and "non-finite" in text and len(text.strip().splitlines()) == 1, text
+    assert not store.exists()
+
+
+def test_a_trained_file_without_its_sidecar_is_judged_by_its_own_fingerprint(data, tmp_path):
+    out = tmp_path / "lost.pt"
+    train(spec(data, out, epochs=1))
+    sidecar = tmp_path / "lost.json"
+    sidecar.unlink()
+    report = train(spec(data, out, epochs=1))
+    assert report["already_done"] and json.loads(sidecar.read_text())["format"] == \
+        "featlab-trained-backbone"  # the sidecar is written back
+    sidecar.unlink()
+    with pytest.raises(FeatlabError, match="other settings"):
+        train(spec(data, out, epochs=2))
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a network")
+    with pytest.raises(FeatlabError, match="not a readable torch file"):
+        train(spec(data, junk, epochs=1))
+    assert junk.read_bytes() == b"not a network"
+
+
+# -- the crafting model (MAT Section 5.1) ------------------------------------------------------
+def test_static_sets_are_fgsm_of_the_crafting_model_bit_for_bit(data):
+    from featlab.backbones.base import Backbone
+    from featlab.data.registry import DATASETS
+    from featlab.perturbations.attacks.fgsm import FGSM
+    from featlab.training.crafting import StaticSets
+    from featlab.training.data import load_images
+    from featlab.training.recipes.base import fgsm_examples
+
+    dataset = DATASETS.get("synthetic")(data, image_size=32, seed=0)
+    rows = np.flatnonzero(dataset.samples.split == "train")[:20]
+    torch.manual_seed(0)
+    crafter = Backbone("c", make_net("resnet10-w16", 4), ((.5,) * 3, (.25,) * 3)).eval()
+    order = torch.arange(20)
+    pre, streamed = load_images(dataset, rows), load_images(dataset, rows, preload_bytes=0)
+    sets = [StaticSets(crafter, pre, "cpu"), StaticSets(crafter, streamed, "cpu")]
+    assert sets[0].signs.dtype == torch.int8 and sets[1].signs is None
+    (x, y, idx), = pre.batches(order, 32, positions=True)
+    expected = FGSM().perturb_many(x, [dict(eps=0.01), dict(eps=0.05)], labels=y, model=crafter)
+    for static in sets:
+        got = fgsm_examples(None, x, y, [0.01, 0.05], static.sign(idx, x, y))
+        assert all(torch.equal(a, b) for a, b in zip(got, expected))
+    assert not torch.equal(expected[0], x)
+
+
+def test_evaluation_crafted_by_a_fixed_model(data):
+    from featlab.perturbations.attacks.fgsm import FGSM
+    from featlab.training.data import Images
+    from featlab.training.evaluate import fgsm_correct
+
+    torch.manual_seed(0)
+    pixels = (torch.rand(30, 3, 4, 4) * 255).round().to(torch.uint8)
+    labels = torch.randint(0, 3, (30,))
+    images = Images(None, np.arange(30), labels, pixels)
+    victim, crafter = Linear(seed=1), Linear(seed=2)
+    x = pixels.float() / 255
+    by_hand = []
+    for source in (crafter, victim):
+        advs = FGSM().perturb_many(x, [dict(eps=0.1), dict(eps=0.3)], labels=labels, model=source)
+        with torch.no_grad():
+            by_hand.append([(victim(a).argmax(1) == labels).sum().item() for a in advs])
+    got = fgsm_correct(victim, images, [0.1, 0.3], device="cpu", crafter=crafter)
+    assert got.tolist() == by_hand[0] and by_hand[0] != by_hand[1]
+    assert fgsm_correct(victim, images, [0.1, 0.3], device="cpu").tolist() == by_hand[1]
+
+
+def test_auto_crafting_model_is_a_fixed_standard_network(data, tmp_path):
+    """auto = a standard network trained first, then its static sets: training on the same
+    network given as a file gives the same weights; changing that file is other settings."""
+    auto = tmp_path / "auto.pt"
+    report = train(spec(data, auto, recipe="mat-mixed", strengths="0.01,0.05"))
+    crafting = tmp_path / "auto-crafting.pt"
+    assert report["crafting"]["file"] == str(crafting) and set(report["history"]) == \
+        {"crafting", "main"}
+    model = load_trained(str(crafting))
+    assert model.recipe == "standard" and model.task_classes == report["classes"]
+    standard = train(spec(data, tmp_path / "standard.pt", epochs=2))  # its own init seed
+    assert standard["weights_sha256"] != report["crafting"]["weights_sha256"]
+    given = train(spec(data, tmp_path / "given.pt", recipe="mat-mixed", strengths="0.01,0.05",
+                       crafting_model=f"c={crafting}"))
+    assert given["weights_sha256"] == report["weights_sha256"]
+    assert set(given["history"]) == {"main"} and given["crafting"]["model"] == f"c={crafting}"
+    selfmade = train(spec(data, tmp_path / "self.pt", recipe="mat-mixed", strengths="0.01,0.05",
+                          crafting_model="self"))
+    assert selfmade["weights_sha256"] != report["weights_sha256"] and "crafting" not in selfmade
+    torch.save(dict(torch.load(crafting, weights_only=True), recipe="edited"), crafting)
+    with pytest.raises(FeatlabError, match="other settings"):
+        train(spec(data, tmp_path / "given.pt", recipe="mat-mixed", strengths="0.01,0.05",
+                   crafting_model=f"c={crafting}"))
+
+
+def test_crafting_model_refusals(data, tmp_path):
+    from featlab.backbones.trained import save_trained
+
+    other = tmp_path / "other.pt"
+    save_trained(str(other), [make_net("resnet10-w16", 4).state_dict()], arch="resnet10-w16",
+                 classes=list("wxyz"), normalization=((.5,) * 3, (.25,) * 3), image_size=32,
+                 recipe="standard")
+    for args, words in ((["--recipe", "tlat", "--crafting-model", "auto"], "applies to fgsm-at"),
+                        (["--recipe", "fgsm-at", "--crafting-model", f"o={other}"],
+                         "does not classify")):
+        code, out = run("train", "--root", data, "--out", tmp_path / "x.pt", "--epochs", 1,
+                        "--image-size", 32, "--arch", "resnet10-w16", *args)
+        assert code == 2 and words in out and len(out.strip().splitlines()) == 1, out
+    assert sorted(os.listdir(tmp_path)) == ["other.json", "other.pt"]
+    taken = tmp_path / "m-crafting.pt"
+    taken.write_bytes(b"someone else's file")
+    code, out = run("train", "--root", data, "--out", tmp_path / "m.pt", "--epochs", 1,
+                    "--image-size", 32, "--arch", "resnet10-w16", "--recipe", "mat-mixed")
+    assert code == 2 and "m-crafting.pt" in out and taken.read_bytes() == b"someone else's file"
+
+
+# -- the clean warm-up ---------------------------------------------------------------------------
+def test_clean_epochs_default_to_half_for_self_crafted_fgsm():
+    def resolved(**kw):
+        return TrainSpec(out="x.pt", root="r", epochs=9, **kw).resolved_clean_epochs()
+
+    assert resolved(recipe="fgsm-at") == 4
+    assert resolved(recipe="mat-mixed") == 0 and resolved(recipe="mat-parallel") == 0
+    assert resolved(recipe="mat-mixed", crafting_model="self") == 4
+    assert resolved(recipe="fgsm-at", crafting_model="auto") == 0
+    assert resolved(recipe="tlat") == 0 and resolved(recipe="standard") == 0
+    assert resolved(recipe="fgsm-at", clean_epochs=0) == 0
+    assert resolved(recipe="mtlat", clean_epochs=3) == 3
+
+
+def test_clean_epochs_train_standard_first(data, tmp_path):
+    """The warm-up epochs are the standard recipe's epochs, step for step."""
+    standard = train(spec(data, tmp_path / "s.pt", epochs=2))["history"]["main"]
+    warm = train(spec(data, tmp_path / "w.pt", epochs=2, recipe="fgsm-at",
+                      clean_epochs=1))["history"]["main"]
+    cold = train(spec(data, tmp_path / "c.pt", epochs=2, recipe="fgsm-at",
+                      clean_epochs=0))["history"]["main"]
+    assert [h["recipe"] for h in warm] == ["standard", "fgsm-at"]
+    assert warm[0]["loss"] == standard[0]["loss"] and cold[0]["loss"] != standard[0]["loss"]
+    assert warm[1]["loss"] != standard[1]["loss"]
+    code, out = run("train", "--root", data, "--out", tmp_path / "x.pt", "--epochs", 2,
+                    "--clean-epochs", 2, "--recipe", "fgsm-at")
+    assert code == 2 and "--clean-epochs 2" in out and len(out.strip().splitlines()) == 1

@@ -103,12 +103,30 @@ def save_trained(path: str, members: list, *, arch: str, classes: list, normaliz
                                   list(map(float, normalization[1]))],
                    meta=json.loads(json.dumps(meta or {})),  # plain objects: same bytes
                    weights_sha256=state_sha256(members))
+    bad = non_finite(members)
+    if bad:
+        raise FeatlabError(f"refusing to write {path}: {bad} holds NaN or inf")
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     atomic_write_bytes(path, buffer.getvalue())
+    write_sidecar(path, payload)
+    return payload
+
+
+def write_sidecar(path: str, payload: dict) -> None:
+    """``<stem>.json``: the trained file's record without the weights."""
     info = {k: v for k, v in payload.items() if k != "members"}
     atomic_write_text(os.path.splitext(path)[0] + ".json", json.dumps(info, indent=2))
-    return payload
+
+
+def non_finite(states) -> str | None:
+    """``"member K's KEY"`` of the first floating tensor holding NaN or inf, else None."""
+    for k, state in enumerate(states):
+        for key, value in state.items():
+            if torch.is_tensor(value) and value.is_floating_point() and \
+                    not torch.isfinite(value).all():
+                return f"member {k}'s {key}"
+    return None
 
 
 def read_trained(path: str) -> dict:
@@ -127,6 +145,10 @@ def read_trained(path: str) -> dict:
     if payload.get("format_version", 0) > FORMAT_VERSION:
         raise FeatlabError(f"{path} has format_version {payload['format_version']}; this "
                            f"featlab reads up to {FORMAT_VERSION}: upgrade featlab")
+    bad = non_finite(payload.get("members", []))
+    if bad:
+        raise FeatlabError(f"{path} has non-finite weights ({bad} holds NaN or inf): its "
+                           f"training diverged; train it again with a lower --lr")
     return payload
 
 

@@ -28,6 +28,14 @@ RECIPE_NAMES = ("standard", "fgsm-at", "mat-mixed", "mat-parallel", "mixup", "tl
               "0.01,0.03,0.05 (fgsm-at: one), or 'auto' (MAT random walk over --candidates).")
 @click.option("--candidates", default="0.01,0.02,0.03,0.05,0.08", show_default=True,
               help="Strengths the random walk chooses from (--strengths auto).")
+@click.option("--crafting-model", default=None,
+              help="Who crafts the FGSM examples of fgsm-at / mat-mixed / mat-parallel: self "
+              "(the network being trained, each step), auto (a standard network trained "
+              "first, written as <out stem>-crafting.pt; its static sets, MAT Sec. 5.1), or a "
+              "trained BACKBONE of this dataset (NAME or NAME=PATH) [fgsm-at: self; MAT: auto].")
+@click.option("--clean-epochs", type=int, default=None,
+              help="Epochs of standard training before the recipe starts [half of --epochs "
+              "when the FGSM examples are crafted against the network itself, else 0].")
 @click.option("--eps-max", default=0.025, show_default=True,
               help="tlat/mtlat/iat: eps ~ U[0, eps_max] in [0, 1] pixel units.")
 @click.option("--mixup-alpha", default=0.4, show_default=True)
@@ -50,9 +58,9 @@ RECIPE_NAMES = ("standard", "fgsm-at", "mat-mixed", "mat-parallel", "mixup", "tl
 @click.option("--classes", default=None, help="Comma-separated class list (COCO).")
 @click.option("--cache-dir", default=None, help="Weights cache (for --init) [default: cache/].")
 def train_command(dataset, root, out, recipe, arch, epochs, batch_size, image_size, limit, seed,
-                  device, strengths, candidates, eps_max, mixup_alpha, init, train_layers, role,
-                  lr, weight_decay, val_fraction, walk_steps, walks, walk_penalty, workers, classes,
-                  cache_dir):
+                  device, strengths, candidates, crafting_model, clean_epochs, eps_max,
+                  mixup_alpha, init, train_layers, role, lr, weight_decay, val_fraction,
+                  walk_steps, walks, walk_penalty, workers, classes, cache_dir):
     """Train a classifier on the dataset's own classes with a robust-training recipe.
 
     Checkpointed every epoch: rerunning the same command continues a killed run, and a
@@ -76,6 +84,7 @@ def train_command(dataset, root, out, recipe, arch, epochs, batch_size, image_si
         out=out, root=root, dataset=dataset, arch=arch, recipe=recipe, epochs=epochs,
         batch_size=batch_size, image_size=image_size, limit=limit, seed=seed, device=device,
         strengths=strengths, candidates=tuple(parse_strengths(candidates, "--candidates")),
+        crafting_model=crafting_model, clean_epochs=clean_epochs,
         eps_max=eps_max, mixup_alpha=mixup_alpha, init=init, train_layers=train_layers,
         role=role, lr=lr, weight_decay=weight_decay, val_fraction=val_fraction,
         walk_steps=walk_steps, walks=walks, walk_penalty=walk_penalty, workers=workers, cache_dir=cache_dir,
@@ -92,6 +101,10 @@ def train_command(dataset, root, out, recipe, arch, epochs, batch_size, image_si
         click.echo(f"  {stage}: epoch {row['epoch']}, loss "
                    f"{', '.join(f'{v:.3f}' for v in row['loss'])}, train accuracy "
                    f"{', '.join(f'{v:.3f}' for v in row['train_accuracy'])}")
+    if report.get("crafting"):
+        crafting = report["crafting"]
+        click.echo(f"  FGSM sets crafted once by {crafting.get('file') or crafting['model']} "
+                   f"(MAT Sec. 5.1)")
     if report.get("selection"):
         click.echo(f"  random walk chose strengths {report['selection']['strengths']}")
     if report.get("voting"):

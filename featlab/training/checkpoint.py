@@ -44,8 +44,8 @@ def load_checkpoint(path: str, fingerprint: str, stage: str):
         raise FeatlabError(f"checkpoint {path} is unreadable ({type(err).__name__}); it was not "
                            f"written by featlab train: move it away and rerun") from None
     if state.get("fingerprint") != fingerprint or state.get("stage") != stage:
-        raise FeatlabError(f"checkpoint {path} belongs to a run with other settings; rerun "
-                           f"with those settings to continue it, or delete it / choose "
+        raise FeatlabError(f"checkpoint {path} belongs to a run with other settings or data; "
+                           f"rerun with those to continue it, or delete it / choose "
                            f"another --out to start afresh")
     return state
 

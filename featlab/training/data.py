@@ -9,6 +9,7 @@ processes. Files that cannot be decoded are left out, with a log line.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +20,7 @@ from ..data import open_dataset
 from ..errors import FeatlabError
 from ..extraction.decode import collate_decoded, DecodedRows
 from ..extraction.pipeline import DEFAULT_IMAGE_SIZE, limit_rows
+from ..store.samples import table_hash
 
 log = logging.getLogger(__name__)
 PRELOAD_BYTES = 2 << 30
@@ -39,6 +41,16 @@ def load_training_dataset(spec):
                            f"in its train split; a classifier needs at least 2 (check --root, "
                            f"--classes or --limit)")
     return dataset
+
+
+def data_identity(spec, dataset) -> dict:
+    """What makes the training data these images: the resolved root, the loader and its
+    selection settings, and a digest of the sample list (ids, files, labels, splits, boxes)
+    and of the class list. Part of a run's fingerprint."""
+    settings = {k: v for k, v in dict(dataset.spec).items() if k != "root"}
+    return dict(root=os.path.realpath(spec.root), dataset=dataset.name, settings=settings,
+                image_size=int(dataset.image_size), classes=list(dataset.samples.classes),
+                samples_sha256=table_hash(dataset.samples))
 
 
 def split_train_val(samples, val_fraction: float, seed: int, need_val: bool):
@@ -74,15 +86,17 @@ class Images:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def batches(self, order: torch.Tensor, batch_size: int, min_size: int = 2):
+    def batches(self, order, batch_size: int, min_size: int = 2, positions: bool = False):
         """Yield ``(images (b, 3, S, S) float in [0, 1], labels (b,))`` in ``order``
-        (positions into this set); a last batch smaller than ``min_size`` is dropped
-        (training: BatchNorm and the half-and-half recipes need two samples)."""
+        (positions into this set), with ``positions`` also the batch's positions (b,)
+        int64; a last batch smaller than ``min_size`` is dropped (training: BatchNorm and
+        the half-and-half recipes need two samples)."""
         chunks = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
         chunks = [c for c in chunks if len(c) >= min_size]
         if self.pixels is not None:
             for idx in chunks:
-                yield self.pixels[idx].float().div_(255), self.labels[idx]
+                batch = self.pixels[idx].float().div_(255), self.labels[idx]
+                yield (*batch, idx) if positions else batch
             return
         loader = DataLoader(DecodedRows(self.dataset), batch_sampler=[self.rows[c.numpy()].tolist()
                                                                 for c in chunks],
@@ -90,7 +104,8 @@ class Images:
         for idx, (images, _, reasons) in zip(chunks, loader):
             keep = torch.tensor([not r for r in reasons])
             if keep.sum() >= min_size:
-                yield images[keep], self.labels[idx][keep]
+                batch = images[keep], self.labels[idx][keep]
+                yield (*batch, idx[keep]) if positions else batch
 
 
 def load_images(dataset, rows, workers: int = 0, preload_bytes: int = PRELOAD_BYTES) -> Images:

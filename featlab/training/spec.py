@@ -17,7 +17,11 @@ from ..mat import DEFAULT_PENALTY, DEFAULT_WALKS, check_walk_options
 DEFAULT_STRENGTHS = {"fgsm-at": (0.03,), "mat-mixed": (0.01, 0.03, 0.05),
                      "mat-parallel": (0.01, 0.03, 0.05)}
 DEFAULT_CANDIDATES = (0.01, 0.02, 0.03, 0.05, 0.08)
-#: fields that do not change the trained weights (left out of the fingerprint)
+#: who crafts the FGSM training examples by default (see :mod:`.crafting`): the network
+#: itself for Kurakin-style fgsm-at, a separate fixed model for MAT (its Section 5.1)
+DEFAULT_CRAFTING = {"fgsm-at": "self", "mat-mixed": "auto", "mat-parallel": "auto"}
+#: fields that do not change the trained weights (left out of the fingerprint); ``root``
+#: enters it resolved, with the rest of the data's identity
 NOT_IN_FINGERPRINT = ("out", "workers", "name", "root")
 
 
@@ -27,7 +31,12 @@ class TrainSpec:
     or ``"auto"`` (MAT Section 4.3, chosen among ``candidates``); ``eps_max``: the TLAT /
     M-TLAT / IAT bound (``eps ~ U[0, eps_max]``); ``init``: a backbone (``NAME`` or
     ``NAME=PATH``) whose weights start the network; ``train_layers``: ``all`` or ``fc``;
-    ``role``: ``object`` or ``scene`` in a fusion store (default: the init backbone's)."""
+    ``role``: ``object`` or ``scene`` in a fusion store (default: the init backbone's);
+    ``crafting_model``: who crafts the FGSM examples, ``self``, ``auto`` or a backbone
+    (:mod:`.crafting`; default :data:`DEFAULT_CRAFTING`); ``clean_epochs``: epochs of
+    ``standard`` training before the recipe starts (default: half of ``epochs`` when FGSM
+    examples are crafted against the network itself, else 0; see
+    :meth:`resolved_clean_epochs`)."""
 
     out: str
     root: str
@@ -53,15 +62,22 @@ class TrainSpec:
     walk_steps: Optional[int] = None
     walks: int = DEFAULT_WALKS
     walk_penalty: float = DEFAULT_PENALTY
+    crafting_model: Optional[str] = None
+    clean_epochs: Optional[int] = None
     workers: int = 0
     cache_dir: Optional[str] = None
     name: Optional[str] = None
     dataset_options: dict = field(default_factory=dict)
 
-    def fingerprint(self) -> str:
-        """sha256 of everything that determines the final weights."""
+    def fingerprint(self, identity: dict) -> str:
+        """sha256 of everything that determines the final weights: every option that does,
+        and ``identity`` — what the run reads (the training data, see
+        :func:`~featlab.training.data.data_identity`, and the weight files it starts from)."""
         fields = {k: v for k, v in asdict(self).items() if k not in NOT_IN_FINGERPRINT}
         fields["strengths"] = self.resolved_strengths()
+        fields["crafting_model"] = self.resolved_crafting()
+        fields["clean_epochs"] = self.resolved_clean_epochs()
+        fields["identity"] = identity
         return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
 
     def resolved_strengths(self):
@@ -72,6 +88,30 @@ class TrainSpec:
             default = DEFAULT_STRENGTHS.get(self.recipe)
             return list(default) if default else None
         return parse_strengths(self.strengths, "--strengths")
+
+
+    def resolved_crafting(self):
+        """``"self"``, ``"auto"`` or a backbone entry for recipes with FGSM strengths (the
+        recipe's default when not given); otherwise what was given (None)."""
+        if self.recipe in DEFAULT_CRAFTING and self.crafting_model in (None, ""):
+            return DEFAULT_CRAFTING[self.recipe]
+        return self.crafting_model
+
+
+    def resolved_clean_epochs(self) -> int:
+        """Epochs of clean (``standard``) training that open every stage of the recipe.
+
+        FGSM training against the network itself from a random start first fits what no
+        small perturbation changes (on the embedded benchmark: the supercategory, told by
+        scene and shape) and then stays there: a texture feature the network begins to grow
+        is not robust yet, and the attacked half of the batch takes back what the clean half
+        gains. Started from a network that already separates the classes, the same training
+        keeps them and makes them robust (README, "Training backbones"). Default: half of
+        ``epochs`` for ``self``-crafted FGSM recipes, 0 for every other recipe.
+        """
+        if self.clean_epochs is not None:
+            return self.clean_epochs
+        return self.epochs // 2 if self.resolved_crafting() == "self" else 0
 
 
 def parse_strengths(value, option: str) -> list:
@@ -102,6 +142,11 @@ def check_spec(spec: TrainSpec, recipe) -> None:
     """Refuse a spec that cannot run, before anything is loaded or written."""
     _integer(spec.epochs, "--epochs", 1)
     _integer(spec.batch_size, "--batch-size", 2)
+    if spec.clean_epochs is not None:
+        _integer(spec.clean_epochs, "--clean-epochs", 0)
+        if spec.clean_epochs >= spec.epochs:
+            raise FeatlabError(f"--clean-epochs {spec.clean_epochs} leaves no epoch of "
+                               f"{spec.recipe} in --epochs {spec.epochs}; give fewer")
     _integer(spec.seed, "--seed", 0)
     _integer(spec.workers, "--workers", 0)
     check_walk_options(spec.walk_steps, spec.walks, spec.walk_penalty)
@@ -136,6 +181,13 @@ def check_spec(spec: TrainSpec, recipe) -> None:
                                f"{recipe.name}")
         if len(parse_strengths(spec.candidates, "--candidates")) < 2:
             raise FeatlabError("--strengths auto needs at least two --candidates")
+    crafting = spec.resolved_crafting()
+    if crafting is not None and not recipe.uses_strengths:
+        raise FeatlabError(f"--crafting-model applies to fgsm-at, mat-mixed and mat-parallel, "
+                           f"not {recipe.name}")
+    if crafting is not None and not str(crafting).strip():
+        raise FeatlabError("--crafting-model is empty; expected self, auto or a backbone "
+                           "(NAME or NAME=PATH)")
     if recipe.name == "fgsm-at" and strengths is not None and len(strengths) != 1:
         raise FeatlabError(f"fgsm-at trains at one strength; got --strengths "
                            f"{','.join(map(str, strengths))} (use mat-mixed or mat-parallel)")

@@ -2,9 +2,11 @@
 
 A recipe turns a clean batch into the loss the optimiser minimises. It never touches the
 optimiser; attacks are crafted with :mod:`featlab.perturbations.attacks` against the
-network being trained, in eval mode (the attacks restore every module's mode), then the
-training forward runs in train mode on one concatenated batch (so BatchNorm sees clean and
-adversarial examples together, as Kurakin et al. 2017 mix them in one minibatch).
+network being trained, in eval mode (the attacks restore every module's mode) — or, for the
+FGSM recipes given a fixed crafting model (:mod:`featlab.training.crafting`), taken from
+that model's directions — then the training forward runs in train mode on one concatenated
+batch (so BatchNorm sees clean and adversarial examples together, as Kurakin et al. 2017
+mix them in one minibatch).
 """
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from ...perturbations.attacks.fgsm import FGSM
 
 
 @dataclass
@@ -26,6 +30,8 @@ class StepContext:
     mixup_alpha : float — Beta(alpha, alpha) of Mixup
     generator : torch.Generator — per-sample draws (targets, permutations), CPU
     rng : numpy Generator — per-step scalars (lambda, eps)
+    sign : (n, C, H, W) float tensor or None — the batch's FGSM directions from a fixed
+        crafting model (MAT Section 5.1); None: FGSM against the network being trained
     """
 
     n_classes: int
@@ -34,6 +40,7 @@ class StepContext:
     mixup_alpha: float
     generator: torch.Generator
     rng: np.random.Generator
+    sign: torch.Tensor | None = None
 
 
 @dataclass
@@ -72,6 +79,19 @@ class Recipe:
 def halves(n: int) -> tuple[slice, slice]:
     """The batch's first and second half (the second gets the extra sample)."""
     return slice(0, n // 2), slice(n // 2, n)
+
+
+def fgsm_examples(model, images, labels, strengths, sign=None) -> list:
+    """FGSM examples of ``images`` (n, C, H, W) at each of ``strengths`` (pixel units).
+
+    ``sign`` given: ``clip(x + eps * sign, 0, 1)`` with a fixed crafting model's directions
+    (the static sets of MAT Section 5.1); None: FGSM crafted now against ``model``
+    (one gradient for every strength). Returns a list of tensors of the shape of ``images``.
+    """
+    if sign is None:
+        return FGSM().perturb_many(images, [dict(eps=float(s)) for s in strengths],
+                                   labels=labels, model=model)
+    return [torch.clamp(images + float(s) * sign, min=0, max=1) for s in strengths]
 
 
 def random_permutation(n: int, generator: torch.Generator) -> torch.Tensor:

@@ -5,16 +5,17 @@
 the clean batch plus its FGSM examples at each of the S strengths ("full size": every
 adversarial set as large as the clean one, Section 5.4), in one forward pass. The batch
 loss is J_M divided by the clean batch size N (a constant, so a learning rate means the
-same as for ``standard``).
+same as for ``standard``). The S sets come from a fixed crafting model (the paper's
+Section 5.1, ``--crafting-model auto`` or a backbone: the default) or are crafted against
+the network being trained (``--crafting-model self``).
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from ...perturbations.attacks.fgsm import FGSM
 from .registry import TRAIN_RECIPES
-from .base import Recipe, StepResult
+from .base import Recipe, StepResult, fgsm_examples
 
 
 def mat_loss(logits: torch.Tensor, labels: torch.Tensor, n_clean: int) -> torch.Tensor:
@@ -39,8 +40,7 @@ class MatMixed(Recipe):
     auto_strengths = True
 
     def step(self, model, images, labels, ctx) -> StepResult:
-        advs = FGSM().perturb_many(images, [dict(eps=s) for s in ctx.strengths],
-                                   labels=labels, model=model)
+        advs = fgsm_examples(model, images, labels, ctx.strengths, ctx.sign)
         targets = labels.repeat(len(advs) + 1)
         logits = model(torch.cat([images, *advs]))
         return StepResult(mat_loss(logits, targets, len(images)), logits, targets)
