@@ -8,8 +8,10 @@ subset or condition is ``inconclusive``, never a pass. The functions here take p
 vectors (``True`` = the head got that image right) so the logic is tested on constructed
 vectors; :mod:`.demo_measure` collects them from the stores.
 
-A row is ``dict(claim, id, section, verdict, effect, low, high, test, n, by_construction)``
-(plus ``p_value`` where McNemar applies). Claims 1-4 are built in *by construction* on the synthetic
+A row is ``dict(claim, id, section, verdict, effect, low, high, test, n, by_construction,
+direction, reference)`` (plus ``p_value`` where McNemar applies, ``margin`` for an equivalence):
+the rule it was decided by travels with it (``direction`` greater / less / within, compared
+with ``reference``), so ``featlab replicate`` decides a pooled interval the same way. Claims 1-4 are built in *by construction* on the synthetic
 benchmark (its scene always tells the supercategory); claim 5 varies exactly that.
 """
 from __future__ import annotations
@@ -24,10 +26,11 @@ SECTIONS = {"1": "fusion 3.2, Fig. 3", "2": "fusion 3.1, Fig. 2", "3": "fusion 3
             "5": "fusion 3.2 / CIFAR discussion"}
 
 
-def row(cid, claim, verdict_, effect=None, low=None, high=None, test="", n=0, **extra):
+def row(cid, claim, verdict_, effect=None, low=None, high=None, test="", n=0,
+        direction="greater", reference=0.0, **extra):
     """One claim row; ``by_construction`` is True for claims 1-4 (see the module docstring)."""
     return dict(claim=claim, id=cid, section=SECTIONS[cid], verdict=verdict_, effect=effect, low=low, high=high, test=test, n=int(n),
-                by_construction=cid != "5", **extra)
+                by_construction=cid != "5", direction=direction, reference=reference, **extra)
 
 
 def missing(cid, claim, why):
@@ -41,7 +44,7 @@ def paired(cid, claim, a, b, *, n_boot, seed, direction="greater"):
         return missing(cid, claim, "no such images")
     s = paired_bootstrap(a, b, n_boot=n_boot, seed=seed)
     return row(cid, claim, verdict(s["low"], s["high"], direction), s["effect"], s["low"],
-               s["high"], "paired bootstrap 95% + exact McNemar", s["n"],
+               s["high"], "paired bootstrap 95% + exact McNemar", s["n"], direction=direction,
                p_value=mcnemar(a, b)["p_value"])
 
 
@@ -51,8 +54,8 @@ def within(cid, claim, a, b, *, n_boot, seed, margin=MARGIN):
         return missing(cid, claim, "no such images")
     s = paired_bootstrap(a, b, n_boot=n_boot, seed=seed)
     return row(cid, claim, within_verdict(s["low"], s["high"], margin), s["effect"], s["low"],
-               s["high"], f"paired bootstrap 95% inside ±{margin:g}", s["n"],
-               p_value=mcnemar(a, b)["p_value"])
+               s["high"], f"paired bootstrap 95% inside ±{margin:g}", s["n"], direction="within",
+               margin=margin, p_value=mcnemar(a, b)["p_value"])
 
 
 def unpaired_gain(cid, claim, first, second, *, n_boot, seed):
@@ -98,7 +101,8 @@ def subspace_claims(membership) -> list[dict]:
         low, high, tol = m["ratio_low"], m["ratio_high"], m["tolerance"]
         v = verdict(low - tol, high - tol, "less" if stays else "greater")
         rows.append(row("2", text, v, m["ratio"], low, high,
-                        "ratio of median residuals, paired bootstrap 95%", m["n"]))
+                        "ratio of median residuals, paired bootstrap 95%", m["n"],
+                        direction="less" if stays else "greater", reference=tol))
     return rows
 
 

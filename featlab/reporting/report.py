@@ -25,6 +25,7 @@ from .context import Context, Missing
 from .html import write_html
 from .papers import CLAIMS
 from .pdf import write_pdf
+from .replication import replication_section
 from .style import report_style
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ def _section(ctx, sid) -> dict:
 
 
 def report(stores, out_dir="analyses/report", *, alphas=(0.0, 0.1, 1.0, 10.0), n_boot=1000,
-           seed=0) -> dict:
+           seed=0, replicate=None) -> dict:
     """Write ``report.html``, ``report.pdf`` and ``report.json`` in ``out_dir``.
 
     Parameters
@@ -92,6 +93,9 @@ def report(stores, out_dir="analyses/report", *, alphas=(0.0, 0.1, 1.0, 10.0), n
         holds its data.
     alphas : the joint heads' foreground penalties (fusion paper Section 3.4, Figure 5).
     n_boot, seed : bootstrap resamples and the seed of every random choice.
+    replicate : a ``featlab replicate`` result (its folder, ``replicate.json`` or dict): adds
+        the "Replication" section (per claim across seeds, forest plots). With it ``stores``
+        may be empty (the report is then that section alone).
 
     Returns
     -------
@@ -99,7 +103,8 @@ def report(stores, out_dir="analyses/report", *, alphas=(0.0, 0.1, 1.0, 10.0), n
     ``label``, ``title``, ``status`` rendered|missing, ``missing`` (store, reason, command
     that produces the data), ``figures`` (PNG paths)).
     """
-    stores = _open(stores)
+    extra = [replication_section(replicate)] if replicate is not None else []
+    stores = _open(stores) if stores or not extra else []
     alphas = sorted({float(a) for a in alphas})
     if not alphas or min(alphas) < 0:
         raise FeatlabError(f"--alpha {alphas}: give penalty weights >= 0")
@@ -107,7 +112,8 @@ def report(stores, out_dir="analyses/report", *, alphas=(0.0, 0.1, 1.0, 10.0), n
     os.makedirs(out_dir, exist_ok=True)
     ctx = Context(stores, out_dir, alphas=alphas, n_boot=n_boot, seed=seed)
     with report_style():
-        sections = [_section(ctx, sid) for sid in CLAIMS]
+        sections = [_section(ctx, sid) for sid in CLAIMS] if stores else []
+    sections += extra
     meta = dict(version=__version__, seed=seed)
     paths = [s.path for s in stores]
     html = write_html(os.path.join(out_dir, "report.html"), sections, paths, meta)
