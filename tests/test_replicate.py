@@ -184,3 +184,24 @@ def test_cli_merges_folders_and_refuses_mistakes(tmp_path):
         bad = runner.invoke(cli, ["replicate", *args, "--out", str(tmp_path / "x")])
         assert bad.exit_code == 2 and words in one_error_line(bad.output), bad.output
     assert not os.path.exists(tmp_path / "x")
+
+
+def test_sigterm_stops_the_seeds_processes(tmp_path, monkeypatch):
+    import signal
+    import subprocess
+    import threading
+
+    from featlab.replication import runner
+
+    started = []
+
+    def fake_start(folder, config, threads):
+        started.append(subprocess.Popen(["sleep", "60"]))
+        return started[-1]
+
+    monkeypatch.setattr(runner, "_start", fake_start)
+    threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    with pytest.raises(SystemExit):
+        runner.run_seeds(str(tmp_path), [0, 1, 2], {}, jobs=2)
+    assert len(started) == 2 and all(p.poll() is not None for p in started)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # restored

@@ -8,11 +8,14 @@ and killed is run again and resumes from what it completed.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 
 from ..errors import FeatlabError
@@ -70,30 +73,50 @@ def _start(folder: str, config: dict, threads: int) -> subprocess.Popen:
                                 stdout=log_file, stderr=subprocess.STDOUT, env=env)
 
 
+@contextlib.contextmanager
+def _sigterm_as_exit():
+    """Within the block a SIGTERM (``kill PID``) exits through Python's ``finally`` clauses,
+    as Ctrl-C does, so the seeds' processes are stopped with the command."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_seeds(out_dir: str, seeds, base: dict, jobs: int) -> dict:
     """Run ``seeds`` (``jobs`` at a time, ``cores() // jobs`` threads each); returns
-    ``{seed: dict(ok, seconds, log)}``. Ctrl-C stops the running seeds (they resume)."""
+    ``{seed: dict(ok, seconds, log)}``. Ctrl-C or SIGTERM stops the running seeds (they
+    resume on the next run)."""
     threads = max(1, cores() // jobs)
     pending, running, result = list(seeds), {}, {}
-    try:
-        while pending or running:
-            while pending and len(running) < jobs:
-                seed = pending.pop(0)
-                config = dict(base, seed=int(seed), threads=threads)
-                log.info("seed %d: started (%d thread(s); log %s)", seed, threads,
-                         os.path.join(seed_dir(out_dir, seed), "log.txt"))
-                running[seed] = (_start(seed_dir(out_dir, seed), config, threads),
-                                 time.perf_counter())
-            time.sleep(0.2)
-            for seed, (proc, start) in list(running.items()):
-                if proc.poll() is not None:
-                    del running[seed]
-                    result[seed] = _finished(out_dir, seed, proc.returncode, start)
-    finally:
-        for proc, _ in running.values():
-            proc.terminate()
-        for proc, _ in running.values():
-            proc.wait()
+    with _sigterm_as_exit():
+        try:
+            while pending or running:
+                while pending and len(running) < jobs:
+                    seed = pending.pop(0)
+                    log.info("seed %d: started (%d thread(s); log %s)", seed, threads,
+                             os.path.join(seed_dir(out_dir, seed), "log.txt"))
+                    running[seed] = (_start(seed_dir(out_dir, seed),
+                                            dict(base, seed=int(seed), threads=threads),
+                                            threads), time.perf_counter())
+                time.sleep(0.2)
+                for seed, (proc, start) in list(running.items()):
+                    if proc.poll() is not None:
+                        del running[seed]
+                        result[seed] = _finished(out_dir, seed, proc.returncode, start)
+        finally:
+            for proc, _ in running.values():
+                proc.terminate()
+            for proc, _ in running.values():
+                proc.wait()
     return result
 
 
