@@ -183,6 +183,10 @@ def test_cli_merges_folders_and_refuses_mistakes(tmp_path):
                         ([str(tmp_path)], "unexpected argument")):
         bad = runner.invoke(cli, ["replicate", *args, "--out", str(tmp_path / "x")])
         assert bad.exit_code == 2 and words in one_error_line(bad.output), bad.output
+    for args, words in ((["--replicate", str(tmp_path / "none")], "no replicate.json"),
+                        ([], "at least one feature store")):
+        bad = runner.invoke(cli, ["report", *args, "--out", str(tmp_path / "x")])
+        assert bad.exit_code == 2 and words in one_error_line(bad.output), bad.output
     assert not os.path.exists(tmp_path / "x")
 
 

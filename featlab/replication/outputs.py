@@ -30,6 +30,9 @@ def load(paths) -> list[dict]:
     by_seed, first = {}, None
     for path in paths:
         summary = dict(read_json(path), summary_json=os.path.abspath(path))
+        if not {"seed", "claims", "config"} <= set(summary):
+            raise FeatlabError(f"{path} is not the summary of a replicate seed (it lacks seed, "
+                               f"claims or config); give folders written by featlab replicate")
         first = first or summary
         if not same_study(summary["config"], first["config"]):
             diff = [k for k in SAME if summary["config"].get(k) != first["config"].get(k)]
