@@ -36,7 +36,7 @@ from featlab.backbones.trained import make_net  # noqa: E402
 from featlab.training.data import Images  # noqa: E402
 from featlab.training.labels import one_hot  # noqa: E402
 from featlab.training.loop import Stage, n_steps, run_stage  # noqa: E402
-from featlab.training.recipes import RECIPES  # noqa: E402
+from featlab.training.recipes import TRAIN_RECIPES  # noqa: E402
 from featlab.training.spec import TrainSpec  # noqa: E402
 
 N_CLASSES, MAT = 16, [0.01, 0.03, 0.05]
@@ -113,7 +113,7 @@ def featlab_run(recipe, nets, images, spec, strengths):
     with tempfile.TemporaryDirectory() as folder:
         run_spec = copy.copy(spec)
         run_spec.out = os.path.join(folder, "bench.pt")
-        run_stage(Stage("main", RECIPES.get(recipe)(), strengths), nets, images, run_spec,
+        run_stage(Stage("main", TRAIN_RECIPES.get(recipe)(), strengths), nets, images, run_spec,
                   fingerprint="bench", device=torch.device("cpu"), n_classes=N_CLASSES)
 
 
@@ -143,7 +143,7 @@ def main():
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--arch", default="resnet10-w16")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--recipes", default=",".join(RECIPES.names()))
+    parser.add_argument("--recipes", default=",".join(TRAIN_RECIPES.names()))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     os.environ.setdefault("FEATLAB_NO_PROGRESS", "1")

@@ -13,6 +13,7 @@ writes the same JSON and figures)::
     featlab.replicate("0-4", jobs=2)  # the demo's claims over 5 seeds, pooled across them
     featlab.train(featlab.TrainSpec(out="cache/weights/robust.pt", root="cache/synthetic-data",
                                     recipe="mtlat"))
+    featlab.random_walk_select(A, strengths=[0.01, 0.03], tested=[0, 0.01, 0.03])  # MAT 4.3
 
 Names load on first use, so ``import featlab`` is cheap (no torch until it is needed).
 """
@@ -32,6 +33,8 @@ _API = {
     "lipschitz": "featlab.analyses.local.run",
     "train": "featlab.training",
     "TrainSpec": "featlab.training",
+    "random_walk_select": "featlab.mat",
+    "fit_voting": "featlab.mat",
     "robustness": "featlab.analyses.robustness.run",
     "generate_synthetic": "featlab.data.synthetic",
     "DemoSpec": "featlab.reporting.demo",

@@ -3,7 +3,6 @@ import cycles, modules and functions stay small, the CLI starts without torch, a
 Python API has the names of the commands."""
 import ast
 import inspect
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1] / "featlab"
 # Each layer may import its own floor and the floors below it, never one above.
 FLOORS = {
     "_version": 0, "errors": 0, "registry": 0, "params": 0, "utils": 0,
-    "data": 1, "perturbations": 1, "probes": 1,
+    "data": 1, "perturbations": 1, "probes": 1, "mat": 1,
     "conditions": 2,
     "store": 3, "backbones": 3,
     "extraction": 4, "training": 4,

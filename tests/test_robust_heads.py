@@ -1,22 +1,18 @@
-"""Robust heads on cached features (issue 9, section 1): sample-weighted LinearHead, the J_M
-loss of mixed MAT, parallel-MAT voting, the random-walk strength selection, and
-``featlab fit-head --train-on/--recipe/--strengths`` end to end on a tiny extracted store."""
+"""Robust heads on cached features: sample-weighted LinearHead, the J_M loss of mixed MAT,
+the voted parallel-MAT heads, and ``featlab fit-head --train-on/--recipe/--strengths`` end to
+end on a tiny extracted store (the random walk and the voting: tests/test_mat.py)."""
 import json
 
 import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from scipy.optimize import minimize
 from scipy.special import logsumexp
 from sklearn.linear_model import LogisticRegression
 
 from featlab.analyses.heads.linear import LinearHead
-from featlab.analyses.heads.random_walk import (best_subset, random_walk_select, row_normalize,
-                                                transition_matrix)
-from featlab.analyses.heads.robust import fit_multiset, half_and_half, row_weights
+from featlab.analyses.heads.robust import VotedHeads, fit_multiset, half_and_half, row_weights
 from featlab.analyses.heads.robust_data import HeadData, carve_validation
-from featlab.analyses.heads.voting import VotedHeads, fit_voting_weights, voting_nll
 from featlab.errors import FeatlabError
 
 
@@ -120,44 +116,7 @@ def test_adversarial_retraining_is_more_robust_on_constructed_attacks():
     assert adv.score(Xt_adv, yt) > plain.score(Xt_adv, yt) + 0.05
 
 
-# -- parallel MAT voting --------------------------------------------------------------------
-def _constructed_probas(n=200, C=4, seed=0):
-    """Head 1 is right and sure on the first half, unsure on the second; head 2 the reverse;
-    head 3 is uniform noise."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, C, n)
-    sure, unsure = np.full((n, C), 0.02), np.full((n, C), 1.0 / C)
-    sure[np.arange(n), y] = 1 - 0.02 * (C - 1)
-    wrong = np.full((n, C), 0.1)
-    wrong[np.arange(n), (y + 1) % C] = 1 - 0.1 * (C - 1)
-    half = np.arange(n) < n // 2
-    p1 = np.where(half[:, None], sure, 0.5 * unsure + 0.5 * wrong)
-    p2 = np.where(half[:, None], 0.5 * unsure + 0.5 * wrong, sure)
-    p3 = rng.dirichlet(np.ones(C), n)
-    return np.stack([p1, p2, p3]), y
-
-
-def test_voting_weights_on_the_simplex_beat_the_best_single_head():
-    probas, y = _constructed_probas()
-    a = fit_voting_weights(probas, y)
-    assert (a >= 0).all() and a.sum() == pytest.approx(1.0, abs=1e-12)
-    single = [np.mean(p.argmax(1) == y) for p in probas]
-    voted = np.mean(np.tensordot(a, probas, 1).argmax(1) == y)
-    assert voted > max(single) + 0.2
-    assert a[2] < 0.05  # the noise head gets (almost) no vote
-
-
-def test_voting_weights_are_the_optimum_of_the_simplex_problem():
-    probas, y = _constructed_probas(seed=1)
-    probas[2] = 0.7 * probas[2] + 0.3 * probas[0]  # an interior optimum
-    a = fit_voting_weights(probas, y, tol=1e-13, max_iter=100000)
-    ref = minimize(lambda v: voting_nll(probas, y, v), np.full(3, 1 / 3), method="SLSQP",
-                   bounds=[(0, 1)] * 3, constraints=[dict(type="eq", fun=lambda v: v.sum() - 1)],
-                   options=dict(ftol=1e-14, maxiter=1000))
-    assert voting_nll(probas, y, a) <= ref.fun + 1e-9
-    assert np.abs(a - ref.x).max() < 1e-3
-
-
+# -- parallel MAT voting (the coefficients themselves: tests/test_mat.py) ------------------
 def test_voted_heads_predict_the_weighted_mixture():
     X, y = blobs(seed=8)
     h1, h2 = LinearHead(l2=1e-2).fit(X, y), LinearHead(l2=1.0).fit(X, y)
@@ -166,52 +125,6 @@ def test_voted_heads_predict_the_weighted_mixture():
                        h2.predict_proba(X))
     with pytest.raises(FeatlabError, match="summing to 1"):
         VotedHeads([h1, h2], [0.5, 0.6])
-
-
-# -- the random walk on a constructed A -----------------------------------------------------
-STRENGTHS = [0.05, 0.1, 0.2, 0.3, 0.4]
-A = np.array([[0.95, 0.95, 0.90, 0.50, 0.30, 0.20],   # trained at 0.05: good up to 0.1
-              [0.90, 0.90, 0.90, 0.60, 0.40, 0.30],   # 0.1: a bit worse where 0.05 is good
-              [0.70, 0.70, 0.75, 0.80, 0.60, 0.40],   # 0.2: dominated by {0.05, 0.3}
-              [0.50, 0.50, 0.60, 0.85, 0.90, 0.85],   # 0.3: good from 0.2 to 0.4
-              [0.40, 0.40, 0.50, 0.70, 0.85, 0.88]])  # 0.4: +0.03 at 0.4 only
-
-
-def test_row_normalisation_and_transition_matrix():
-    A_M = row_normalize(A)
-    assert np.allclose(A_M.sum(1), 1) and np.allclose(A_M * A.sum(1, keepdims=True), A)
-    P = transition_matrix(A_M)
-    assert np.allclose(P.sum(1), 1) and np.all(np.diag(P) == 0) and (P > 0).sum() == 20
-    assert P[0, 3] > P[0, 1]  # toward the strength that covers what 0.05 does not
-
-
-@pytest.mark.parametrize("penalty, expected", [(-0.01, [0.05, 0.3]), (0.0, [0.05, 0.3, 0.4]),
-                                               (-1.0, [0.3])])
-def test_random_walk_finds_the_known_optimum(penalty, expected):
-    # by hand: H({0.05, 0.3}) = mean(.95 .95 .9 .85 .9 .85) = 0.9, G = 0.88 at a = -0.01;
-    # adding 0.4 buys 0.03 / 6 = 0.005 < 0.01; with a = 0 it is worth it; a = -1: best row
-    result = random_walk_select(A, STRENGTHS, walk_steps=3, walks=100, walk_penalty=penalty,
-                                seed=0)
-    assert result["strengths"] == expected
-    assert result["strengths"] == best_subset(A, STRENGTHS, penalty)["strengths"]
-    assert result["G"] == pytest.approx(result["H"] + penalty * len(expected))
-    assert result["candidates"][0]["G"] == result["G"]
-    assert all(c["G"] <= result["G"] for c in result["candidates"])
-    if penalty == -0.01:
-        assert result["H"] == pytest.approx(0.9)
-
-
-def test_random_walk_parameters_have_the_papers_meaning():
-    one = random_walk_select(A, STRENGTHS, walk_steps=1, walks=50, walk_penalty=0.0, seed=3)
-    assert max(c["S"] for c in one["candidates"]) <= 2  # l = 1: one step, two states at most
-    few = random_walk_select(A, STRENGTHS, walk_steps=4, walks=1, seed=3)
-    assert sum(c["visits"] for c in few["candidates"]) == 5  # t = 1 walk of l = 4 steps
-    again = random_walk_select(A, STRENGTHS, walk_steps=4, walks=1, seed=3)
-    assert json.dumps(again) == json.dumps(few)
-    with pytest.raises(FeatlabError, match="walk_steps"):
-        random_walk_select(A, STRENGTHS, walk_steps=0)
-    with pytest.raises(FeatlabError, match="one distinct strength per row"):
-        random_walk_select(A, STRENGTHS[:4])
 
 
 # -- validation split -----------------------------------------------------------------------
@@ -380,6 +293,8 @@ def test_validation_rows_are_train_rows_never_test_rows(attacked):
     (["--recipe", "mat-bogus"], "unknown head recipe 'mat-bogus'; known: mat-mixed, mat-parallel"),
     (["--train-on", "clean,fgsm:eps=0.5:target=fg"], "is not in store"),
     (["--recipe", "mat-mixed", "--attack", "blur:sigma=2"], "no stored conditions of family"),
+    (["--recipe", "mat-mixed", "--walk-penalty", "nan"], "--walk-penalty=nan"),
+    (["--recipe", "mat-mixed", "--walk-steps", "-3"], "--walk-steps=-3"),
 ])
 def test_user_mistakes_are_one_line(attacked, args, message):
     _, store = attacked

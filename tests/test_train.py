@@ -1,6 +1,6 @@
-"""featlab train: recipes against hand-computed cases, the random walk and the voting on
-constructed truth, resume after SIGKILL, the CLI end to end, and the result as a backbone."""
-import itertools
+"""featlab train: recipes against hand-computed cases, the voting ensemble, the random walk
+on single-strength networks, resume after SIGKILL, the CLI end to end, and the result as a
+backbone (the walk and the voting themselves: tests/test_mat.py)."""
 import json
 import os
 import signal
@@ -13,7 +13,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
-from scipy.optimize import minimize
 
 import featlab
 from featlab.backbones.trained import load_trained
@@ -22,9 +21,9 @@ from featlab.backbones.trained import make_net
 from featlab.cli.main import cli
 from featlab.cli.train_cmd import RECIPE_NAMES
 from featlab.errors import FeatlabError
-from featlab.training import RECIPES, TrainSpec, fit_voting, random_walk_selection, train
+from featlab.mat import best_subset
+from featlab.training import TRAIN_RECIPES, TrainSpec, train
 from featlab.training.labels import mixup, one_hot, soft_cross_entropy, tlat_label
-from featlab.training.random_walk import combination_accuracy
 from featlab.training.recipes import StepContext
 from featlab.training.recipes.mat_mixed import mat_loss
 
@@ -106,7 +105,7 @@ def test_mat_loss_equals_the_direct_sum_of_eq2():
     torch.manual_seed(1)
     model, x, y = Linear(), torch.rand(5, 3, 4, 4), torch.tensor([0, 1, 2, 1, 0])
     strengths = [0.01, 0.05, 0.2]
-    result = RECIPES.get("mat-mixed")().step(model, x, y, ctx(strengths=strengths))
+    result = TRAIN_RECIPES.get("mat-mixed")().step(model, x, y, ctx(strengths=strengths))
     direct = 0.0
     for i in range(len(x)):  # Eq. (2): sum_i J(X_i) + sum_j sum_i J(f_j(X_i)), one by one
         xi = x[i:i + 1].clone().requires_grad_(True)
@@ -122,16 +121,76 @@ def test_mat_loss_equals_the_direct_sum_of_eq2():
 
 
 def test_mtlat_without_perturbation_is_mixup_on_both_halves():
-    """eps_max = 0: Algorithm 1's second half is plain Mixup, its label too."""
+    """eps_max = 0: Algorithm 1's second half is plain Mixup, its label too (lam per pair)."""
     model, x, y = Linear(), torch.rand(6, 3, 4, 4), torch.tensor([0, 1, 2, 1, 0, 2])
-    result = RECIPES.get("mtlat")().step(model, x, y, ctx())
+    result = TRAIN_RECIPES.get("mtlat")().step(model, x, y, ctx())
     rng, gen = np.random.default_rng(0), torch.Generator().manual_seed(0)
-    lam1, lam2 = rng.beta(0.4, 0.4), rng.beta(0.4, 0.4)
+    lams = rng.beta(0.4, 0.4, 3), rng.beta(0.4, 0.4, 3)
     loss = 0.0
-    for half, lam in ((slice(0, 3), lam1), (slice(3, 6), lam2)):
-        xm, ym = mixup(x[half], one_hot(y[half], 3), lam, torch.randperm(3, generator=gen))
+    for half, lam in zip((slice(0, 3), slice(3, 6)), lams):
+        xm, ym = mixup(x[half], one_hot(y[half], 3), torch.as_tensor(lam),
+                       torch.randperm(3, generator=gen))
         loss += soft_cross_entropy(model(xm), ym).item()
     assert result.loss.item() == pytest.approx(loss, rel=1e-6)
+
+
+def test_mtlat_step_by_hand_draws_per_pair():
+    """Algorithm 1 sample by sample: each pair its own lam_1 / lam_2, eps ~ U[0, eps_max] and
+    y_target ~ U over all N classes; x_mtlat = x_mix2 - eps * sign(grad L(x_mix2, y_target))."""
+    model, x = Linear(), torch.rand(8, 3, 4, 4) * 0.5 + 0.25
+    y = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    out = TRAIN_RECIPES.get("mtlat")().step(model, x, y, ctx(eps_max=0.025))
+    rng, gen = np.random.default_rng(0), torch.Generator().manual_seed(0)
+    lam1, lam2, eps = rng.beta(.4, .4, 4), rng.beta(.4, .4, 4), rng.uniform(0, .025, 4)
+    perm1, perm2 = torch.randperm(4, generator=gen), torch.randperm(4, generator=gen)
+    t = torch.randint(3, (4,), generator=gen)
+    total = 0.0
+    for i in range(4):
+        a, b = perm1[i].item(), 4 + perm2[i].item()
+        xm1 = lam1[i] * x[i] + (1 - lam1[i]) * x[a]
+        ym1 = lam1[i] * one_hot(y[i], 3) + (1 - lam1[i]) * one_hot(y[a], 3)
+        total += soft_cross_entropy(model(xm1[None].float()), ym1[None].float()).item() / 4
+        xm2 = (lam2[i] * x[4 + i] + (1 - lam2[i]) * x[b]).float()[None].requires_grad_(True)
+        ym2 = lam2[i] * one_hot(y[4 + i], 3) + (1 - lam2[i]) * one_hot(y[b], 3)
+        (g,) = torch.autograd.grad(F.cross_entropy(model(xm2), t[i:i + 1]), xm2)
+        adv = (xm2.detach() - float(eps[i]) * g.sign()).clamp(0, 1)
+        soft = (1 - eps[i]) * ym2 + eps[i] * one_hot(t[i], 3)
+        total += soft_cross_entropy(model(adv), soft[None].float()).item() / 4
+    assert out.loss.item() == pytest.approx(total, rel=1e-5)
+
+
+def test_mtlat_draws_vary_per_pair_and_targets_cover_every_class(monkeypatch):
+    """All labels 0, four classes: the targets are uniform over all four (the true class
+    included, as Algorithm 1's y_target ~ U[0, N]), and lam and eps differ within a step."""
+    from scipy.stats import chisquare
+
+    from featlab.training.recipes import mtlat
+
+    seen = dict(target=[], eps=[], lam=[])
+    attack, mix = mtlat.targeted_fgsm_per_pair, mtlat.mix_half
+
+    def spy_attack(model, images, target, eps):
+        seen["target"].append(target.clone())
+        seen["eps"].append(eps.clone())
+        return attack(model, images, target, eps)
+
+    def spy_mix(images, labels, n_classes, lam, generator):
+        seen["lam"].append(torch.as_tensor(lam).clone())
+        return mix(images, labels, n_classes, lam, generator)
+
+    monkeypatch.setattr(mtlat, "targeted_fgsm_per_pair", spy_attack)
+    monkeypatch.setattr(mtlat, "mix_half", spy_mix)
+    model, x, y = Linear(n_classes=4), torch.rand(8, 3, 4, 4), torch.zeros(8, dtype=torch.long)
+    state = ctx(n_classes=4, eps_max=0.025)
+    for _ in range(150):
+        mtlat.Mtlat().step(model, x, y, state)
+    counts = torch.bincount(torch.cat(seen["target"]), minlength=4).numpy()
+    assert counts.sum() == 600 and counts.min() > 100  # about 150 each, class 0 included
+    assert chisquare(counts).pvalue > 0.001
+    assert all(len(set(e.tolist())) == 4 for e in seen["eps"])
+    assert all(len(set(lam.tolist())) == 4 for lam in seen["lam"])
+    eps = torch.cat(seen["eps"])
+    assert 0 <= eps.min() and eps.max() <= 0.025
 
 
 def test_tlat_step_by_hand():
@@ -140,7 +199,7 @@ def test_tlat_step_by_hand():
 
     model, x = Linear(), torch.rand(8, 3, 4, 4) * 0.5 + 0.25
     y = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
-    out = RECIPES.get("tlat")().step(model, x, y, ctx(eps_max=0.025))
+    out = TRAIN_RECIPES.get("tlat")().step(model, x, y, ctx(eps_max=0.025))
     eps = np.random.default_rng(0).uniform(0, 0.025)
     t = random_other_class(y[4:], 3, torch.Generator().manual_seed(0))
     xa = x[4:].clone().requires_grad_(True)
@@ -152,46 +211,7 @@ def test_tlat_step_by_hand():
     assert torch.all(t != y[4:]) and 0 < eps <= 0.025
 
 
-# -- the random walk and the voting on constructed truth ---------------------------------
-def _brute_force(A, penalty):
-    n = len(A)
-    subsets = [c for k in range(1, n + 1) for c in itertools.combinations(range(n), k)]
-    return max(subsets, key=lambda c: (combination_accuracy(A, c) + penalty * len(c), -len(c)))
-
-
-def test_random_walk_finds_the_known_optimum():
-    # strength 0 works on tested strengths 0-1, strength 3 on 2-4; the others are mediocre
-    A = np.array([[.90, .85, .40, .30, .20],
-                  [.70, .70, .60, .40, .30],
-                  [.60, .60, .60, .60, .50],
-                  [.30, .40, .88, .90, .86],
-                  [.20, .30, .50, .70, .80]])
-    out = random_walk_selection(A, walks=300, penalty=-0.01, seed=0,
-                                strengths=[.01, .02, .03, .05, .08])
-    assert tuple(out["chosen"]) == _brute_force(A, -0.01) == (0, 3)
-    assert out["chosen_strengths"] == [.01, .05]
-    assert out["G"] == pytest.approx(np.mean([.9, .85, .88, .9, .86]) - 0.02)
-    assert np.allclose(np.sum(out["A_M"], axis=1), 1)
-    # a heavy penalty wants one strength; short walks (l = 1) visit the singletons
-    heavy = random_walk_selection(A, steps=1, walks=300, penalty=-1.0, seed=0)
-    assert tuple(heavy["chosen"]) == _brute_force(A, -1.0) == (3,)
-    assert all(len(c["set"]) == 1 for c in random_walk_selection(A, steps=0)["candidates"])
-    with pytest.raises(FeatlabError, match="square"):
-        random_walk_selection(A[:3])
-
-
-def test_voting_weights_are_the_likelihood_optimum_on_the_simplex():
-    rng = np.random.default_rng(0)
-    p = rng.uniform(0.05, 1, size=(200, 3)) * np.array([1.0, 0.6, 0.3])
-    a = fit_voting(p)
-    assert np.all(a >= 0) and a.sum() == pytest.approx(1)
-    ref = minimize(lambda w: -np.log(p @ w).mean(), np.full(3, 1 / 3), method="SLSQP",
-                   bounds=[(0, 1)] * 3, constraints=[{"type": "eq", "fun": lambda w: w.sum() - 1}])
-    assert np.allclose(a, ref.x, atol=2e-3)
-    perfect = np.c_[np.ones(50), rng.uniform(0, 0.2, 50)]  # member 0 always right
-    assert fit_voting(perfect)[0] > 0.999
-
-
+# -- the voting ensemble ------------------------------------------------------------------
 def test_ensemble_logits_are_the_log_of_the_voted_mixture():
     nets = [make_net("resnet10-w16", 3) for _ in range(2)]
     singles = [n.eval() for n in nets]
@@ -218,8 +238,10 @@ def test_strengths_auto_runs_the_walk_on_single_strength_networks(data, tmp_path
     report = train(spec(data, tmp_path / "m.pt", recipe="mat-mixed", strengths="auto",
                         candidates=(0.01, 0.05, 0.2), epochs=1))
     sel = report["selection"]
-    assert np.shape(sel["A"]) == (3, 3) and set(report["history"]) == {"candidates", "main"}
-    assert report["strengths"] == sel["chosen_strengths"]
+    assert np.shape(sel["A"]) == (3, 4) and set(report["history"]) == {"candidates", "main"}
+    assert sel["columns"] == [0.0, 0.01, 0.05, 0.2] and sel["rows"] == [0.01, 0.05, 0.2]
+    assert report["strengths"] == sel["strengths"]
+    assert sel["strengths"] == best_subset(sel["A"], sel["rows"], sel["columns"])["strengths"]
     assert all(c["G"] <= sel["G"] for c in sel["candidates"])
 
 
@@ -250,7 +272,7 @@ def test_streamed_batches_equal_preloaded_ones(data):
 def test_refusals_are_one_line(data, tmp_path):
     from featlab.data.synthetic import generate_synthetic
 
-    for args, words in ((["--recipe", "nope"], "unknown recipe"),
+    for args, words in ((["--recipe", "nope"], "unknown training recipe"),
                         (["--recipe", "fgsm-at", "--strengths", "1.5"], "outside (0, 1]"),
                         (["--recipe", "tlat", "--eps-max", "2"], "--eps-max"),
                         (["--recipe", "mixup", "--strengths", "auto"], "--strengths")):
@@ -264,10 +286,26 @@ def test_refusals_are_one_line(data, tmp_path):
     assert not os.path.exists(tmp_path / "x.pt") and not os.path.exists(tmp_path / "y.pt")
 
 
+@pytest.mark.parametrize("args, words", [
+    (["--walk-penalty", "nan"], "--walk-penalty=nan"),
+    (["--walk-penalty", "inf"], "--walk-penalty"),
+    (["--walk-steps", "-3"], "--walk-steps=-3"), (["--walk-steps", "0"], "--walk-steps=0"),
+    (["--walks", "0"], "--walks=0")])
+def test_walk_options_are_refused_before_training(data, tmp_path, args, words):
+    out = tmp_path / "w.pt"
+    code, text = run("train", "--root", data, "--out", out, "--recipe", "mat-parallel",
+                     "--strengths", "auto", "--epochs", "1", *args)
+    assert code == 2 and words in text and len(text.strip().splitlines()) == 1, text
+    assert os.listdir(tmp_path) == []  # no result, no checkpoint, no sidecar
+    with pytest.raises(FeatlabError, match="--walk-penalty"):
+        train(spec(data, out, recipe="standard", walk_penalty=float("nan")))
+    assert os.listdir(tmp_path) == []
+
+
 def test_help_lists_every_recipe():
-    assert set(RECIPE_NAMES) == set(RECIPES.names())
+    assert set(RECIPE_NAMES) == set(TRAIN_RECIPES.names())
     code, out = run("train", "--help")
-    assert code == 0 and all(name in out for name in RECIPES.names())
+    assert code == 0 and all(name in out for name in TRAIN_RECIPES.names())
 
 
 def test_resume_after_sigkill_gives_the_same_weights(data, tmp_path):

@@ -1,4 +1,4 @@
-"""Issue 9, section 3: robust-training recipes on the embedded synthetic benchmark, measured.
+"""Robust-training recipes on the embedded synthetic benchmark, measured.
 
 Trains standard, fgsm-at, mat-mixed, mat-parallel, tlat and mtlat (and mixup, iat) small
 networks with ``featlab train``, extracts each one as the only backbone of its own store
@@ -14,7 +14,6 @@ test images, and writes ``analyses/train-recipes/results.{json,md}`` and a figur
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import time

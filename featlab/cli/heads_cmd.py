@@ -86,9 +86,10 @@ def echo_robust(result) -> None:
               show_default=True, help="Input of the robust heads.")
 @click.option("--val-fraction", default=0.2, show_default=True,
               help="Fraction of train images carved out (per class) for validation.")
-@click.option("--walk-steps", default=4, show_default=True, help="Random walk: l, steps per walk.")
+@click.option("--walk-steps", type=int, default=None,
+              help="Random walk: l, steps per walk [number of candidate strengths].")
 @click.option("--walks", default=200, show_default=True, help="Random walk: t, number of walks.")
-@click.option("--walk-penalty", default=-0.005, show_default=True,
+@click.option("--walk-penalty", default=-0.01, show_default=True,
               help="Random walk: a in G = H + a*S (negative: fewer strengths).")
 @click.option("--seed", default=0, show_default=True,
               help="Seeds the validation split, the walks and the bootstrap.")

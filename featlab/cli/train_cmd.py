@@ -5,7 +5,7 @@ Only click is imported here at module level; the library is imported when the co
 import click
 
 RECIPE_NAMES = ("standard", "fgsm-at", "mat-mixed", "mat-parallel", "mixup", "tlat", "mtlat",
-                "iat")  # featlab.training.RECIPES (a test keeps the two in step)
+                "iat")  # featlab.training.TRAIN_RECIPES (a test keeps the two in step)
 
 
 @click.command("train")
@@ -93,7 +93,7 @@ def train_command(dataset, root, out, recipe, arch, epochs, batch_size, image_si
                    f"{', '.join(f'{v:.3f}' for v in row['loss'])}, train accuracy "
                    f"{', '.join(f'{v:.3f}' for v in row['train_accuracy'])}")
     if report.get("selection"):
-        click.echo(f"  random walk chose strengths {report['selection']['chosen_strengths']}")
+        click.echo(f"  random walk chose strengths {report['selection']['strengths']}")
     if report.get("voting"):
         click.echo(f"  voting coefficients {', '.join(f'{a:.3f}' for a in report['voting'])}")
     click.echo(f"  use it: featlab extract --backbones "

@@ -17,6 +17,7 @@ import re
 
 from ..errors import FeatlabError
 from ..reporting.demo import DemoSpec
+from ..utils.paths import check_output_dir, output_errors
 from ..utils.results import write_json
 from ..utils.validation import positive_int
 from .figures import forest_figures
@@ -103,6 +104,7 @@ def replicate(seeds="0-4", *, jobs=1, out_dir="analyses/replicate", quick=False,
     """
     jobs = positive_int(jobs, "--jobs")
     min_seeds = positive_int(min_seeds, "min_seeds")
+    check_output_dir(out_dir)
     if merge:
         summaries, status = merge_dirs(merge if not isinstance(merge, str) else [merge]), {}
     else:
@@ -115,9 +117,10 @@ def replicate(seeds="0-4", *, jobs=1, out_dir="analyses/replicate", quick=False,
                   summaries={s["seed"]: s["summary_json"] for s in summaries},
                   seconds={s["seed"]: s.get("seconds") for s in summaries}, cores=cores(),
                   jobs=jobs, run_seconds={s: st["seconds"] for s, st in status.items()})
-    result["figures"] = forest_figures(result, out_dir)
-    result["csv"] = write_csv(os.path.join(out_dir, "replicate.csv"), result)
-    result["json"] = write_json(os.path.join(out_dir, "replicate.json"), result)
+    with output_errors(out_dir):
+        result["figures"] = forest_figures(result, out_dir)
+        result["csv"] = write_csv(os.path.join(out_dir, "replicate.csv"), result)
+        result["json"] = write_json(os.path.join(out_dir, "replicate.json"), result)
     if failed:
         raise FeatlabError(f"seed(s) {', '.join(map(str, failed))} failed (see "
                            f"{', '.join(status[s]['log'] for s in failed)}); the others are "

@@ -6,16 +6,24 @@ from __future__ import annotations
 import logging
 import os
 
+import numpy as np
+
 from ..analyses.heads.robust_data import families
 from ..analyses.heads.run import fit_head
+from ..backbones.roles import fg_or_single
 from ..conditions import parse_condition
-from ..errors import FeatlabError
+from ..errors import CannotWrite, DamagedData, FeatlabError
+from ..store.rerun import extract_hint
 from ..utils.figures import slug
+from ..utils.paths import output_errors
 from ..utils.results import write_json
 
 log = logging.getLogger(__name__)
 SUBSETS = ("all", "similar", "dissimilar")
-RETRAIN_EPS = 0.3  # fusion paper Figure 5: adversarial retraining examples at eps = 0.3
+#: fusion paper Figure 5: adversarial retraining examples at eps = 0.3, in normalized input
+#: units (the paper's images are normalized with the dataset's mean and std, Section 3.1)
+RETRAIN_EPS = 0.3
+IMAGENET_STD = (0.229, 0.224, 0.225)  # when a store does not record its normalization
 
 
 class Missing(Exception):
@@ -44,7 +52,8 @@ class Context:
     def path(self, store, *parts) -> str:
         """A file under ``out_dir/data/<store name>/`` (folders created)."""
         path = os.path.join(self.out_dir, "data", self.name(store), *parts)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with output_errors(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
         return path
 
     # -- what a store holds ----------------------------------------------------------
@@ -62,9 +71,9 @@ class Context:
         return [s for s in SUBSETS if s in store.samples.subsets]
 
     def hint(self, store, conditions: str) -> str:
-        ds = store.manifest.get("dataset", {})
-        return (f"featlab extract --store {store.path} --root {ds.get('root', 'ROOT')} "
-                f"--dataset {ds.get('name', 'NAME')} --conditions {conditions}")
+        """The ``featlab extract`` command adding ``conditions`` to ``store`` (with the
+        options the store was made with)."""
+        return extract_hint(store.path, store.manifest, conditions)
 
     def once(self, key, compute):
         """``compute()`` the first time ``key`` is asked for, its stored result after."""
@@ -75,8 +84,9 @@ class Context:
     # -- fit-head, once per store and subset -----------------------------------------
     def fit(self, store, subset: str = "all") -> dict:
         """:func:`~featlab.analyses.heads.run.fit_head` on ``store``: the alpha sweep and,
-        when an FGSM family is stored, adversarial retraining at the stored eps nearest 0.3
-        (and on ``all`` the MAT heads on random-walk strengths). Heads are not saved."""
+        when an FGSM family is stored, adversarial retraining at the stored eps nearest the
+        paper's 0.3 in the family's units (:func:`retrain_eps`; and on ``all`` the MAT heads on
+        random-walk strengths). Heads are not saved."""
         key = (id(store), subset)
         if key not in self._fits:
             if "clean" not in store.conditions:
@@ -96,7 +106,8 @@ class Context:
         if not fgsm or not any(s > 0 for s in fgsm[1]):
             return {}
         by_strength = {s: k for s, k in fgsm[1].items() if s > 0}
-        eps = min(by_strength, key=lambda s: (abs(s - RETRAIN_EPS), s))
+        wanted = retrain_eps(store, next(iter(by_strength.values())))
+        eps = min(by_strength, key=lambda s: (abs(s - wanted), s))
         options = dict(train_on=f"clean,{by_strength[eps]}")
         if subset == "all":
             options.update(recipe="mat-mixed,mat-parallel", strengths="auto")
@@ -106,14 +117,37 @@ class Context:
         """:meth:`fit`, or None when the store cannot support it (logged)."""
         try:
             return self.fit(store, subset)
+        except (DamagedData, CannotWrite):
+            raise
         except (FeatlabError, Missing) as err:
             log.info("report: fit-head on %s/%s not possible: %s", self.name(store), subset, err)
             return None
+
+
+def retrain_eps(store, key: str) -> float:
+    """:data:`RETRAIN_EPS` in the units of the stored condition ``key``'s ``eps``.
+
+    With ``eps_space=normalized`` the stored eps is in normalized input units, like the
+    paper's: 0.3. With ``eps_space=pixel`` it is in [0, 1] pixel units, where 0.3 normalized
+    is ``0.3 * std`` — the mean per-channel input std of the attacked backbone (the object one
+    for ``target=fg``, the scene one for ``target=bg``, their mean otherwise; ImageNet's when
+    the store does not record it).
+    """
+    params = parse_condition(key)[0].params
+    if params.get("eps_space", "pixel") == "normalized":
+        return RETRAIN_EPS
+    meta = store.backbone_meta
+    fg, bg = fg_or_single(meta)
+    names = {"fg": [fg], "bg": [bg or fg]}.get(params.get("target"), [n for n in (fg, bg) if n])
+    stds = [float(np.mean(meta[n]["normalization"][1])) for n in names
+            if (meta[n] or {}).get("normalization")]
+    return RETRAIN_EPS * float(np.mean(stds or [np.mean(IMAGENET_STD)]))
 
 
 def save_png(fig, ctx, store, name: str) -> str:
     """The report's own figures: PNG only (150 dpi, no timestamp), under ``data/<store>/``."""
     path = ctx.path(store, "figures", slug(name) + ".png")
     fig.tight_layout()
-    fig.savefig(path, dpi=150, bbox_inches="tight", metadata={"Software": None})
+    with output_errors(path):
+        fig.savefig(path, dpi=150, bbox_inches="tight", metadata={"Software": None})
     return path

@@ -64,4 +64,4 @@ def replication_section(source) -> dict:
                               store=where, alt=f"forest plot of claim {cid}"))
     return dict(id="replication", paper="replication", label="Replication",
                 title=f"the claims across {len(result['seeds'])} seeds", reports=WHAT,
-                lead=LEAD, status="rendered", items=items, missing=[])
+                lead=LEAD, status="rendered", items=items, missing=[], unreadable=[])

@@ -1,13 +1,11 @@
-"""Robust training end to end: ``featlab train`` (issue 9, sections 2-3).
+"""Robust training end to end: ``featlab train``.
 
-``train(TrainSpec(...))`` trains a classifier with a registered recipe (``RECIPES``) and
-writes it as a backbone file; :mod:`.random_walk` (MAT Section 4.3) and :mod:`.voting`
-(Section 4.2) are pure functions shared with the head-level recipes.
+``train(TrainSpec(...))`` trains a classifier with a registered recipe (``TRAIN_RECIPES``)
+and writes it as a backbone file. MAT's strength selection (Section 4.3) and voting
+(Section 4.2) are :mod:`featlab.mat`, shared with the head-level recipes.
 """
-from .recipes import RECIPES
-from .random_walk import random_walk_selection
+from .recipes import TRAIN_RECIPES
 from .spec import TrainSpec
 from .train import train
-from .voting import fit_voting
 
-__all__ = ["RECIPES", "TrainSpec", "fit_voting", "random_walk_selection", "train"]
+__all__ = ["TRAIN_RECIPES", "TrainSpec", "train"]

@@ -25,20 +25,26 @@ def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tens
     return -(target * logits.log_softmax(1)).sum(1).mean()
 
 
-def mixup(images: torch.Tensor, target: torch.Tensor, lam: float, perm: torch.Tensor):
-    """Mixup, M-TLAT paper Eq. (1) (Zhang et al. 2018): one ``lam`` for the batch.
+def mixup(images: torch.Tensor, target: torch.Tensor, lam, perm: torch.Tensor):
+    """Mixup, M-TLAT paper Eq. (1) (Zhang et al. 2018).
 
     ``x_mix = lam * x + (1 - lam) * x[perm]``, ``y_mix = lam * y + (1 - lam) * y[perm]``.
 
     Parameters
     ----------
-    images : (n, C, H, W); target : (n, K) soft labels; lam : float in [0, 1];
+    images : (n, C, H, W); target : (n, K) soft labels;
+    lam : float in [0, 1] (one for the batch) or (n,) tensor (one per mixed pair, as
+        the M-TLAT paper's Algorithm 1 draws them);
     perm : (n,) int64 permutation pairing each sample with another
 
     Returns
     -------
     (x_mix, y_mix) of the shapes of ``images`` and ``target``
     """
+    if isinstance(lam, torch.Tensor):
+        lx = lam.to(images.device, images.dtype).reshape(-1, *[1] * (images.dim() - 1))
+        ly = lam.to(target.device, target.dtype).reshape(-1, 1)
+        return (lx * images + (1 - lx) * images[perm], ly * target + (1 - ly) * target[perm])
     return (lam * images + (1.0 - lam) * images[perm],
             lam * target + (1.0 - lam) * target[perm])
 
@@ -56,6 +62,9 @@ def tlat_label(target: torch.Tensor, target_class: torch.Tensor, eps) -> torch.T
     return (1.0 - eps) * target + eps * one_hot(target_class, target.shape[1])
 
 
-def sample_lambda(alpha: float, rng) -> float:
-    """``lam ~ Beta(alpha, alpha)`` (M-TLAT paper Section 3.1) from a NumPy Generator."""
-    return float(rng.beta(alpha, alpha))
+def sample_lambda(alpha: float, rng, size=None):
+    """``lam ~ Beta(alpha, alpha)`` (M-TLAT paper Section 3.1) from a NumPy Generator: a float,
+    or an ndarray of ``size`` draws (one per mixed pair)."""
+    if size is None:
+        return float(rng.beta(alpha, alpha))
+    return rng.beta(alpha, alpha, size)

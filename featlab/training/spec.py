@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Optional
 
 from ..errors import FeatlabError
+from ..mat import DEFAULT_PENALTY, DEFAULT_WALKS, check_walk_options
 
 DEFAULT_STRENGTHS = {"fgsm-at": (0.03,), "mat-mixed": (0.01, 0.03, 0.05),
                      "mat-parallel": (0.01, 0.03, 0.05)}
@@ -50,8 +51,8 @@ class TrainSpec:
     weight_decay: float = 5e-4
     val_fraction: float = 0.2
     walk_steps: Optional[int] = None
-    walks: int = 200
-    walk_penalty: float = -0.01
+    walks: int = DEFAULT_WALKS
+    walk_penalty: float = DEFAULT_PENALTY
     workers: int = 0
     cache_dir: Optional[str] = None
     name: Optional[str] = None
@@ -103,7 +104,7 @@ def check_spec(spec: TrainSpec, recipe) -> None:
     _integer(spec.batch_size, "--batch-size", 2)
     _integer(spec.seed, "--seed", 0)
     _integer(spec.workers, "--workers", 0)
-    _integer(spec.walks, "--walks", 1)
+    check_walk_options(spec.walk_steps, spec.walks, spec.walk_penalty)
     if spec.image_size is not None:
         _integer(spec.image_size, "--image-size", 16)
     if spec.limit is not None:

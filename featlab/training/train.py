@@ -5,10 +5,10 @@ Stages (each checkpointed per epoch, see :mod:`.loop`):
 - one network (``standard``, ``fgsm-at``, ``mat-mixed``, ``mixup``, ``tlat``, ``mtlat``,
   ``iat``): stage ``main``;
 - ``mat-parallel``: stage ``members``, one network per strength, then the voting
-  coefficients fitted on the validation split (:mod:`.voting`);
+  coefficients fitted on the validation split (:func:`featlab.mat.fit_voting`);
 - ``--strengths auto`` (MAT Section 4.3): stage ``candidates``, one single-strength network
-  (Eq. 3) per candidate; the accuracy matrix A on the validation split; the random walk
-  (:mod:`.random_walk`) picks the strengths; parallel MAT keeps the chosen candidates as its
+  (Eq. 3) per candidate; the accuracy matrix A on the validation split (clean + FGSM at
+  every candidate); the random walk (:func:`featlab.mat.random_walk_select`) picks the strengths; parallel MAT keeps the chosen candidates as its
   members, mixed MAT trains a new network on them (stage ``main``).
 
 The result (:func:`featlab.backbones.trained.save_trained`) loads with
@@ -26,15 +26,14 @@ from ..backbones.base import resolve_device
 from ..backbones.ensemble import EnsembleBackbone, VotingNet
 from ..backbones.trained import save_trained
 from ..errors import FeatlabError
+from ..mat import fit_voting, random_walk_select, voting_nll
 from .checkpoint import remove_checkpoints
 from .data import load_images, load_training_dataset, split_train_val
 from .evaluate import accuracy_matrix, true_label_probabilities
 from .loop import Stage, run_stage
 from .model import arch_of, build_network
-from .random_walk import random_walk_selection
-from .recipes import RECIPES
+from .recipes import TRAIN_RECIPES
 from .spec import TrainSpec, check_spec, parse_strengths
-from .voting import fit_voting, mixture_nll
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +67,8 @@ def _vote(members, val, strengths, device, name):
     probe = _ensemble(members, uniform, name, members[0].normalization)
     probs = true_label_probabilities(probe, val, strengths, device=device)
     voting = fit_voting(probs)
-    return [float(a) for a in voting], dict(nll_uniform=mixture_nll(probs, uniform),
-                                            nll_fitted=mixture_nll(probs, voting),
+    return [float(a) for a in voting], dict(nll_uniform=voting_nll(probs, uniform),
+                                            nll_fitted=voting_nll(probs, voting),
                                             n_validation_rows=int(len(probs)))
 
 
@@ -82,15 +81,16 @@ def _select(spec, dataset, train_images, val_images, ctx) -> tuple:
     selection)."""
     candidates = parse_strengths(spec.candidates, "--candidates")
     nets = _new_nets(spec, dataset, len(candidates))
-    stage = Stage("candidates", RECIPES.get("mat-parallel")(), [[s] for s in candidates])
+    stage = Stage("candidates", TRAIN_RECIPES.get("mat-parallel")(), [[s] for s in candidates])
     ctx["history"]["candidates"] = run_stage(stage, nets, train_images, spec, **ctx["run"])
-    A = accuracy_matrix(nets, val_images, candidates, device=ctx["run"]["device"])
-    selection = random_walk_selection(A, steps=spec.walk_steps, walks=spec.walks,
-                                      penalty=spec.walk_penalty, seed=spec.seed,
-                                      strengths=candidates)
-    log.info("random walk chose strengths %s (G = %.4f)", selection["chosen_strengths"],
+    tested = [0.0, *candidates]
+    A = accuracy_matrix(nets, val_images, tested, device=ctx["run"]["device"])
+    selection = random_walk_select(A, candidates, tested, walk_steps=spec.walk_steps,
+                                   walks=spec.walks, walk_penalty=spec.walk_penalty,
+                                   seed=spec.seed)
+    log.info("random walk chose strengths %s (G = %.4f)", selection["strengths"],
              selection["G"])
-    return [nets[i] for i in selection["chosen"]], selection["chosen_strengths"], selection
+    return [nets[i] for i in selection["chosen"]], selection["strengths"], selection
 
 
 def _train_networks(spec, recipe, dataset, train_images, val_images, ctx):
@@ -115,7 +115,7 @@ def train(spec: TrainSpec) -> dict:
 
     Rerunning the same spec continues a killed run; a finished one is a no-op.
     """
-    recipe = RECIPES.get(spec.recipe)()
+    recipe = TRAIN_RECIPES.get(spec.recipe)()
     check_spec(spec, recipe)
     fingerprint = spec.fingerprint()
     done = _finished(spec, fingerprint)

@@ -5,18 +5,16 @@
 * :mod:`.fusion` — the foreground, background and joint heads, evaluation, weights;
 * :mod:`.run` — :func:`fit_head`, the command's function (store in, results out);
 * :mod:`.plots`, :mod:`.figures` — Figures 3-5;
-* robust heads (issue 9): :mod:`.robust` (adversarial retraining, mixed / parallel MAT as
-  weighted multi-set objectives), :mod:`.voting` (parallel-MAT voting coefficients),
-  :mod:`.random_walk` (MAT Section 4.3 strength selection), :mod:`.robust_data` (train-split
-  features, validation carved from train), :mod:`.robust_run` (the ``--train-on`` /
-  ``--recipe`` / ``--strengths`` part of fit-head), :mod:`.scoring` (rows, MAT Table 1),
-  :mod:`.robust_plots`, :mod:`.robust_figures`.
+* robust heads: :mod:`.robust` (adversarial retraining, mixed / parallel MAT as weighted
+  multi-set objectives, the registry ``HEAD_RECIPES``; the strength selection and voting
+  are :mod:`featlab.mat`), :mod:`.robust_data` (train-split features, validation carved
+  from train), :mod:`.robust_run` (the ``--train-on`` / ``--recipe`` / ``--strengths`` part
+  of fit-head), :mod:`.scoring` (rows, MAT Table 1), :mod:`.robust_plots`,
+  :mod:`.robust_figures`.
 """
 from .fusion import evaluate, fit_fusion_heads, mean_abs_weights
 from .linear import LinearHead, fit_alpha_sweep
-from .random_walk import random_walk_select
-from .robust import RECIPES, fit_multiset
-from .voting import VotedHeads, fit_voting_weights
+from .robust import HEAD_RECIPES, VotedHeads, fit_multiset
 
 __all__ = ["LinearHead", "fit_alpha_sweep", "fit_fusion_heads", "evaluate", "mean_abs_weights",
-           "fit_multiset", "RECIPES", "fit_voting_weights", "VotedHeads", "random_walk_select"]
+           "fit_multiset", "HEAD_RECIPES", "VotedHeads"]

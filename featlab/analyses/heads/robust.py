@@ -12,7 +12,12 @@ training (MAT), as weighted multi-set objectives of :class:`~.linear.LinearHead`
   ``J_M / (N_C + S N_A)`` plus its penalties (the same minimiser as the paper's sum with the
   penalties scaled by N).
 * Parallel MAT (Section 4.2, Eqs. 3-4): S heads, head k on clean + strength k
-  (``J_P,k``), combined by voting coefficients learned on a validation split (:mod:`.voting`).
+  (``J_P,k``), combined by voting coefficients learned on a validation split
+  (:func:`featlab.mat.fit_voting`, Eq. 4) into :class:`VotedHeads`.
+
+:data:`HEAD_RECIPES` is the head-level registry of ``fit-head --recipe``; the network-level
+one of ``featlab train --recipe`` is :data:`featlab.training.recipes.TRAIN_RECIPES`
+(``mat-mixed`` and ``mat-parallel`` name the same MAT method at both levels).
 
 The recipes take a ``data`` object (:class:`~.robust_data.HeadData`) that serves train-split
 features only: ``data.sets(keys, part)`` with ``part`` ``"train"`` (all train rows),
@@ -23,11 +28,11 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import FeatlabError
+from ...mat import fit_voting, label_probabilities
 from ...registry import Registry
 from .linear import LinearHead
-from .voting import VotedHeads, fit_voting_weights
 
-RECIPES = Registry("head recipe")
+HEAD_RECIPES = Registry("head recipe")
 # The validation-stage heads (trained on train minus validation) only estimate validation
 # accuracies — the matrix A of the strength selection, the probabilities the voting weights
 # are learned from: a looser tolerance halves their iterations without moving those
@@ -101,14 +106,14 @@ def accuracy_matrix(heads, data, tested):
                      for h in heads.values()])
 
 
-@RECIPES.register("mat-mixed")
+@HEAD_RECIPES.register("mat-mixed")
 def mat_mixed(data, keys, *, tested=None, fitted=None, **head_kw):
     """Mixed MAT: one head on clean + every chosen strength, each row weight 1 (Eq. 2)."""
     head = fit_multiset(data.sets(["clean", *keys], "train"), **head_kw)
     return head, dict(objective="J_M", n_sets=1 + len(keys))
 
 
-@RECIPES.register("mat-parallel")
+@HEAD_RECIPES.register("mat-parallel")
 def mat_parallel(data, keys, *, tested, fitted=None, **head_kw):
     """Parallel MAT: one head per strength on clean + that strength (Eq. 3), voting
     coefficients (Eq. 4) learned on the validation rows of clean and every tested strength,
@@ -120,7 +125,7 @@ def mat_parallel(data, keys, *, tested, fitted=None, **head_kw):
     val = data.sets(tested, "val")
     yv = np.concatenate([y for _, y in val])
     probas = np.stack([np.concatenate([h.predict_proba(x) for x, _ in val]) for h in members])
-    weights = fit_voting_weights(probas, yv)
+    weights = fit_voting(label_probabilities(probas, yv))
     val_acc = [float(np.mean(p.argmax(1) == yv)) for p in probas]
     voted = float(np.mean(np.tensordot(weights, probas, 1).argmax(1) == yv))
     final = [fit_multiset(data.sets(["clean", k], "train"), warm_start_from=h, **head_kw)
@@ -128,3 +133,28 @@ def mat_parallel(data, keys, *, tested, fitted=None, **head_kw):
     return VotedHeads(final, weights), dict(voting_weights=weights.tolist(),
                                             val_accuracy_members=val_acc, val_accuracy_voted=voted,
                                             n_val=int(len(yv)))
+
+
+class VotedHeads:
+    """Heads combined by voting: ``predict_proba(X) = sum_k a_k head_k.predict_proba(X)``.
+
+    Parameters
+    ----------
+    heads : list of fitted :class:`~featlab.analyses.heads.linear.LinearHead` (same classes).
+    weights : array_like (len(heads),), >= 0, summing to 1.
+    """
+
+    def __init__(self, heads, weights):
+        weights = np.asarray(weights, np.float64)
+        if len(heads) != len(weights) or (weights < 0).any() or abs(weights.sum() - 1) > 1e-9:
+            raise FeatlabError(f"need one weight >= 0 per head, summing to 1; got {weights}")
+        self.heads, self.weights = list(heads), weights
+        self.classes_ = heads[0].classes_
+
+    def predict_proba(self, X):
+        """Voted class probabilities, ndarray (n_samples, n_classes)."""
+        return sum(a * h.predict_proba(X) for a, h in zip(self.weights, self.heads) if a > 0)
+
+    def predict(self, X):
+        """Predicted labels, ndarray (n_samples,), values from ``classes_``."""
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]

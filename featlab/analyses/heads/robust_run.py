@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 
 from ...errors import FeatlabError
+from ...mat import check_walk_options, random_walk_select
 from ...store.heads import head_record, robust_head_name
-from ...utils.validation import finite_number, positive_int
+from ...utils.validation import finite_number
 from ..inputs import condition_family
-from .random_walk import random_walk_select
-from .robust import (RECIPES, accuracy_matrix, fit_multiset, half_and_half, selection_kw,
+from .robust import (HEAD_RECIPES, accuracy_matrix, fit_multiset, half_and_half, selection_kw,
                      single_strength_heads)
 from .robust_data import KINDS, HeadData, crafted_against, strength_family, train_conditions
 
@@ -27,7 +27,7 @@ def parse_recipes(recipe) -> list[str]:
     items = recipe.split(",") if isinstance(recipe, str) else list(recipe or [])
     names = [r.strip() for r in items if r and r.strip()]
     for name in names:
-        RECIPES.get(name)
+        HEAD_RECIPES.get(name)
     return list(dict.fromkeys(names))
 
 
@@ -72,9 +72,9 @@ def plan_robust(store, *, train_on=None, recipe=None, strengths=None, attack=Non
     if robust_head not in KINDS:
         raise FeatlabError(f"--robust-head {robust_head!r}: expected one of {', '.join(KINDS)}")
     walk = dict(walk or {})
-    positive_int(walk.get("walk_steps", 1), "--walk-steps")
-    positive_int(walk.get("walks", 1), "--walks")
-    finite_number(walk.get("walk_penalty", 0.0), "--walk-penalty")
+    walk_steps, walks, walk_penalty = check_walk_options(
+        walk.get("walk_steps"), walk.get("walks", 1), walk.get("walk_penalty", 0.0))
+    walk.update(walk_steps=walk_steps, walks=walks, walk_penalty=walk_penalty)
     finite_number(val_fraction, "--val-fraction", low=0, high=1, low_open=True)
     if not train_on and not recipes:
         return None
@@ -99,9 +99,8 @@ def _select(data, by_strength, tested, strengths, walk, head_kw):
     fitted = single_strength_heads(data, [by_strength[s] for s in candidates], "fit",
                                    **selection_kw(head_kw))
     A = accuracy_matrix(fitted, data, tested)
-    result = random_walk_select(A, candidates, **walk)
-    result.update(method="random-walk", rows=candidates, columns=[0.0] + candidates,
-                  tol=selection_kw(head_kw)["tol"])
+    result = random_walk_select(A, candidates, [0.0, *candidates], **walk)
+    result.update(method="random-walk", tol=selection_kw(head_kw)["tol"])
     log.info("random walk chose strengths %s (G=%.4f)", result["strengths"], result["G"])
     return result["strengths"], result, fitted
 
@@ -138,7 +137,7 @@ def _mat(out, data, store, plan, common, head_kw):
         return sum(len(y) for _, y in data.sets(training, "train"))
 
     for name in plan["recipes"]:
-        model, details = RECIPES.get(name)(data, keys, tested=tested, fitted=fitted, **head_kw)
+        model, details = HEAD_RECIPES.get(name)(data, keys, tested=tested, fitted=fitted, **head_kw)
         out["models"][name] = model
         out["info"][name] = dict(details, strengths=chosen, conditions=keys)
         ensemble = robust_head_name(name, common["kind"], common["subset"])
@@ -159,7 +158,7 @@ def fit_robust_heads(store, plan, *, fg, bg, layer, subset, classes, head_kw) ->
 
     ``head_kw`` go to every :class:`~.linear.LinearHead` (``n_classes``, ``l2``, ``tol``,
     ``max_iter``); ``plan["walk"]`` holds ``walk_steps``, ``walks``, ``walk_penalty``
-    (:func:`~.random_walk.random_walk_select`). Returns dict ``models`` (label -> fitted
+    (:func:`featlab.mat.random_walk_select`). Returns dict ``models`` (label -> fitted
     predictor), ``info`` (for the JSON), ``records`` (store name -> (arrays, attrs)) and
     ``family`` (the condition family of the strengths, or None).
     """

@@ -47,7 +47,7 @@ class StepResult:
 
 
 class Recipe:
-    """Base class of the recipes (one per file, registered in ``RECIPES``).
+    """Base class of the recipes (one per file, registered in ``TRAIN_RECIPES``).
 
     Class attributes
     ----------------

@@ -8,11 +8,11 @@ import torch
 import torch.nn.functional as F
 
 from ...perturbations.attacks.fgsm import FGSM
-from .registry import RECIPES
+from .registry import TRAIN_RECIPES
 from .base import Recipe, StepResult, halves
 
 
-@RECIPES.register("fgsm-at")
+@TRAIN_RECIPES.register("fgsm-at")
 class FgsmAT(Recipe):
     """Half of each batch replaced by its FGSM examples at ``strengths[0]``."""
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 import torch
 
 from ...perturbations.attacks.fgsm import FGSM
-from .registry import RECIPES
+from .registry import TRAIN_RECIPES
 from ..labels import sample_lambda, soft_cross_entropy
 from .base import Recipe, StepResult, halves
 from .mtlat import mix_half
 
 
-@RECIPES.register("iat")
+@TRAIN_RECIPES.register("iat")
 class Iat(Recipe):
     """Half Mixup samples, half Mixup of FGSM examples (attack first, then mix)."""
 

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from ...perturbations.attacks.fgsm import FGSM
-from .registry import RECIPES
+from .registry import TRAIN_RECIPES
 from .base import Recipe, StepResult
 
 
@@ -29,7 +29,7 @@ def mat_loss(logits: torch.Tensor, labels: torch.Tensor, n_clean: int) -> torch.
     return F.cross_entropy(logits, labels, reduction="sum") / n_clean
 
 
-@RECIPES.register("mat-mixed")
+@TRAIN_RECIPES.register("mat-mixed")
 class MatMixed(Recipe):
     """One network on the clean batch and its FGSM examples at every strength."""
 

@@ -4,16 +4,16 @@ S copies of the network; copy k minimises Eq. (3),
 ``J_{P,k} = sum_i J(theta, X_i, T_i) + sum_i J(theta, f_k(X_i), T_i)`` — the clean batch
 and its FGSM examples at strength k (``mat-mixed``'s loss with one strength). After
 training, the voting coefficients ``a_k`` of Eq. (4) are fitted on a validation split
-carved from the training split (:mod:`featlab.training.voting`) and the copies are saved
+carved from the training split (:mod:`featlab.mat.voting`) and the copies are saved
 as one voting ensemble (:mod:`featlab.backbones.ensemble`).
 """
 from __future__ import annotations
 
-from .registry import RECIPES
+from .registry import TRAIN_RECIPES
 from .mat_mixed import MatMixed
 
 
-@RECIPES.register("mat-parallel")
+@TRAIN_RECIPES.register("mat-parallel")
 class MatParallel(MatMixed):
     """Each copy trained like ``mat-mixed`` with its own single strength."""
 

@@ -3,12 +3,12 @@ with a permutation of itself, ``lam ~ Beta(alpha, alpha)`` (alpha 0.4 as the pap
 soft-label cross-entropy."""
 from __future__ import annotations
 
-from .registry import RECIPES
+from .registry import TRAIN_RECIPES
 from ..labels import mixup, one_hot, sample_lambda, soft_cross_entropy
 from .base import Recipe, StepResult, random_permutation
 
 
-@RECIPES.register("mixup")
+@TRAIN_RECIPES.register("mixup")
 class Mixup(Recipe):
     """Every sample interpolated with another, labels likewise."""
 

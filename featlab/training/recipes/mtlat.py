@@ -1,43 +1,67 @@
 """``mtlat``: M-TLAT, the M-TLAT paper's Algorithm 1 (Section 3.3, Eq. (6)).
 
-Each step splits the batch in halves. First half: Mixup (``lam_1``). Second half: Mixup
-(``lam_2``), then targeted FGSM towards a random class ``t`` at ``eps ~ U[0, eps_max]``,
-labelled ``(1 - eps) * y_mix + eps * y_t``. ``loss = loss_1 + loss_2`` (soft cross-entropy
-of each half). The paper draws ``t`` uniformly among all N classes; here among the classes
-other than the first image of each mixed pair (the targeted FGSM of :mod:`tfgsm`).
+Each step splits the batch in halves; every sample of a half is mixed with a partner of the
+same half (a seeded permutation), and every draw of Algorithm 1 is made per mixed pair:
+
+* first half: Mixup, ``x_mix1 = lam_1 x_1 + (1 - lam_1) x_2`` with its own
+  ``lam_1 ~ Beta(alpha, alpha)`` per pair (Eq. 1);
+* second half: Mixup with its own ``lam_2`` per pair, then targeted FGSM (Eq. 5) towards
+  ``y_target ~ U{0, ..., N-1}`` drawn among *all* N classes, at ``eps ~ U[0, eps_max]`` drawn
+  per pair, labelled ``(1 - eps) * y_mix2 + eps * y_target`` (Eq. 6).
+
+``loss = loss_1 + loss_2``, the soft cross-entropy of each half (mean over the half).
 """
 from __future__ import annotations
 
 import torch
 
-from .registry import RECIPES
+from ...perturbations.attacks._common import eval_mode, input_gradient
 from ..labels import mixup, one_hot, sample_lambda, soft_cross_entropy, tlat_label
 from .base import Recipe, StepResult, halves, random_permutation
-from .tlat import targeted_fgsm
+from .registry import TRAIN_RECIPES
 
 
 def mix_half(images, labels, n_classes, lam, generator):
-    """Mixup within one half: (x_mix, y_mix) for images (m, C, H, W), labels (m,)."""
+    """Mixup within one half: (x_mix, y_mix) for images (m, C, H, W), labels (m,); ``lam``
+    a float or one value per pair, shape (m,)."""
     perm = random_permutation(len(images), generator).to(images.device)
     return mixup(images, one_hot(labels, n_classes), lam, perm)
 
 
-@RECIPES.register("mtlat")
+def targeted_fgsm_per_pair(model, images, target, eps):
+    """Eq. (5) per sample: ``clip(x - eps_i * sign(grad_x L(x, t_i)), 0, 1)``.
+
+    Parameters
+    ----------
+    model : the network being trained (the gradient is taken in eval mode, its flags restored)
+    images : (m, C, H, W) in [0, 1]; target : (m,) int64 target classes;
+    eps : (m,) float tensor, per-sample strengths in [0, 1] pixel units
+    """
+    images = images.detach()
+    with eval_mode(model):
+        grad = input_gradient(model, images, target.to(images.device), targeted=True)
+    step = eps.to(images.device, images.dtype).view(-1, 1, 1, 1) * grad.sign()
+    return torch.clamp(images + step, min=0, max=1).detach()
+
+
+@TRAIN_RECIPES.register("mtlat")
 class Mtlat(Recipe):
-    """Half Mixup samples, half Mixup + TLAT samples (Algorithm 1)."""
+    """Half Mixup samples, half Mixup + TLAT samples (Algorithm 1), draws per pair."""
 
     name = "mtlat"
     paper = "M-TLAT Algorithm 1, Eq. (6)"
 
     def step(self, model, images, labels, ctx) -> StepResult:
         first, second = halves(len(images))
-        lam1, lam2 = (sample_lambda(ctx.mixup_alpha, ctx.rng) for _ in range(2))
-        eps = float(ctx.rng.uniform(0.0, ctx.eps_max))
+        n1, n2 = first.stop - first.start, second.stop - second.start
+        lam1 = torch.as_tensor(sample_lambda(ctx.mixup_alpha, ctx.rng, n1))
+        lam2 = torch.as_tensor(sample_lambda(ctx.mixup_alpha, ctx.rng, n2))
+        eps = torch.as_tensor(ctx.rng.uniform(0.0, ctx.eps_max, n2), dtype=torch.float32)
         x1, y1 = mix_half(images[first], labels[first], ctx.n_classes, lam1, ctx.generator)
         x2, y2 = mix_half(images[second], labels[second], ctx.n_classes, lam2, ctx.generator)
-        adv, target = targeted_fgsm(model, x2, labels[second], eps, ctx.generator)
-        y2 = tlat_label(y2, target, eps)
+        target = torch.randint(ctx.n_classes, (n2,), generator=ctx.generator).to(labels.device)
+        adv = targeted_fgsm_per_pair(model, x2, target, eps)
+        y2 = tlat_label(y2, target, eps.to(y2.device))
         logits = model(torch.cat([x1, adv]))
-        n = len(x1)
-        loss = soft_cross_entropy(logits[:n], y1) + soft_cross_entropy(logits[n:], y2)
+        loss = soft_cross_entropy(logits[:n1], y1) + soft_cross_entropy(logits[n1:], y2)
         return StepResult(loss, logits, torch.cat([y1, y2]).argmax(1))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
-from .registry import RECIPES
+from .registry import TRAIN_RECIPES
 from .base import Recipe, StepResult
 
 
-@RECIPES.register("standard")
+@TRAIN_RECIPES.register("standard")
 class Standard(Recipe):
     """Cross-entropy on the clean batch."""
 

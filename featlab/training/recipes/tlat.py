@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ...perturbations.attacks.tfgsm import TFGSM
-from .registry import RECIPES
+from .registry import TRAIN_RECIPES
 from ..labels import one_hot, soft_cross_entropy, tlat_label
 from .base import Recipe, StepResult, halves
 
@@ -24,7 +24,7 @@ def targeted_fgsm(model, images, labels, eps: float, generator):
     return advs[0], target
 
 
-@RECIPES.register("tlat")
+@TRAIN_RECIPES.register("tlat")
 class Tlat(Recipe):
     """Half clean, half TLAT examples with their interpolated labels."""
 
