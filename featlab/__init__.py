@@ -10,6 +10,7 @@ writes the same JSON and figures)::
     featlab.pca_shift(store, condition="blur:sigma=2", out_dir="analyses/synth/pca-shift")
     featlab.mantel(store, radii=[1, 10])
     featlab.report(["cache/synth"], "analyses/report")  # HTML + PDF of every paper's figures
+    featlab.replicate("0-4", jobs=2)  # the demo's claims over 5 seeds, pooled across them
     featlab.train(featlab.TrainSpec(out="cache/weights/robust.pt", root="cache/synthetic-data",
                                     recipe="mtlat"))
     featlab.random_walk_select(A, strengths=[0.01, 0.03], tested=[0, 0.01, 0.03])  # MAT 4.3
@@ -39,6 +40,7 @@ _API = {
     "DemoSpec": "featlab.reporting.demo",
     "demo": "featlab.reporting.demo",
     "report": "featlab.reporting.report",
+    "replicate": "featlab.replication.run",
     "FeatlabError": "featlab.errors",
 }
 

@@ -19,7 +19,7 @@ FLOORS = {
     "store": 3, "backbones": 3,
     "extraction": 4, "training": 4,
     "analyses": 5,
-    "reporting": 6,
+    "reporting": 6, "replication": 6,
     "cli": 7, "__main__": 7,
 }
 # Imports inside functions, allowed only where they load heavy code on first use (documented

@@ -266,7 +266,8 @@ def test_cli_flags_are_the_parameters_of_report():
     cmd = cli.get_command(click.Context(cli), "report")
     params = set(inspect.signature(report).parameters)
     assert {p.name for p in cmd.params} <= params
-    assert {p.name for p in cmd.params} == {"stores", "out_dir", "alphas", "n_boot", "seed"}
+    assert {p.name for p in cmd.params} == {"stores", "out_dir", "alphas", "n_boot", "seed",
+                                            "replicate"}
 
 
 def test_one_seaborn_style_for_every_figure():

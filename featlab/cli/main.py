@@ -34,6 +34,7 @@ COMMANDS = {
     "store": "featlab.cli.store_cmd:store_group",
     "demo": "featlab.cli.demo_cmd:demo_command",
     "train": "featlab.cli.train_cmd:train_command",
+    "replicate": "featlab.cli.replicate_cmd:replicate_command",
 }
 
 

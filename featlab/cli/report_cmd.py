@@ -3,7 +3,7 @@ import click
 
 
 @click.command("report")
-@click.option("--store", "stores", multiple=True, required=True,
+@click.option("--store", "stores", multiple=True,
               help="Store directory (repeat for several: each section uses every store that "
                    "holds its data).")
 @click.option("--out", "out_dir", default="analyses/report", show_default=True,
@@ -15,7 +15,10 @@ import click
 @click.option("--n-boot", "n_boot", default=1000, show_default=True,
               help="Bootstrap resamples of the intervals.")
 @click.option("--seed", default=0, show_default=True, help="Seed of every random choice.")
-def report_command(stores, out_dir, alphas, n_boot, seed):
+@click.option("--replicate", default=None,
+              help="A featlab replicate folder (or its replicate.json): add the Replication "
+                   "section (claims across seeds, forest plots).")
+def report_command(stores, out_dir, alphas, n_boot, seed, replicate):
     """Every figure and table of the four papers, measured on the stores, as one
     self-contained HTML page (figures embedded, no network) and the same as a PDF.
 
@@ -26,10 +29,12 @@ def report_command(stores, out_dir, alphas, n_boot, seed):
     \b
     featlab report --store cache/demo --out analyses/report
     featlab report --store cache/coco --store cache/coco-probes --alpha 0 --alpha 10
+    featlab report --store cache/demo --replicate analyses/replicate
     """
     from ..reporting.report import report
 
-    result = report(list(stores), out_dir, alphas=alphas, n_boot=n_boot, seed=seed)
+    result = report(list(stores), out_dir, alphas=alphas, n_boot=n_boot, seed=seed,
+                    replicate=replicate)
     for s in result["sections"]:
         gap = "" if s["status"] == "rendered" else f"  ->  {s['missing'][0]['command']}"
         click.echo(f"{s['status']:8s}  {s['id']:16s}  {s['label']}: {s['title']}{gap}")

@@ -17,9 +17,11 @@ right) so the logic is tested on constructed vectors; :mod:`.demo_measure` colle
 from the stores.
 
 A row is ``dict(claim, id, section, verdict, effect, low, high, margin, test, n,
-by_construction, decides)`` (plus ``p_value`` where McNemar applies). Claims 1-4 are built in *by
-construction* on the synthetic benchmark (its scene always tells the supercategory); claim 5
-varies exactly that.
+by_construction, decides, direction, reference)`` (plus ``p_value`` where McNemar applies):
+the rule it was decided by travels with it (``direction`` greater / less / within, compared
+with ``reference``, with its ``margin``), so ``featlab replicate`` decides a pooled interval
+the same way. Claims 1-4 are built in *by construction* on the synthetic benchmark (its scene
+always tells the supercategory); claim 5 varies exactly that.
 """
 from __future__ import annotations
 
@@ -37,13 +39,16 @@ SECTIONS = {"1": "fusion 3.2, Fig. 3", "2": "fusion 3.1, Fig. 2", "3": "fusion 3
 
 
 def row(cid, claim, verdict_, effect=None, low=None, high=None, test="", n=0, *, margin,
-        **extra):
+        direction="greater", reference=0.0, **extra):
     """One claim row; ``margin``: its practical-equivalence margin in the effect's units;
-    ``by_construction`` is True for claims 1-4 (see the module docstring); ``decides``: the
-    row counts in :func:`overall` (set False for a row reported beside a claim)."""
+    ``direction`` / ``reference``: the rule that decided it (greater / less than
+    ``reference``, or within ``±margin`` of it); ``by_construction`` is True for claims 1-4
+    (see the module docstring); ``decides``: the row counts in :func:`overall` (set False
+    for a row reported beside a claim)."""
     return dict(claim=claim, id=cid, section=SECTIONS[cid], verdict=verdict_, effect=effect,
                 low=low, high=high, margin=float(margin), test=test, n=int(n),
-                by_construction=cid != "5", decides=True, **extra)
+                by_construction=cid != "5", decides=True, direction=direction,
+                reference=float(reference), **extra)
 
 
 def missing(cid, claim, why, margin=GAIN_MARGIN):
@@ -59,7 +64,7 @@ def paired(cid, claim, a, b, *, n_boot, seed, direction="greater", margin=GAIN_M
     s = paired_bootstrap(a, b, n_boot=n_boot, seed=seed)
     return row(cid, claim, verdict(s["low"], s["high"], direction, margin), s["effect"],
                s["low"], s["high"], "paired bootstrap 95% + exact McNemar", s["n"],
-               margin=margin, p_value=mcnemar(a, b)["p_value"])
+               margin=margin, direction=direction, p_value=mcnemar(a, b)["p_value"])
 
 
 def within(cid, claim, a, b, *, n_boot, seed, margin=MARGIN):
@@ -69,7 +74,7 @@ def within(cid, claim, a, b, *, n_boot, seed, margin=MARGIN):
     s = paired_bootstrap(a, b, n_boot=n_boot, seed=seed)
     return row(cid, claim, within_verdict(s["low"], s["high"], margin), s["effect"], s["low"],
                s["high"], f"paired bootstrap 95% inside ±{margin:g}", s["n"], margin=margin,
-               p_value=mcnemar(a, b)["p_value"])
+               direction="within", p_value=mcnemar(a, b)["p_value"])
 
 
 def unpaired_gain(cid, claim, first, second, *, n_boot, seed, margin=GAIN_MARGIN):
@@ -121,7 +126,7 @@ def subspace_claims(comparison) -> list[dict]:
                 c["low"], c["high"], f"{test}, paired across backbones", c["n"], margin=m),
             row("2", f"{c['scene']} (scene) class centroids stay within ±{m:g} within-class SD "
                 "in the clean PCA coordinates", c["scene_stays"], c["scene_shift"],
-                c["scene_low"], c["scene_high"], test, c["n"], margin=m)]
+                c["scene_low"], c["scene_high"], test, c["n"], margin=m, direction="within")]
 
 
 def attack_claims(attack, *, n_boot=2000, seed=0) -> list[dict]:

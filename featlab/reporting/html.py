@@ -45,7 +45,8 @@ def _item(item) -> str:
 
 def _section(s) -> str:
     parts = [f"<section id=\"{_e(s['id'])}\"><h3>{_e(s['label'])}: {_e(s['title'])}</h3>",
-             f"<div class=\"paper\"><b>The paper reports:</b> {_e(s['reports'])}</div>"]
+             f"<div class=\"paper\"><b>{_e(s.get('lead', 'The paper reports'))}:</b> "
+             f"{_e(s['reports'])}</div>"]
     parts += [_item(i) for i in s["items"]]
     for gap in s["missing"]:
         parts.append(f"<div class=\"missing\"><b>No data{' in ' + _e(gap['store'])}:</b> "

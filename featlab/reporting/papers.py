@@ -10,6 +10,8 @@ PAPERS = {
              "(mixup-targeted-labeling-adversarial-training.md)",
     "local": "Aghdam, Heravi & Puig: local properties of ConvNets "
              "(local-properties-of-convnets.md)",
+    # not a paper: the report's section of a featlab replicate result (.replication)
+    "replication": "Replication across seeds (featlab replicate)",
 }
 
 # section id -> (paper, label, title, what the paper reports)

@@ -60,7 +60,8 @@ def _table(fig, y, item) -> float:
 def _section_pages(pdf, s):
     title = f"{PAPERS[s['paper']].split(' (')[0]} — {s['label']}: {s['title']}"
     fig = _page(title)
-    y = _text(fig, 0.925, f"The paper reports: {s['reports']}", colour="#1f3b66",
+    y = _text(fig, 0.925, f"{s.get('lead', 'The paper reports')}: {s['reports']}",
+              colour="#1f3b66",
               box=dict(facecolor="#eef3fa", edgecolor="#4c72b0", pad=4))
     for gap in s["missing"]:
         y = _text(fig, y - 0.01, f"No data in {gap['store']}: {gap['reason']}. Produce it with: "

@@ -36,6 +36,7 @@ from .context import Context, Missing
 from .html import write_html
 from .papers import CLAIMS
 from .pdf import write_pdf
+from .replication import replication_section
 from .style import report_style
 
 log = logging.getLogger(__name__)
@@ -162,7 +163,7 @@ def _refuse_unreadable(sections, html: str) -> None:
 
 
 def report(stores, out_dir="analyses/report", *, alphas=(0.0, 0.1, 1.0, 10.0), n_boot=1000,
-           seed=0) -> dict:
+           seed=0, replicate=None) -> dict:
     """Write ``report.html``, ``report.pdf`` and ``report.json`` in ``out_dir``.
 
     Parameters
@@ -173,6 +174,9 @@ def report(stores, out_dir="analyses/report", *, alphas=(0.0, 0.1, 1.0, 10.0), n
         Section 3.4: beside the cross-entropy summed over the N training images; Figure 5
         sweeps 0.1 to 10). Captions and ``report.json`` (``alpha_scale``) say so.
     n_boot, seed : bootstrap resamples and the seed of every random choice.
+    replicate : a ``featlab replicate`` result (its folder, ``replicate.json`` or dict): adds
+        the "Replication" section (per claim across seeds, forest plots). With it ``stores``
+        may be empty (the report is then that section alone).
 
     Returns
     -------
@@ -188,7 +192,8 @@ def report(stores, out_dir="analyses/report", *, alphas=(0.0, 0.1, 1.0, 10.0), n
         (before the report is written); :class:`~featlab.errors.DamagedData` after the
         report is written when a store holds data that cannot be read.
     """
-    stores = _open(stores)
+    extra = [replication_section(replicate)] if replicate is not None else []
+    stores = _open(stores) if stores or not extra else []
     alphas = sorted({finite_number(a, "--alpha", low=0, hint="; give penalty weights >= 0")
                      for a in alphas})
     if not alphas:
@@ -201,9 +206,10 @@ def report(stores, out_dir="analyses/report", *, alphas=(0.0, 0.1, 1.0, 10.0), n
         os.makedirs(out_dir, exist_ok=True)
     ctx = Context(stores, out_dir, alphas=alphas, n_boot=n_boot, seed=seed)
     with report_style():
-        sections = [_section(ctx, sid) for sid in CLAIMS]
+        sections = [_section(ctx, sid) for sid in CLAIMS] if stores else []
     for store in stores:
         _check_present(store)
+    sections += extra
     meta = dict(version=__version__, seed=seed)
     paths = [s.path for s in stores]
     html = write_html(os.path.join(out_dir, "report.html"), sections, paths, meta)
