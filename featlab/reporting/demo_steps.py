@@ -11,7 +11,7 @@ from ..backbones.synthetic import recipe_for
 from ..data.synthetic import generate_synthetic
 from ..errors import FeatlabError
 from ..extraction import ExtractionSpec, extract
-from ..training import RECIPES
+from ..training import TRAIN_RECIPES
 from ..utils.paths import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -36,8 +36,8 @@ def check_spec(spec) -> None:
         (spec.train_epochs >= 1 and spec.train_image_size >= 8 and len(spec.trained_eps) >= 1
          and all(0 < e < 1 for e in spec.trained_eps),
          "trained networks need epochs >= 1, an image size >= 8 and eps in (0, 1)"),
-        (all(r in RECIPES.names() for r in spec.trained_recipes),
-         f"trained_recipes {spec.trained_recipes}: known {', '.join(RECIPES.names())}"),
+        (all(r in TRAIN_RECIPES.names() for r in spec.trained_recipes),
+         f"trained_recipes {spec.trained_recipes}: known {', '.join(TRAIN_RECIPES.names())}"),
     ]
     for ok, message in checks:
         if not ok:
