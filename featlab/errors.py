@@ -12,3 +12,14 @@ class FeatlabError(ValueError):
 
     def __init__(self, message: str):
         super().__init__(" ".join(str(message).split()))
+
+
+class DamagedData(FeatlabError):
+    """Data a store records but that cannot be read as recorded: a damaged part or head, a
+    condition with parts missing. ``featlab store verify`` names each problem and its repair;
+    callers that treat a missing input as "not computed" (the report) must not treat this so."""
+
+
+class CannotWrite(FeatlabError):
+    """An output file or folder that cannot be written (read-only, full disk, a file in the
+    way): the command stops; what it wrote before is kept."""

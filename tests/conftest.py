@@ -65,6 +65,26 @@ def one_error_line(output: str) -> str:
     return errors[0]
 
 
+def read_only_mount(monkeypatch, mount):
+    """Folders and files under ``mount`` cannot be made, as on a read-only mount (chmod does
+    not stop root, who runs these tests); everywhere else writes work."""
+    import errno
+    import tempfile
+
+    def guard(real, path_of):
+        def call(*args, **kwargs):
+            path = str(path_of(args, kwargs))
+            if os.path.abspath(path).startswith(str(mount)):
+                raise OSError(errno.EROFS, "Read-only file system", path)
+            return real(*args, **kwargs)
+        return call
+
+    monkeypatch.setattr(os, "makedirs", guard(os.makedirs, lambda a, k: a[0]))
+    monkeypatch.setattr(os, "mkdir", guard(os.mkdir, lambda a, k: a[0]))
+    monkeypatch.setattr(tempfile, "mkstemp",
+                        guard(tempfile.mkstemp, lambda a, k: k.get("dir") or os.getcwd()))
+
+
 def edit_recorded_h5(path, edit):
     """Open the store file ``path`` r+, call ``edit(handle)``, then record the checksum of
     the edited bytes: what a writer that stored these values would have left (checksums

@@ -18,7 +18,7 @@ OPTIONS = {
     "symmetry": dict(),
     "mantel": dict(permutations=9),
     "lipschitz": dict(),
-    "robustness": dict(n_boot=50),
+    "robustness": dict(n_boot=100),
 }
 
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 torchattacks = pytest.importorskip("torchattacks")
 
 from featlab.errors import FeatlabError  # noqa: E402
-from featlab.conditions import parse_conditions
+from featlab.conditions import parse_conditions  # noqa: E402
 from featlab.perturbations import PERTURBATIONS  # noqa: E402
 from featlab.perturbations.attacks import Attack, success_rate  # noqa: E402
 from featlab.perturbations.attacks import _common, fgsm as fgsm_module  # noqa: E402

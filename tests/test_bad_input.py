@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from conftest import one_error_line, read_only_mount
 from featlab.errors import FeatlabError
 from featlab.extraction.chunks import refuse_non_finite
 
@@ -216,3 +217,47 @@ def test_pca_shift_explains_undefined_centroid_shifts(small_store, caplog):
     for stats in result["backbones"].values():
         assert sorted(stats["undefined_classes"]) == singles
     assert "no spread" in caplog.text
+
+
+def test_fit_head_default_out_in_a_read_only_folder(small_store, tmp_path, monkeypatch):
+    before = _stamps(small_store)
+    (tmp_path / "ro").mkdir()
+    monkeypatch.setenv("FEATLAB_ANALYSES", str(tmp_path / "ro" / "analyses"))
+    read_only_mount(monkeypatch, tmp_path / "ro")
+    _one_line(["fit-head", "--store", small_store, "--alpha", "0"],
+              "Read-only file system); give --out a writable folder, or set FEATLAB_ANALYSES")
+    monkeypatch.undo()
+    assert _stamps(small_store) == before and not (tmp_path / "ro" / "analyses").exists()
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    monkeypatch.setenv("FEATLAB_ANALYSES", str(a_file))
+    _one_line(["fit-head", "--store", small_store, "--alpha", "0"], "is a file, not a folder")
+    assert _stamps(small_store) == before
+
+
+def test_pca_shift_out_on_a_read_only_mount(small_store, tmp_path, monkeypatch):
+    (tmp_path / "ro").mkdir()
+    read_only_mount(monkeypatch, tmp_path / "ro")
+    _one_line(["pca-shift", "--store", small_store, "--condition", "blur:sigma=2:region=all",
+               "--out", tmp_path / "ro" / "out"], f"--out {tmp_path / 'ro' / 'out'}: cannot "
+              "write in")
+    monkeypatch.undo()
+    assert not (tmp_path / "ro" / "out").exists()
+
+
+def test_write_failing_after_the_work_is_one_line(small_store, tmp_path, monkeypatch):
+    """The folder was writable when checked, the disk fills up before the figures: one line
+    naming the file, not a traceback."""
+    import errno
+
+    from matplotlib.figure import Figure
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", full)
+    res = _cli(["pca-shift", "--store", small_store, "--condition", "blur:sigma=2:region=all",
+                "--out", tmp_path / "out", "--permutations", "9", "--n-boot", "20"])
+    line = one_error_line(res.output)
+    assert res.exit_code == 2 and "pca-shift-pca-blur_sigma-2_region-all.png (No space left " \
+        "on device); give --out a writable folder with free space" in line, line

@@ -92,6 +92,19 @@ BAD = [
     (("pca-shift", "--store", "{store}", "--condition", "clean"), "compares clean with itself"),
     (("fit-head", "--store", "{store}", "--subset", "tiny"), "subset 'tiny' is not defined"),
     (("fit-head", "--store", "{store}", "--alpha", "-1"), "must be >= 0"),
+    # an option that holds one value, given twice: click would keep the last silently
+    (("pca-shift", "--store", "{store}", "--store", "{tmp}/other", "--condition",
+      "blur:sigma=3"), "--store given 2 times .*give it once"),
+    (("fit-head", "--store", "{store}", "--out={tmp}/a", "--out", "{tmp}/b"),
+     "--out given 2 times"),
+    (("pca-shift", "--store", "{store}", "--condition", "blur:sigma=3", "-k", "2", "-k3"),
+     "-k given 2 times \\(2, 3\\)"),
+    # outputs that cannot be written, refused before any work
+    (("fit-head", "--store", "{store}", "--json", "{tmp}"), "--json .* is a folder"),
+    (("fit-head", "--store", "{store}", "--json", "{store}/manifest.json/r.json"),
+     "manifest.json is a file, not a folder"),
+    (("pca-shift", "--store", "{store}", "--condition", "blur:sigma=3", "--out",
+      "{store}/manifest.json"), "--out .*manifest.json is a file, not a folder"),
 ]
 
 
@@ -101,7 +114,7 @@ def test_bad_input_is_one_line_exit_2(args, match, cli_store, tmp_path):
 
     fill = dict(tmp=tmp_path, data=cli_store / "data", store=cli_store / "store")
     code, out = run(*[a.format(**fill) for a in args])
-    lines = [l for l in out.splitlines() if l.strip()]
+    lines = [line for line in out.splitlines() if line.strip()]
     assert code == 2, out
     assert len(lines) == 1 and lines[0].startswith("featlab: error:"), out
     assert re.search(match, lines[0]), lines[0]

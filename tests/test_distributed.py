@@ -192,7 +192,7 @@ def test_a_second_job_is_refused_on_every_rank(setup):
         proc = _torchrun(["--standalone", "--nproc_per_node", "2"], setup, store)
         out, err = proc.communicate(timeout=240)
     assert proc.returncode != 0
-    refusals = [l for l in err.splitlines() if l.startswith("featlab: error:")]
+    refusals = [line for line in err.splitlines() if line.startswith("featlab: error:")]
     assert len(refusals) == 2, err[-2000:]  # one line per rank, the same line
     assert "being written by another featlab process" in refusals[0]
     assert refusals[0] == refusals[1] and _parts(store) == before

@@ -3,7 +3,6 @@ import cycles, modules and functions stay small, the CLI starts without torch, a
 Python API has the names of the commands."""
 import ast
 import inspect
-import os
 import subprocess
 import sys
 from pathlib import Path

@@ -345,7 +345,7 @@ def _one_line_error(args, match):
 def test_bad_input_is_one_line(stores, store, tmp_path, synthetic_root):
     path, noprobe = stores
     _one_line_error(["mantel", "--store", noprobe],
-                    f"add them with: featlab extract --store {noprobe} --root")
+                    f"add them with: featlab extract --store {noprobe} --dataset synthetic --root")
     _one_line_error(["isotropy", "--store", path, "--radius", "3"], "extracted: 1, 8")
     _one_line_error(["extract", "--root", synthetic_root, "--store", str(tmp_path / "x"),
                      "--conditions", "isotropy:radius=1:copies=2"], "at least 3")

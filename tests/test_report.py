@@ -8,11 +8,13 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from conftest import one_error_line, read_only_mount
 from featlab.reporting.papers import CLAIMS
 from featlab.reporting.report import report
 
@@ -67,7 +69,7 @@ def _sections(result):
 
 def test_bare_store_names_the_command_of_every_section(clean_store, tmp_path):
     _, _, clean = clean_store
-    result = report(clean, str(tmp_path / "out"), n_boot=50)
+    result = report(clean, str(tmp_path / "out"), n_boot=100)
     sections = _sections(result)
     assert list(sections) == list(CLAIMS)
     page = open(result["html"], encoding="utf-8").read()
@@ -84,7 +86,7 @@ def test_bare_store_names_the_command_of_every_section(clean_store, tmp_path):
     assert page.count("class=\"missing\"") == len(CLAIMS) and "<img" not in page
     assert os.path.getsize(result["pdf"]) > 0
     assert json.load(open(result["json"]))["sections"][0]["status"] == "missing"
-    again = report(clean, str(tmp_path / "again"), n_boot=50)  # same seed, same bytes
+    again = report(clean, str(tmp_path / "again"), n_boot=100)  # same seed, same bytes
     for key in ("html", "pdf"):
         assert open(again[key], "rb").read() == open(result[key], "rb").read(), key
 
@@ -179,13 +181,16 @@ def test_cli_writes_the_report_and_refuses_bad_input(clean_store, tmp_path):
     _, _, clean = clean_store
     out = tmp_path / "cli"
     res = CliRunner().invoke(cli, ["report", "--store", clean, "--out", str(out),
-                                   "--n-boot", "20"], catch_exceptions=False)
+                                   "--n-boot", "100"], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     assert "0/13 sections rendered" in res.output and "featlab extract --store" in res.output
     assert (out / "report.html").is_file() and (out / "report.pdf").is_file()
     for args, message in ((["--store", str(tmp_path / "nope")], "no such store"),
                           (["--store", clean, "--n-boot", "0"], "--n-boot"),
-                          (["--store", clean, "--alpha", "-1"], "--alpha")):
+                          (["--store", clean, "--n-boot", "50"], "at least 100 resamples"),
+                          (["--store", clean, "--alpha", "-1"], "--alpha"),
+                          (["--store", clean, "--alpha", "nan"], "--alpha=nan"),
+                          (["--store", clean, "--alpha", "0", "--alpha", "inf"], "--alpha=inf")):
         bad = tmp_path / "bad"
         res = CliRunner().invoke(cli, ["report", *args, "--out", str(bad)])
         assert res.exit_code == 2, res.output
@@ -271,3 +276,125 @@ def test_retraining_eps_is_the_papers_in_the_stored_units(conditions, chosen):
     options = Context([], "out", alphas=(0,), n_boot=10, seed=0)._robust_options(store, "all")
     retrain = parse_condition(options["train_on"].split(",", 1)[1])[0].params["eps"]
     assert retrain == pytest.approx(chosen)
+
+
+def _cli_report(*args):
+    from featlab.cli.main import cli
+
+    return CliRunner().invoke(cli, ["report", *map(str, args)])
+
+
+def test_out_that_cannot_be_written_is_one_line(clean_store, tmp_path, monkeypatch):
+    _, _, clean = clean_store
+    a_file = tmp_path / "report.html"
+    a_file.write_text("not a folder")
+    for out, message in ((a_file, "is a file, not a folder"),
+                         (a_file / "sub", "is a file, not a folder")):
+        res = _cli_report("--store", clean, "--out", out)
+        assert res.exit_code == 2 and message in one_error_line(res.output), res.output
+
+    (tmp_path / "ro").mkdir()
+    read_only_mount(monkeypatch, tmp_path / "ro")
+    res = _cli_report("--store", clean, "--out", tmp_path / "ro" / "report")
+    assert res.exit_code == 2, res.output
+    line = one_error_line(res.output)
+    assert "cannot write in" in line and "Read-only file system" in line and "--out" in line
+    assert not (tmp_path / "ro" / "report").exists()
+
+
+def test_store_given_twice_is_read_once(clean_store, tmp_path):
+    _, _, clean = clean_store
+    res = _cli_report("--store", clean, "--store", clean + os.sep, "--out", tmp_path / "out")
+    assert res.exit_code == 0, res.output
+    assert "reading it once" in res.output
+    result = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert result["stores"] == [clean]
+    assert all(len(s["missing"]) == 1 for s in result["sections"])
+
+
+def _copy(clean_store, tmp_path):
+    _, _, clean = clean_store
+    copy = tmp_path / "copy"
+    shutil.copytree(clean, copy)
+    return copy
+
+
+def _clean_part(store):
+    return sorted((store / "conditions").glob("clean-*/part-*.h5"))[0]
+
+
+def test_truncated_part_refuses_the_report(clean_store, tmp_path):
+    store = _copy(clean_store, tmp_path)
+    part = _clean_part(store)
+    with open(part, "r+b") as raw:
+        raw.truncate(os.path.getsize(part) // 2)
+    res = _cli_report("--store", store, "--out", tmp_path / "out")
+    assert res.exit_code == 2, res.output
+    line = one_error_line(res.output)
+    assert part.name in line and "truncated" in line and "featlab store verify" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_damaged_bytes_mark_sections_unreadable_and_fail(clean_store, tiny_weights, tmp_path):
+    """A flipped byte only a read finds: the sections that read it say so, the report is
+    written, and the command fails naming the part."""
+    _, root, _ = clean_store
+    store = _copy(clean_store, tmp_path)
+    _extract(root, store, tiny_weights, "blur:sigma=2")
+    part = _clean_part(store)
+    with h5py.File(part, "r") as handle:  # one byte inside the stored features
+        offset = handle["synthetic-object/penultimate"].id.get_offset() + 10
+    with open(part, "r+b") as raw:
+        raw.seek(offset)
+        byte = raw.read(1)
+        raw.seek(offset)
+        raw.write(bytes([byte[0] ^ 0xFF]))
+    res = _cli_report("--store", store, "--out", tmp_path / "out", "--alpha", "0")
+    assert res.exit_code == 2, res.output
+    line = one_error_line(res.output)
+    assert part.name in line and "condition clean is damaged" in line
+    assert "featlab store verify" in line and "report.html" in line
+    result = json.loads((tmp_path / "out" / "report.json").read_text())
+    status = {s["id"]: s["status"] for s in result["sections"]}
+    assert status["fusion-figure-2"] == status["fusion-figure-3"] == "unreadable"
+    assert "rendered" not in status.values()
+    assert "Cannot read copy" in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_store_deleted_during_the_report_is_one_line(clean_store, tmp_path, monkeypatch):
+    from featlab.reporting import report as module
+
+    store = _copy(clean_store, tmp_path)
+    build = module.BUILDERS["fusion-figure-4"]
+
+    def delete_then_build(ctx, opened):
+        shutil.rmtree(store)
+        return build(ctx, opened)
+
+    monkeypatch.setitem(module.BUILDERS, "fusion-figure-4", delete_then_build)
+    res = _cli_report("--store", store, "--out", tmp_path / "out")
+    assert res.exit_code == 2, res.output
+    assert "disappeared while the report read it" in one_error_line(res.output)
+
+
+def test_box_commands_work_on_the_store_they_name(clean_store, tiny_weights, tmp_path):
+    """A store made with --limit and its own weights: the command in a missing section's box
+    repeats them, and adds the condition to that store."""
+    import shlex
+
+    from featlab.cli.main import cli
+    from featlab.extraction import ExtractionSpec, extract
+    from featlab.store import FeatureStore
+
+    _, root, _ = clean_store
+    store = str(tmp_path / "limited")
+    extract(ExtractionSpec(store=store, root=root, dataset="synthetic", conditions="clean",
+                           device="cpu", batch_size=24, chunk_size=24, image_size=32,
+                           weights=tiny_weights, limit=24))
+    result = report(store, str(tmp_path / "out"), n_boot=100)
+    command = {s["id"]: s for s in result["sections"]}["fusion-figure-3"]["missing"][0]["command"]
+    assert "--limit 24" in command and "--image-size 32" in command
+    words = shlex.split(command)
+    res = CliRunner().invoke(cli, words[1:] + ["--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert any(k.startswith("blur:") for k in FeatureStore(store).conditions)

@@ -13,6 +13,8 @@ from featlab.errors import FeatlabError
 from featlab.extraction import ExtractionSpec, extract
 from featlab.store import FeatureStore
 
+from conftest import one_error_line
+
 
 def _hits(n, k, seed):
     """A bool (n,) with exactly k True at seeded places."""
@@ -100,7 +102,7 @@ def test_table_end_to_end(store_path, tmp_path):
 
 def test_cli_and_one_line_errors(store_path, tmp_path):
     runner = CliRunner()
-    ok = runner.invoke(cli, ["robustness", "--store", store_path, "--n-boot", "50",
+    ok = runner.invoke(cli, ["robustness", "--store", store_path, "--n-boot", "100",
                              "--reference", "joint-all-alpha=0", "--out", str(tmp_path)])
     assert ok.exit_code == 0, ok.output
     assert "reference joint-all-alpha=0" in ok.output and "robustness-all.csv" in ok.output
@@ -112,12 +114,85 @@ def test_cli_and_one_line_errors(store_path, tmp_path):
         robustness(FeatureStore(store_path), subset="similar")
 
 
-def test_store_without_clean_is_refused(tmp_path, tiny_weights):
+def test_store_without_clean_is_refused_with_a_command_that_extracts_it(tmp_path, tiny_weights):
+    """The store was made with a limit, a seed and its own weights: the suggested command
+    repeats them, so it adds the clean condition to that very store."""
+    import shlex
+
     from featlab.data.synthetic import generate_synthetic
 
-    generate_synthetic(str(tmp_path / "data"), seed=2, n_images=16, image_size=32)
+    generate_synthetic(str(tmp_path / "data"), seed=2, n_images=24, image_size=32)
     extract(ExtractionSpec(store=str(tmp_path / "s"), root=str(tmp_path / "data"),
                            conditions="color:severity=1", device="cpu", batch_size=16,
-                           chunk_size=16, image_size=32, weights=tiny_weights))
-    with pytest.raises(FeatlabError, match="no clean condition"):
+                           chunk_size=16, image_size=32, weights=tiny_weights, limit=12,
+                           seed=3))
+    with pytest.raises(FeatlabError, match="no clean condition") as err:
         robustness(FeatureStore(str(tmp_path / "s")))
+    command = str(err.value).split("extract it: ")[1]
+    assert "--limit 12" in command and "--seed 3" in command
+    words = shlex.split(command)
+    assert words[:2] == ["featlab", "extract"]
+    run = CliRunner().invoke(cli, words[1:] + ["--device", "cpu"])
+    assert run.exit_code == 0, run.output
+    assert "clean" in FeatureStore(str(tmp_path / "s")).conditions
+
+
+@pytest.mark.parametrize("n_boot", ["0", "1", "99"])
+def test_fewer_than_100_resamples_are_refused(store_path, tmp_path, n_boot):
+    out = tmp_path / "out"
+    res = CliRunner().invoke(cli, ["robustness", "--store", store_path, "--n-boot", n_boot,
+                                   "--out", str(out)])
+    assert res.exit_code == 2, res.output
+    assert "at least 100 resamples" in one_error_line(res.output) and not out.exists()
+    with pytest.raises(FeatlabError, match="--n-boot"):
+        robustness(FeatureStore(store_path), n_boot=int(n_boot))
+
+
+@pytest.fixture(scope="module")
+def stale_store(tmp_path_factory, tiny_weights):
+    """Clean features and an FGSM attack on fg-all, then fg-all refit with another l2: the
+    attack column is stale. No ImageNet-C corruption is stored."""
+    from featlab.analyses.heads.run import fit_head
+    from featlab.data.synthetic import generate_synthetic
+
+    tmp = tmp_path_factory.mktemp("stale")
+    generate_synthetic(str(tmp / "data"), seed=2, n_images=32, image_size=32)
+
+    def run(conditions):
+        extract(ExtractionSpec(store=str(tmp / "store"), root=str(tmp / "data"),
+                               conditions=conditions, device="cpu", batch_size=32,
+                               chunk_size=32, image_size=32, weights=tiny_weights))
+
+    run("clean")
+    fit_head(FeatureStore(str(tmp / "store")), alphas=[0.0])
+    run("fgsm:eps=0.05:target=fg")
+    fit_head(FeatureStore(str(tmp / "store")), alphas=[0.0], l2=0.5)
+    return str(tmp / "store")
+
+
+def test_mce_without_corruptions_and_stale_columns_are_said(stale_store, store_path, tmp_path):
+    res = CliRunner().invoke(cli, ["robustness", "--store", stale_store, "--n-boot", "100",
+                                   "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert "nan" not in res.output.lower()
+    assert "mCE needs the 15 ImageNet-C corruptions" in res.output and "none is stored" in \
+        res.output
+    assert "stale (made against a head refit since" in res.output
+    result = robustness(FeatureStore(stale_store), n_boot=100, out_dir=str(tmp_path))
+    assert all(r["mCE"] is None for r in result["rows"])
+    with open(result["csv"]) as handle:
+        header = next(csv.reader(handle))
+    key = FeatureStore(stale_store).resolve_condition("fgsm:eps=0.05:target=fg")
+    assert header == ["classifier", "clean", f"{key} (stale)"]
+    fog = robustness(FeatureStore(store_path), n_boot=100)
+    assert fog["mce_note"] == "mCE over 1 of the 15 ImageNet-C corruptions"
+    assert all(r["mCE"] is not None for r in fog["rows"])
+
+
+def test_one_store_per_run(stale_store, store_path, tmp_path):
+    res = CliRunner().invoke(cli, ["robustness", "--store", store_path, "--store", stale_store,
+                                   "--n-boot", "100", "--out", str(tmp_path / "out")])
+    assert res.exit_code == 2, res.output
+    line = one_error_line(res.output)
+    assert "--store given 2 times" in line and "once" in line
+    assert not (tmp_path / "out").exists()

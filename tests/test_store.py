@@ -67,7 +67,7 @@ def test_store_is_self_describing_and_plain_h5py_readable(store_path):
     assert set(store.backbones) == {"synthetic-object", "synthetic-scene"}
     assert len(store.conditions) == 3
     layers = store.layers("synthetic-object")
-    assert len([l for l in layers if l not in ("penultimate", "logits")]) == 20
+    assert len([name for name in layers if name not in ("penultimate", "logits")]) == 20
     x = store.read(backbone="synthetic-scene", layer="penultimate", condition="blur:sigma=2")
     assert x.shape == (n, 512) and x.dtype == np.float32 and np.isfinite(x).all()
     train = store.read(backbone="synthetic-object", layer="layer3.1.bn2", split="train")

@@ -14,7 +14,6 @@ test images, and writes ``analyses/train-recipes/results.{json,md}`` and a figur
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import time

@@ -28,9 +28,18 @@ def echo_outputs(result: dict) -> None:
     click.echo(f"figures {figures}; results {result.get('json', '(not written)')}")
 
 
+def _writable_json(ctx, param, value):
+    """A ``--json`` file that cannot be written is refused before any work."""
+    if value:
+        from ..utils.paths import check_output_file
+
+        check_output_file(value, "--json")
+    return value
+
+
 def json_option(func):
     """``--json PATH``: also write the results there (they always go to ``--out`` too)."""
-    return click.option("--json", "json_out", default=None,
+    return click.option("--json", "json_out", default=None, callback=_writable_json,
                         help="Also write the results to this JSON file.")(func)
 
 
@@ -39,5 +48,5 @@ def also_json(result: dict, json_out) -> dict:
     if json_out:
         from ..utils.results import write_json
 
-        result["json"] = write_json(json_out, result)
+        result["json"] = write_json(json_out, result, what="--json")
     return result

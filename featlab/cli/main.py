@@ -37,8 +37,39 @@ COMMANDS = {
 }
 
 
+def given_values(command: click.Command, args: list) -> dict:
+    """Option (its first spelling) -> the values given for it in ``args``, for the options
+    of ``command`` that take a value (``--name VALUE``, ``--name=VALUE``, ``-kVALUE``)."""
+    spellings = {opt: param for param in command.params if isinstance(param, click.Option)
+                 and not param.is_flag and not param.count for opt in param.opts}
+    found: dict = {}
+    tokens = iter(args)
+    for token in tokens:
+        if token == "--":
+            break
+        name, sep, value = token.partition("=") if token.startswith("--") else (token, "", "")
+        if not sep and name not in spellings and token[:2] in spellings and len(token) > 2:
+            name, value, sep = token[:2], token[2:], "attached"
+        if name in spellings:
+            param = spellings[name]
+            value = value if sep else next(tokens, "")
+            found.setdefault((param.opts[0], param.multiple), []).append(value)
+    return found
+
+
+def refuse_repeats(name: str, command: click.Command, args: list) -> None:
+    """One line when an option that holds one value is given several times (click would
+    keep the last one silently)."""
+    for (opt, multiple), values in given_values(command, args).items():
+        if not multiple and len(values) > 1:
+            raise FeatlabError(f"{opt} given {len(values)} times ({', '.join(values)}); featlab "
+                               f"{name} takes one {opt}: give it once (run the command once per "
+                               f"value)")
+
+
 class FeatlabGroup(click.Group):
-    """Lazy commands (:data:`COMMANDS`); user errors as one line and exit code 2."""
+    """Lazy commands (:data:`COMMANDS`); user errors as one line and exit code 2; an
+    option that holds one value refused when repeated."""
 
     def list_commands(self, ctx):
         return sorted(COMMANDS)
@@ -48,6 +79,12 @@ class FeatlabGroup(click.Group):
             return None
         module, attr = COMMANDS[name].split(":")
         return getattr(import_module(module), attr)
+
+    def resolve_command(self, ctx, args):
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None and not isinstance(command, click.Group):
+            refuse_repeats(name, command, rest)
+        return name, command, rest
 
     def invoke(self, ctx):
         try:

@@ -49,6 +49,7 @@ from ..errors import FeatlabError
 from ..probes.base import SELECT
 from ..probes.sets import pairwise_condensed, perturbation_norms, sample_seed
 from ..store.heads import head_probabilities, heads_for, selecting_head
+from ..store.rerun import extract_hint
 from .probe_precision import float64_copies, forward64, noise_floor, warn_below_floor
 from ..utils.seeding import derive_seed
 
@@ -68,8 +69,7 @@ def select_rows(writer, samples, heads, *, select, threshold, samples_wanted, se
     if head["classes"] is not None and list(head["classes"]) != list(samples.classes):
         raise FeatlabError(f"head {name} was fitted on a class subset; probes need the "
                            f"all-classes head: featlab fit-head --store {root} --subset all")
-    how = (f"extract them first: featlab extract --store {root} --root {dataset.root} "
-           f"--dataset {dataset.name} --conditions clean")
+    how = f"extract them first: {extract_hint(root, writer.manifest, 'clean')}"
     names = [f"{b}/{head['layer']}" for b in head["inputs"]] + ["valid"]
     clean = writer.read_complete("clean", names, how=how)
     prob = head_probabilities(head, clean)

@@ -12,8 +12,10 @@ from ..analyses.heads.robust_data import families
 from ..analyses.heads.run import fit_head
 from ..backbones.roles import fg_or_single
 from ..conditions import parse_condition
-from ..errors import FeatlabError
+from ..errors import CannotWrite, DamagedData, FeatlabError
+from ..store.rerun import extract_hint
 from ..utils.figures import slug
+from ..utils.paths import output_errors
 from ..utils.results import write_json
 
 log = logging.getLogger(__name__)
@@ -50,7 +52,8 @@ class Context:
     def path(self, store, *parts) -> str:
         """A file under ``out_dir/data/<store name>/`` (folders created)."""
         path = os.path.join(self.out_dir, "data", self.name(store), *parts)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with output_errors(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
         return path
 
     # -- what a store holds ----------------------------------------------------------
@@ -68,9 +71,9 @@ class Context:
         return [s for s in SUBSETS if s in store.samples.subsets]
 
     def hint(self, store, conditions: str) -> str:
-        ds = store.manifest.get("dataset", {})
-        return (f"featlab extract --store {store.path} --root {ds.get('root', 'ROOT')} "
-                f"--dataset {ds.get('name', 'NAME')} --conditions {conditions}")
+        """The ``featlab extract`` command adding ``conditions`` to ``store`` (with the
+        options the store was made with)."""
+        return extract_hint(store.path, store.manifest, conditions)
 
     def once(self, key, compute):
         """``compute()`` the first time ``key`` is asked for, its stored result after."""
@@ -114,6 +117,8 @@ class Context:
         """:meth:`fit`, or None when the store cannot support it (logged)."""
         try:
             return self.fit(store, subset)
+        except (DamagedData, CannotWrite):
+            raise
         except (FeatlabError, Missing) as err:
             log.info("report: fit-head on %s/%s not possible: %s", self.name(store), subset, err)
             return None
@@ -143,5 +148,6 @@ def save_png(fig, ctx, store, name: str) -> str:
     """The report's own figures: PNG only (150 dpi, no timestamp), under ``data/<store>/``."""
     path = ctx.path(store, "figures", slug(name) + ".png")
     fig.tight_layout()
-    fig.savefig(path, dpi=150, bbox_inches="tight", metadata={"Software": None})
+    with output_errors(path):
+        fig.savefig(path, dpi=150, bbox_inches="tight", metadata={"Software": None})
     return path

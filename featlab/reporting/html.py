@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 
-from ..utils.paths import atomic_write_text
+from ..utils.paths import atomic_write_text, output_errors
 from .papers import PAPERS
 from .style import png_base64
 
@@ -20,6 +20,8 @@ figcaption{font-size:.92em;color:#333;margin-top:.3em}
 table{border-collapse:collapse;font-size:.85em;margin:.6em 0}
 td,th{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}
 th{background:#f0f0f0}.rendered{color:#2a7d2a}.missing-status{color:#b35a00}
+.unreadable{background:#fde8eb;border-left:4px solid #b00020;padding:.5em 1em}
+.unreadable-status{color:#b00020}
 """
 
 
@@ -49,14 +51,18 @@ def _section(s) -> str:
         parts.append(f"<div class=\"missing\"><b>No data{' in ' + _e(gap['store'])}:</b> "
                      f"{_e(gap['reason'])}. Produce it with: <code>{_e(gap['command'])}</code>"
                      f"</div>")
+    for bad in s["unreadable"]:
+        parts.append(f"<div class=\"unreadable\"><b>Cannot read {_e(bad['store'])}:</b> "
+                     f"{_e(bad['reason'])}. Check it with: <code>{_e(bad['command'])}</code>"
+                     f"</div>")
     return "\n".join(parts) + "</section>"
 
 
 def _summary(sections) -> str:
     rows = []
     for s in sections:
-        status = ("<span class=\"rendered\">rendered</span>" if s["status"] == "rendered"
-                  else "<span class=\"missing-status\">missing</span>")
+        css = "rendered" if s["status"] == "rendered" else f"{s['status']}-status"
+        status = f"<span class=\"{css}\">{s['status']}</span>"
         rows.append(f"<tr><td><a href=\"#{_e(s['id'])}\">{_e(PAPERS[s['paper']].split(' (')[0])}"
                     f" — {_e(s['label'])}</a></td><td>{status}</td></tr>")
     return ("<table><thead><tr><th>section</th><th>status</th></tr></thead><tbody>"
@@ -77,5 +83,6 @@ def write_html(path: str, sections: list, stores: list, meta: dict) -> str:
     page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>featlab report</title><style>{CSS}</style></head><body>\n"
             + "\n".join(body) + "\n</body></html>\n")
-    atomic_write_text(path, page)
+    with output_errors(path):
+        atomic_write_text(path, page)
     return path

@@ -10,9 +10,11 @@ from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 from matplotlib.image import imread
 
+from ..utils.paths import output_errors
 from .papers import PAPERS
 
 A4 = (8.27, 11.69)
+COLOURS = {"rendered": "#2a7d2a", "missing": "#b35a00", "unreadable": "#b00020"}
 WRAP = 105
 
 
@@ -63,6 +65,9 @@ def _section_pages(pdf, s):
     for gap in s["missing"]:
         y = _text(fig, y - 0.01, f"No data in {gap['store']}: {gap['reason']}. Produce it with: "
                   f"{gap['command']}", box=dict(facecolor="#fff4e5", edgecolor="#dd8452", pad=4))
+    for bad in s["unreadable"]:
+        y = _text(fig, y - 0.01, f"Cannot read {bad['store']}: {bad['reason']}. Check it with: "
+                  f"{bad['command']}", box=dict(facecolor="#fde8eb", edgecolor="#b00020", pad=4))
     for item in s["items"]:
         if y < 0.45:
             pdf.savefig(fig)
@@ -74,6 +79,17 @@ def _section_pages(pdf, s):
 def write_pdf(path: str, sections: list, stores: list, meta: dict) -> str:
     """Write the PDF (no timestamps, so the same report gives the same bytes)."""
     tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with output_errors(path):
+            _pages(tmp, sections, stores, meta)
+            os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _pages(tmp: str, sections: list, stores: list, meta: dict) -> None:
     with PdfPages(tmp, metadata={"CreationDate": None, "Producer": None}) as pdf:
         fig = _page("featlab report")
         y = _text(fig, 0.93, f"Stores: {', '.join(stores)}. featlab {meta['version']}, seed "
@@ -82,9 +98,7 @@ def write_pdf(path: str, sections: list, stores: list, meta: dict) -> str:
         for s in sections:
             y = _text(fig, y, f"[{s['status']}] {PAPERS[s['paper']].split(' (')[0]} — "
                       f"{s['label']}: {s['title']}", size=9,
-                      colour="#2a7d2a" if s["status"] == "rendered" else "#b35a00")
+                      colour=COLOURS[s["status"]])
         pdf.savefig(fig)
         for s in sections:
             _section_pages(pdf, s)
-    os.replace(tmp, path)
-    return path

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from ..analyses.heads.plots import plot_accuracy_curves
 from ..analyses.heads.robust_plots import plot_accuracy_matrix, plot_range_bars
-from ..analyses.robustness.plots import plot_robustness
+from ..analyses.robustness.plots import column_label, plot_robustness
 from ..analyses.robustness.run import robustness
 from ..backbones.roles import fg_bg
 from ..conditions import parse_condition
-from ..errors import FeatlabError
+from ..errors import CannotWrite, DamagedData, FeatlabError
 from ..utils.figures import new_figure
 from ..utils.results import write_json
 from .context import Missing, save_png
@@ -110,6 +110,8 @@ def _robustness(ctx, store):
     def compute():
         try:
             result = robustness(store, subset="all", n_boot=ctx.n_boot, seed=ctx.seed)
+        except (DamagedData, CannotWrite):
+            raise
         except FeatlabError as err:
             raise Missing(str(err), f"featlab fit-head --store {store.path}") from None
         write_json(ctx.path(store, "robustness-all.json"), result)
@@ -133,12 +135,14 @@ def mtlat_table1(ctx, store):
     result = _robustness(ctx, store)
     columns = list(result["columns"])
     rows = [[r["classifier"], f"{r['clean']:.3f}", *_cells(r, columns, result["reference"]),
-             f"{r['mCE']:.3f}" if r["mCE"] == r["mCE"] else "n/a"] for r in result["rows"]]
+             "n/a" if r["mCE"] is None else f"{r['mCE']:.3f}"] for r in result["rows"]]
     caption = (f"R = A/A_clean on {result['n_test']} test images valid in every condition; "
                f"+/- where R differs from {result['reference']} outside the 95 % paired "
-               f"bootstrap interval of the difference Δ ({result['n_boot']} resamples).")
+               f"bootstrap interval of the difference Δ ({result['n_boot']} resamples); "
+               f"{result['mce_note']}.")
+    header = [short(column_label(result, c)) for c in columns]
     return [figure(_heatmap(ctx, store, result), caption),
-            table(["classifier", "clean", *map(short, columns), "mCE"], rows, caption)]
+            table(["classifier", "clean", *header, "mCE"], rows, caption)]
 
 
 def short(column: str) -> str:

@@ -26,7 +26,7 @@ from typing import Callable, Optional
 
 import h5py
 
-from ..errors import FeatlabError
+from ..errors import DamagedData, FeatlabError
 
 FORMAT = 1
 SUFFIX = ".json"
@@ -230,5 +230,5 @@ def check_head(path: str, name: str, root: str) -> None:
     """Raise a one-line :class:`FeatlabError` when the head file ``path`` is damaged."""
     problem = head_problem(path)
     if problem:
-        raise FeatlabError(f"head {name} in store {root} is damaged: {problem}; fit it again "
+        raise DamagedData(f"head {name} in store {root} is damaged: {problem}; fit it again "
                            f"with 'featlab fit-head --store {root}' (same options)")

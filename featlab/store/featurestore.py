@@ -14,7 +14,7 @@ from typing import Optional
 import h5py
 import numpy as np
 
-from ..errors import FeatlabError
+from ..errors import DamagedData, FeatlabError
 from ..conditions import parse_condition
 from . import checksums
 from . import heads as _heads
@@ -178,7 +178,7 @@ class FeatureStore:
         for _, _, path in list_parts(condition_dir(self.path, key)):
             problem = checksums.check_dataset(path, name, absent_ok=True)
             if problem:
-                raise FeatlabError(f"part {os.path.relpath(path, self.path)} of condition {key}"
+                raise DamagedData(f"part {os.path.relpath(path, self.path)} of condition {key}"
                                    f" is damaged: {problem}; rerun the extract command to "
                                    f"recompute it")
 
@@ -201,7 +201,7 @@ class FeatureStore:
         key = self.resolve_condition(condition)
         info = self._conditions[key]
         if not info["complete"]:
-            raise FeatlabError(f"condition {key} is incomplete in {self.path} ({info['n_parts']}"
+            raise DamagedData(f"condition {key} is incomplete in {self.path} ({info['n_parts']}"
                                f"/{info['n_chunks']} chunks); rerun the extract command to finish")
         return key
 

@@ -27,7 +27,7 @@ import os
 import h5py
 import numpy as np
 
-from ..errors import FeatlabError
+from ..errors import DamagedData, FeatlabError
 from ..params import format_value
 from ..utils.paths import fsync_dir
 from .checksums import check_head
@@ -91,7 +91,7 @@ def load_head(root: str, name: str, *, purpose: str = "") -> tuple[dict, dict]:
             arrays = {k: handle[k][()] for k in handle}
             attrs = {k: json.loads(v) for k, v in handle.attrs.items()}
     except (OSError, ValueError, KeyError) as err:
-        raise FeatlabError(f"head file {path} is damaged ({type(err).__name__}); refit it: "
+        raise DamagedData(f"head file {path} is damaged ({type(err).__name__}); refit it: "
                            f"featlab fit-head --store {root}") from None
     if "coef" not in arrays or "intercept" not in arrays:
         raise FeatlabError(f"head file {path} lacks coef/intercept; refit it: featlab fit-head "

@@ -9,6 +9,8 @@ import os
 
 from matplotlib.figure import Figure
 
+from .paths import output_errors
+
 
 def new_figure(n_panels: int = 1, *, cols: int = 3, size=(5.5, 4.2)):
     """A figure with ``n_panels`` axes on a grid of at most ``cols`` columns.
@@ -28,12 +30,15 @@ def new_figure(n_panels: int = 1, *, cols: int = 3, size=(5.5, 4.2)):
 
 def save_figure(fig, stem: str) -> list[str]:
     """Write ``stem.png`` (150 dpi) and ``stem.pdf`` (no timestamps: same bytes for the same
-    figure); returns the two paths."""
-    os.makedirs(os.path.dirname(os.path.abspath(stem)), exist_ok=True)
+    figure); returns the two paths. A failed write is one line naming the file."""
     fig.tight_layout()
     paths = [f"{stem}.png", f"{stem}.pdf"]
-    fig.savefig(paths[0], dpi=150, bbox_inches="tight", metadata={"Software": None})
-    fig.savefig(paths[1], bbox_inches="tight", metadata={"CreationDate": None, "Producer": None})
+    with output_errors(paths[0]):
+        os.makedirs(os.path.dirname(os.path.abspath(stem)), exist_ok=True)
+        fig.savefig(paths[0], dpi=150, bbox_inches="tight", metadata={"Software": None})
+    with output_errors(paths[1]):
+        fig.savefig(paths[1], bbox_inches="tight",
+                    metadata={"CreationDate": None, "Producer": None})
     return paths
 
 

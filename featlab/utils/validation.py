@@ -7,6 +7,7 @@ import numpy as np
 from ..errors import FeatlabError
 
 MIN_COPIES = 3  # perturbed copies per sample the local-property statistics need
+MIN_RESAMPLES = 100  # bootstrap resamples behind a 95 % interval that marks a difference
 
 
 def finite_array(a, name: str, ndim=None, dtype=np.float64) -> np.ndarray:
@@ -32,6 +33,15 @@ def enough_copies(t: int, what: str = "perturbed copies") -> None:
         raise FeatlabError(
             f"at least {MIN_COPIES} {what} per sample are needed, got {t}; "
             "extract the probe condition with a larger T (e.g. copies=100)")
+
+
+def enough_resamples(n_boot, name: str = "--n-boot") -> int:
+    """``n_boot`` as an int >= :data:`MIN_RESAMPLES`: fewer resamples give 2.5 % / 97.5 %
+    quantiles of a handful of values (0 resamples: a 0-width interval), so a mark drawn
+    from them says nothing."""
+    return positive_int(n_boot, name, low=MIN_RESAMPLES,
+                        hint=f"; the 95 % bootstrap intervals need at least {MIN_RESAMPLES} "
+                             f"resamples (1000 is the default)")
 
 
 def one_of(value, choices, name: str):

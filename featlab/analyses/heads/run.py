@@ -36,6 +36,7 @@ from ...conditions import parse_condition
 from ...errors import FeatlabError
 from ...mat import DEFAULT_PENALTY, DEFAULT_WALKS
 from ...store.heads import head_digest, head_name, head_record, stale_heads
+from ...store.rerun import extract_hint
 from ...utils.results import finish
 from ...utils.validation import finite_number
 from ..inputs import block, condition_family, staleness
@@ -61,7 +62,7 @@ def _conditions(store, conditions):
     keys = [k for k in keys if k not in probes]
     if "clean" not in store.conditions:
         raise FeatlabError(f"store {store.path} has no clean features to train heads on; "
-                           f"run 'featlab extract --store {store.path} --conditions clean ...'")
+                           f"run '{extract_hint(store.path, store.manifest, 'clean')}'")
     return keys, probes
 
 
@@ -202,8 +203,7 @@ def fit_head(store, *, alphas=(0.0,), subset="all", layer="penultimate", fg=None
              l2=1e-4, conditions=None, save=True, tol=1e-6, max_iter=500, train_on=None,
              recipe=None, strengths=None, attack=None, robust_head="joint", val_fraction=0.2,
              walk_steps=None, walks=DEFAULT_WALKS, walk_penalty=DEFAULT_PENALTY, seed=0,
-             alpha_scale="mean",
-             out_dir=None) -> dict:
+             alpha_scale="mean", out_dir=None) -> dict:
     """Fit the three heads (one joint head per alpha on ``alpha_scale``, see the module
     docstring) and the robust heads of ``train_on`` / ``recipe`` (:func:`~.robust_run.
     fit_robust_heads`), and score them all on every condition but probe sets (``skipped``).

@@ -16,6 +16,7 @@ from ...conditions import condition_class, parse_condition
 from ...errors import FeatlabError
 from ...extraction.probe_precision import NOISE_TOLERANCE, relative_noise
 from ...params import format_value
+from ...store.rerun import extract_hint
 from .lipschitz import MinMaxNormalizer
 
 PROBE_KINDS = ("isotropy", "symmetry")
@@ -61,9 +62,7 @@ def families(store, kind: str) -> list[ProbeFamily]:
 
 
 def _extract_hint(store, kind: str) -> str:
-    ds = store.manifest.get("dataset", {})
-    return (f"featlab extract --store {store.path} --root {ds.get('root', 'ROOT')} --dataset "
-            f"{ds.get('name', 'NAME')} --conditions {kind}:radius=1:5:10")
+    return extract_hint(store.path, store.manifest, f"{kind}:radius=1:5:10")
 
 
 def choose_family(store, kind: str | None = "isotropy", probe: str | None = None) -> ProbeFamily:
@@ -184,7 +183,7 @@ def normalizers(store, family, backbone, layer, per_feature=False):
     """(g, h): min-max normalizers of ``layer`` (clean train features) and of the input."""
     if "clean" not in store.conditions:
         raise FeatlabError(f"the Lipschitz normalizer g needs clean features; extract them: "
-                           f"featlab extract --store {store.path} --conditions clean ...")
+                           f"{extract_hint(store.path, store.manifest, 'clean')}")
     clean = store.read(backbone=backbone, layer=layer, split="train")
     ok = store.valid("clean", split="train") & np.isfinite(clean).all(axis=1)
     key = family.keys[family.radii[0]]

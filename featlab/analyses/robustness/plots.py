@@ -4,6 +4,13 @@ from __future__ import annotations
 import numpy as np
 
 
+def column_label(result: dict, column: str) -> str:
+    """A column's name, `` (stale)`` added when its conditions were made against a head
+    refit since (its R scores an attack on a head that is no longer the stored one)."""
+    stale = any(result["stale"].get(k) for k in result["columns"][column])
+    return f"{column} (stale)" if stale else column
+
+
 def plot_robustness(result: dict, ax):
     """Heatmap of R (0 to 1.2), each cell annotated with R and its +/- mark; returns ``ax``.
 
@@ -21,7 +28,8 @@ def plot_robustness(result: dict, ax):
             score = row["scores"][column]
             ax.text(j, i, f"{score['R']:.2f}{score['sign']}", ha="center", va="center",
                     fontsize=7, color="white" if score["R"] < 0.7 else "black")
-    ax.set_xticks(range(len(columns)), [c.replace("corrupt:name=", "") for c in columns],
+    ax.set_xticks(range(len(columns)),
+                  [column_label(result, c).replace("corrupt:name=", "") for c in columns],
                   rotation=60, ha="right", fontsize=7)
     ax.set_yticks(range(len(rows)), [f"{r['classifier']} ({r['clean']:.2f})" for r in rows],
                   fontsize=7)

@@ -11,23 +11,29 @@ paired-bootstrap interval (same test images); mCE relative to the reference over
 ImageNet-C corruptions (:mod:`.scores`). Attack conditions are white-box for the head they
 were crafted on (recorded in the condition's info) and transfer for the other heads; a
 column whose conditions were made against a head refit since is marked ``stale`` in every
-row's ``scores`` (and ``stale`` maps each condition to True/False/None, issue 8).
+row's ``scores``, and `` (stale)`` in the CSV header and the heatmap (``stale`` maps each
+condition to True/False/None).
 """
 from __future__ import annotations
 
 import csv
+import io
 import os
 
 import numpy as np
 
 from ...conditions import parse_condition
 from ...errors import FeatlabError
+from ...perturbations.corrupt import IMAGENET_C
 from ...store.heads import head_probabilities, heads_for, load_head
+from ...store.rerun import extract_hint
 from ...utils.figures import new_figure, save_figure
+from ...utils.paths import atomic_write_text, output_errors
 from ...utils.results import finish
+from ...utils.validation import enough_resamples
 from ..inputs import condition_family, staleness
 from ..registry import ANALYSES
-from .plots import plot_robustness
+from .plots import column_label, plot_robustness
 from .scores import mean_corruption_error, robustness_scores
 
 
@@ -91,10 +97,17 @@ def _correctness(store, heads: dict, keys: list, subset: str):
 def robustness(store, *, reference=None, subset="all", n_boot=1000, seed=0,
                out_dir=None) -> dict:
     """Table 1 rows for every classifier; with ``out_dir`` also ``robustness-<subset>.csv``,
-    the heatmap (PNG + PDF) and ``robustness-<subset>.json``."""
+    the heatmap (PNG + PDF) and ``robustness-<subset>.json``.
+
+    ``n_boot`` >= 100 resamples (the +/- marks come from their 95 % interval). A row's
+    ``mCE`` is None where it is undefined, and ``mce_note`` says why (no ImageNet-C
+    corruption stored, or the reference makes no error on one); otherwise ``mce_note``
+    names how many of the 15 ImageNet-C corruptions it averages.
+    """
+    enough_resamples(n_boot)
     if "clean" not in store.conditions:
         raise FeatlabError(f"store {store.path} has no clean condition, which R divides by; "
-                           f"extract it: featlab extract ... --conditions clean,...")
+                           f"extract it: {extract_hint(store.path, store.manifest, 'clean')}")
     heads = _classifiers(store, subset)
     reference = reference or next((n for n in sorted(heads) if n.startswith("fg-")),
                                   sorted(heads)[0])
@@ -107,11 +120,12 @@ def robustness(store, *, reference=None, subset="all", n_boot=1000, seed=0,
     scores = robustness_scores(correct, "clean", columns, reference, n_boot=n_boot, seed=seed)
     mce = mean_corruption_error(correct, corruptions, reference)
     stale = staleness(store, keys)
-    rows = [dict(classifier=n, clean=s["clean"], mCE=mce[n]["mCE"], CE=mce[n]["CE"],
+    rows = [dict(classifier=n, clean=s["clean"], mCE=_defined(mce[n]["mCE"]), CE=mce[n]["CE"],
                  scores={c: dict(v, stale=any(stale[k] for k in columns[c]))
                          for c, v in s["scores"].items()}) for n, s in scores.items()]
     result = dict(store=store.path, subset=subset, reference=reference, n_test=int(valid.sum()),
-                  n_boot=n_boot, columns=columns, rows=rows, stale=stale, figures=[])
+                  n_boot=n_boot, columns=columns, rows=rows, stale=stale, figures=[],
+                  mce_note=_mce_note(mce[reference]["CE"], reference))
     if out_dir:
         result["csv"] = _write_csv(result, os.path.join(out_dir, f"robustness-{subset}.csv"))
         fig, (ax,) = new_figure(1, size=(1.0 + 0.55 * len(columns), 1.2 + 0.45 * len(rows)))
@@ -120,14 +134,35 @@ def robustness(store, *, reference=None, subset="all", n_boot=1000, seed=0,
     return finish(result, out_dir, f"robustness-{subset}")
 
 
+def _defined(value):
+    return None if value != value else value  # NaN: undefined
+
+
+def _mce_note(reference_ce: dict, reference: str) -> str:
+    """Why mCE is missing, or what it averages (Hendrycks & Dietterich use all 15)."""
+    if not reference_ce:
+        return (f"mCE needs the {len(IMAGENET_C)} ImageNet-C corruptions "
+                f"(corrupt:name=imagenet-c:severity=1:2:3:4:5); none is stored")
+    none = sorted(c for c, v in reference_ce.items() if v != v)
+    if none:
+        return (f"mCE undefined: the reference {reference} makes no error on "
+                f"{', '.join(none)} (CE divides by its errors)")
+    return f"mCE over {len(reference_ce)} of the {len(IMAGENET_C)} ImageNet-C corruptions"
+
+
 def _write_csv(result: dict, path: str) -> str:
-    """Table 1 as the paper prints it: clean accuracy, R with its +/- mark, mCE."""
+    """Table 1 as the paper prints it: clean accuracy, R with its +/- mark, mCE (a column
+    only when it is defined); stale columns marked (:func:`column_label`)."""
     columns = list(result["columns"])
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["classifier", "clean", *columns, "mCE"])
-        for row in result["rows"]:
-            cells = [f"{row['scores'][c]['R']:.4f}{row['scores'][c]['sign']}" for c in columns]
-            writer.writerow([row["classifier"], f"{row['clean']:.4f}", *cells,
-                             f"{row['mCE']:.4f}"])
+    mce = any(row["mCE"] is not None for row in result["rows"])
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(["classifier", "clean", *(column_label(result, c) for c in columns)]
+                    + ["mCE"] * mce)
+    for row in result["rows"]:
+        cells = [f"{row['scores'][c]['R']:.4f}{row['scores'][c]['sign']}" for c in columns]
+        writer.writerow([row["classifier"], f"{row['clean']:.4f}", *cells]
+                        + ([f"{row['mCE']:.4f}" if row["mCE"] is not None else "n/a"] * mce))
+    with output_errors(path):
+        atomic_write_text(path, text.getvalue())
     return path

@@ -20,8 +20,8 @@ def _axes(ax, size=(5.0, 4.0)):
 
 
 def _darker(colour, factor=0.55):
-    h, l, s = colorsys.rgb_to_hls(*to_rgb(colour))
-    return colorsys.hls_to_rgb(h, l * factor, s)
+    hue, lightness, saturation = colorsys.rgb_to_hls(*to_rgb(colour))
+    return colorsys.hls_to_rgb(hue, lightness * factor, saturation)
 
 
 def _name(class_names, label):
