@@ -363,3 +363,36 @@ def test_attacks_grow_with_eps_and_joint_is_attacked(store):
     assert store.read_array("attack/success", key).mean() > clean_error  # breaks clean-correct ones
     info = store.condition_info(key)
     assert info["head"] == "joint-all-alpha=0" and info["target"] == "joint"
+
+
+@pytest.mark.parametrize("name", ["apgdt", "fab", "autoattack"])
+def test_more_target_classes_than_exist_are_refused_before_a_run(name, tmp_path, tiny_weights):
+    """n_target_classes typed above K - 1 is refused in one line and nothing is written;
+    the default (AutoAttack's 9) on K = 4 classes takes the 3 there are."""
+    from click.testing import CliRunner
+
+    from conftest import one_error_line
+    from featlab.cli.main import cli
+    from featlab.conditions import parse_conditions
+    from featlab.data import DATASETS
+    from featlab.data.synthetic import generate_synthetic
+    from featlab.extraction.spec import check_conditions
+
+    root = str(tmp_path / "data")
+    generate_synthetic(root, seed=3, n_images=8, image_size=16, n_supercategories=2,
+                       classes_per_supercategory=2)
+    dataset = DATASETS.get("synthetic")(root, image_size=16)
+    assert len(dataset.samples.classes) == 4
+    check_conditions(parse_conditions(f"{name}:eps=0.01,{name}:eps=0.01:n_target_classes=3"),
+                     dataset)
+    store = tmp_path / "store"
+    weights = [a for k, v in tiny_weights.items() for a in ("--weights", f"{k}={v}")]
+    result = CliRunner().invoke(cli, [
+        "extract", "--dataset", "synthetic", "--root", root, "--store", str(store),
+        "--conditions", f"clean,{name}:eps=0.01:n_target_classes=4", "--device", "cpu",
+        "--image-size", "16", *weights])
+    assert result.exit_code == 2
+    assert one_error_line(result.output).endswith(
+        "n_target_classes=4, but the store has 4 classes, so at most 3 target classes exist; "
+        "use n_target_classes=3 or fewer")
+    assert not store.exists()

@@ -164,6 +164,26 @@ def test_bad_manifest_is_one_line(small_store, tmp_path):
         _one_line(["fit-head", "--store", copy, "--alpha", "0"], "manifest")
 
 
+@pytest.mark.parametrize("text", ["[]", '"store"', "3"])
+@pytest.mark.parametrize("extra", [(), ("--compression", "none", "--channels-last")],
+                         ids=["store-defaults", "options-given"])
+def test_extract_on_a_store_whose_manifest_is_not_an_object(small_store, synthetic_root,
+                                                            tiny_weights, tmp_path, text,
+                                                            extra):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(small_store, copy)
+    (copy / "manifest.json").write_text(text)
+    def contents():  # the lock file holds the pid of the last process that took the lock
+        return {f: open(f, "rb").read() for f in _files(copy) if not f.endswith(".lock")}
+
+    before = contents()
+    _one_line(_extract(synthetic_root, str(copy), tiny_weights, "clean", *extra),
+              "manifest.json holds a JSON")
+    assert contents() == before
+
+
 @pytest.mark.parametrize("damage,match", [
     (lambda d: d["images"][0].pop("file_name"), "file_name"),
     (lambda d: d["annotations"][0].__setitem__("bbox", "1,2,3,4"), "bbox"),
@@ -200,23 +220,16 @@ def test_fit_head_without_test_images_says_so(synthetic_root, tiny_weights, tmp_
     assert result["rows"] == [] and "fg-all" in result["heads"]
 
 
-def test_pca_shift_explains_undefined_centroid_shifts(small_store, caplog):
-    """One test image per class: no within-class spread, so the centroid shift is undefined;
-    pca-shift lists those classes and says why instead of printing a bare NaN."""
-    import logging
-
+def test_pca_shift_without_a_class_pair_is_refused(small_store):
+    """One test image per class: no within-class spread and no pair of images of a class,
+    so no centroid shift is defined; pca-shift refuses in one line instead of printing NaN."""
     from featlab import FeatureStore, pca_shift
 
     store = FeatureStore(small_store)
-    with caplog.at_level(logging.WARNING):
-        result = pca_shift(store, condition="blur:sigma=2:region=all", permutations=9, n_boot=20)
-    counts = {c: n for b in result["backbones"].values()
-              for c, n in zip(b["classes"], b["class_counts"])}
-    singles = sorted(c for c, n in counts.items() if n == 1)
-    assert singles, counts  # 16 images, 4 classes, test fraction 0.25: one test image each
-    for stats in result["backbones"].values():
-        assert sorted(stats["undefined_classes"]) == singles
-    assert "no spread" in caplog.text
+    counts = np.unique(store.labels(split="test"), return_counts=True)[1]
+    assert (counts == 1).all(), counts  # 16 images, 4 classes, test fraction 0.25
+    with pytest.raises(FeatlabError, match="no class has two valid images in split 'test'"):
+        pca_shift(store, condition="blur:sigma=2:region=all", permutations=9, n_boot=20)
 
 
 def test_fit_head_default_out_in_a_read_only_folder(small_store, tmp_path, monkeypatch):
@@ -257,7 +270,8 @@ def test_write_failing_after_the_work_is_one_line(small_store, tmp_path, monkeyp
 
     monkeypatch.setattr(Figure, "savefig", full)
     res = _cli(["pca-shift", "--store", small_store, "--condition", "blur:sigma=2:region=all",
-                "--out", tmp_path / "out", "--permutations", "9", "--n-boot", "20"])
+                "--out", tmp_path / "out", "--permutations", "9", "--n-boot", "20",
+                "--split", "train"])
     line = one_error_line(res.output)
     assert res.exit_code == 2 and "pca-shift-pca-blur_sigma-2_region-all.png (No space left " \
         "on device); give --out a writable folder with free space" in line, line

@@ -10,7 +10,8 @@ from featlab.cli.demo_cmd import echo_summary
 from featlab.reporting.demo import DemoSpec, demo
 from featlab.errors import FeatlabError
 
-FIELDS = {"claim", "section", "verdict", "effect", "low", "high", "test", "n", "by_construction"}
+FIELDS = {"claim", "section", "verdict", "effect", "low", "high", "margin", "test", "n",
+          "by_construction", "decides"}
 
 
 def _spec(tmp_path, weights, **kw):
@@ -37,6 +38,8 @@ def test_tiny_demo_decides_every_claim(tmp_path, tiny_weights, capsys):
     echo_summary(summary)
     out = capsys.readouterr().out
     assert "by construction" in out and "verdict per claim" in out
+    assert "±0.01" in out and "±0.02" in out and "±0.5" in out  # every claim's margin
+    assert {r["margin"] for r in rows} == {0.01, 0.02, 0.5}
     for r in rows:
         assert r["claim"] in out
 

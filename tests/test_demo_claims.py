@@ -48,16 +48,59 @@ def test_blur_claims_hold_per_sigma_and_a_missing_subset_is_inconclusive():
     assert C.overall(missing) == {"1": "inconclusive"}  # never a pass
 
 
-def test_subspace_claims_scene_stays_object_leaves():
-    def m(role, low, high):
-        return dict(role=role, k=10, ratio=(low + high) / 2, ratio_low=low, ratio_high=high,
-                    tolerance=1.25, n=100)
-    rows = C.subspace_claims({"scene": m("scene", 1.0, 1.1), "object": m("object", 2.0, 3.0)})
+def test_a_null_effect_is_no_a_large_gain_yes_a_small_sample_inconclusive():
+    """Every gain claim carries a 1-point margin: identical heads give [0, 0] -> no at any n;
+    equal accuracy with different errors -> no once n pins the difference inside ±0.01."""
+    joint, fg = _pair(0.0, n=2000)
+    same = C.paired("1", "t", joint, fg, **KW)
+    assert (same["low"], same["high"], same["margin"], same["verdict"]) == (0, 0, 0.01, "no")
+    assert C.paired("1", "t", *_pair(0.0, n=40), **KW)["verdict"] == "no"
+    joint, fg = _pair(0.0, n=4000)
+    joint[np.flatnonzero(fg)[:100]] = False  # 100 images lost and 100 won: effect 0
+    joint[np.flatnonzero(~fg)[:100]] = True
+    balanced = C.paired("1", "t", joint, fg, **KW)
+    assert balanced["effect"] == 0 and -0.01 < balanced["low"] < 0 < balanced["high"] < 0.01
+    assert balanced["verdict"] == "no"
+    large = C.paired("1", "t", *_pair(0.15), **KW)
+    assert large["verdict"] == "yes" and large["margin"] == 0.01
+    small = C.paired("1", "t", *_pair(0.05, n=40), **KW)  # +2 images of 40
+    assert small["low"] <= 0 < 0.01 < small["high"] and small["verdict"] == "inconclusive"
+    assert C.within("3", "t", *_pair(0.0), **KW)["margin"] == C.MARGIN == 0.02
+
+
+def _split(n=400, p=10, C=4, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % C
+    X = rng.normal(size=(n, p)) * np.geomspace(3.0, 0.3, p) + rng.normal(size=(C, p))[labels]
+    train = np.arange(n) // C % 2 == 0
+    return X[train], labels[train], X[~train], labels[~train]
+
+
+def _comparison(object_step, scene_step, seed=0):
+    """``pca_shift``'s comparison for an object and a scene backbone on the same images."""
+    from featlab.analyses.shift.displacement import compare_shifts, pca_centroid_shift
+
+    Xtr, ltr, Xte, lte = _split(seed=seed)
+    jitter = 0.1 * np.random.default_rng(seed + 1).normal(size=Xte.shape)
+    kw = dict(k=3, n_boot=300, return_boots=True)
+    moved, still = (pca_centroid_shift(Xtr, ltr, Xte, Xte + step * np.eye(10)[0] + jitter,
+                                       lte, **kw) for step in (object_step, scene_step))
+    return dict(object="obj", scene="scn", **compare_shifts(moved, still),
+                scene_shift=still["shift"], scene_low=still["low"], scene_high=still["high"],
+                scene_stays=still["stays"])
+
+
+def test_subspace_claims_object_moves_more_and_scene_stays():
+    """Moves of 3 within-class SD along the first clean axis (inside the PCA plane)."""
+    rows = C.subspace_claims(_comparison(9.0, 0.0))
     assert [r["verdict"] for r in rows] == ["yes", "yes"]
-    rows = C.subspace_claims({"scene": m("scene", 1.3, 1.6), "object": m("object", 1.0, 1.2)})
-    assert [r["verdict"] for r in rows] == ["no", "no"]
-    rows = C.subspace_claims({"scene": m("scene", 1.1, 1.4), "object": m("object", 1.1, 1.4)})
-    assert [r["verdict"] for r in rows] == ["inconclusive", "inconclusive"]
+    assert all(r["margin"] == 0.5 and r["id"] == "2" for r in rows)
+    assert rows[0]["low"] > 2 and "obj (object)" in rows[0]["claim"]
+    assert [r["verdict"] for r in C.subspace_claims(_comparison(0.0, 0.0))] == ["no", "yes"]
+    assert [r["verdict"] for r in C.subspace_claims(_comparison(9.0, 9.0))] == ["no", "no"]
+    missing = C.subspace_claims(None)
+    assert [r["verdict"] for r in missing] == ["inconclusive"] * 2
+    assert all(r["margin"] == 0.5 for r in missing)
 
 
 def _attack(adv=True, adaptive=True):
@@ -82,8 +125,8 @@ def test_attack_claims():
                "alpha=0"] == "yes"
     assert got["under fg-FGSM eps=0.01: joint (alpha=10) > adversarially retrained joint"] == "yes"
     assert got["joint under adaptive FGSM eps=0.01 (target=joint) > fg under fg-FGSM"] == \
-        "inconclusive"  # equal vectors
-    assert C.overall(rows) == {"3": "yes", "3b": "inconclusive", "4": "yes"}
+        "no"  # equal vectors: [0, 0] lies inside the 1-point margin
+    assert C.overall(rows) == {"3": "yes", "3b": "no", "4": "yes"}
     rows = C.attack_claims(_attack(adv=False, adaptive=False), **KW)
     assert all(r["verdict"] == "inconclusive" for r in rows if r["id"] == "3b"
                or "retrained" in r["claim"])
@@ -96,7 +139,12 @@ def test_attack_claims():
 
 def test_dose_claims_are_not_by_construction():
     rows = C.dose_claims({1.0: _pair(0.2), 0.5: _pair(0.1, seed=1), 0.0: _pair(0.0, seed=2)}, **KW)
-    assert [r["verdict"] for r in rows] == ["yes", "yes", "inconclusive", "yes"]
+    assert [r["verdict"] for r in rows] == ["yes", "yes", "no", "yes"]  # gain 0: no
+    # only the highest level's gain and the shrinkage decide: no gain at 0 is as predicted
+    assert [r["decides"] for r in rows] == [True, False, False, True]
+    assert C.overall(rows) == {"5": "yes"}
+    null_top = C.dose_claims({1.0: _pair(0.0), 0.0: _pair(-0.2, seed=2)}, **KW)
+    assert null_top[0]["verdict"] == "no" and C.overall(null_top) == {"5": "no"}
     assert not any(r["by_construction"] for r in rows)
     flat = C.dose_claims({1.0: _pair(0.1), 0.0: _pair(0.1, seed=2)}, **KW)
     assert flat[-1]["verdict"] == "inconclusive"
@@ -107,6 +155,6 @@ def test_dose_claims_are_not_by_construction():
 def test_rows_carry_every_field_of_the_report_hook():
     rows = C.dose_claims({1.0: _pair(0.2), 0.0: None}, **KW)
     for r in rows:
-        assert {"claim", "section", "verdict", "effect", "low", "high", "test", "n",
-                "by_construction"} <= set(r)
+        assert {"claim", "section", "verdict", "effect", "low", "high", "margin", "test", "n",
+                "by_construction", "decides"} <= set(r)
         assert r["verdict"] in ("yes", "no", "inconclusive")

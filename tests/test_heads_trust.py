@@ -217,3 +217,93 @@ def test_cli_prints_labels_and_one_line_for_a_probe(made):
            "for joint(a=0); transfer for the others [STALE" in out.output
     bad = runner.invoke(main, ["pca-shift", "--store", path, "--condition", PROBE])
     assert bad.exit_code == 2 and "probe set" in bad.output and "Traceback" not in bad.output
+
+
+# ---------------------------------------------------------------- refused runs, mixed fits
+def test_refused_probe_extract_writes_nothing_and_later_refits_are_stale(made):
+    import json
+    import os
+
+    from featlab.conditions import parse_condition
+    from featlab.store.layout import condition_dir
+
+    _, run, copy = made
+    path = copy()
+    shutil.rmtree(os.path.join(path, "heads"))
+    probe = "isotropy:radius=2:copies=3:samples=2:threshold=0"
+    key = parse_condition(probe)[0].key
+    before = sorted(os.listdir(os.path.join(path, "conditions")))
+    with pytest.raises(FeatlabError, match="select images with the head fg-all"):
+        run(probe, path)
+    assert sorted(os.listdir(os.path.join(path, "conditions"))) == before
+    # a record naming no heads, as such a refusal used to leave, is rewritten by the next run
+    os.makedirs(condition_dir(path, key))
+    with open(os.path.join(condition_dir(path, key), "condition.json"), "w") as handle:
+        json.dump(dict(key=key, name="isotropy", params=parse_condition(probe)[0].params,
+                       heads={}), handle)
+    fit_head(FeatureStore(path), alphas=(0.0,))
+    run(probe, path)
+    assert set(FeatureStore(path).condition_info(key)["heads"]) == \
+        {"fg-all", "bg-all", "joint-all-alpha=0"}
+    refit = fit_head(FeatureStore(path), alphas=(0.0,), l2=0.5, conditions=["clean"])
+    assert refit["stale"] == {"clean": False}
+    assert FeatureStore(path).info()["conditions"][key] == \
+        "complete; stale (head bg-all, fg-all, joint-all-alpha=0 refit since)"
+
+
+def _mix(path):
+    from featlab.store.integrity import check_store
+
+    return [p["problem"] for p in check_store(path, full=True)["problems"]
+            if p["file"] == "heads/"]
+
+
+def test_heads_of_a_stopped_fit_are_flagged_until_refit(made, monkeypatch, caplog):
+    """A fit-head run killed between head files leaves one new head beside the older run's
+    and an unfinished temporary file: verify, info and robustness name the mix; rerunning the
+    command removes the file and the mix. Fits of other alphas with the same settings do not
+    mix; other settings do."""
+    import os
+
+    from featlab.analyses.robustness.run import robustness
+    from featlab.store import heads as store_heads
+    from featlab.store.integrity import check_store
+
+    path = made[2]()
+    real, calls = store_heads.write_h5, []
+
+    def stopped(target, fill, **kw):
+        calls.append(target)
+        if len(calls) == 2:  # the process dies while writing the second head file
+            with open(os.path.join(os.path.dirname(target), ".tmp-x" +
+                                   os.path.basename(target)), "wb") as handle:
+                handle.write(b"part of a head")
+            raise KeyboardInterrupt
+        return real(target, fill, **kw)
+
+    monkeypatch.setattr(store_heads, "write_h5", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        fit_head(FeatureStore(path), alphas=(0.0,), l2=0.5)
+    monkeypatch.undo()
+    assert _mix(path) == [
+        "heads of different fit-head runs are mixed (a run stopped between head files, or "
+        "refit some heads with other settings): bg-all, joint-all-alpha=0 were saved with "
+        "fg-all as it no longer is; fg-all was saved with bg-all, joint-all-alpha=0 as they "
+        "no longer are"]
+    result = check_store(path, full=True)
+    assert result["status"] == "DAMAGED" and result["checked"]["unfinished"] == 1
+    assert any(p["file"] == "heads/" for p in FeatureStore(path).info()["problems"])
+    table = robustness(FeatureStore(path), n_boot=20)
+    assert table["mixed_heads"] == ["bg-all", "fg-all", "joint-all-alpha=0"]
+    assert all(row["mixed"] for row in table["rows"])
+    assert "heads of different fit-head runs are mixed" in caplog.text
+    fit_head(FeatureStore(path), alphas=(0.0,), l2=0.5)  # the same command again
+    assert _mix(path) == [] and check_store(path, full=True)["checked"]["unfinished"] == 0
+    assert not robustness(FeatureStore(path), n_boot=20)["mixed_heads"]
+    fit_head(FeatureStore(path), alphas=(1.0,), l2=0.5)
+    assert _mix(path) == []
+    fit_head(FeatureStore(path), alphas=(1.0,), l2=0.25)
+    assert _mix(path) == [
+        "heads of different fit-head runs are mixed (a run stopped between head files, or "
+        "refit some heads with other settings): joint-all-alpha=0 was saved with bg-all, "
+        "fg-all as they no longer are"]

@@ -106,3 +106,51 @@ def test_extraction_end_to_end_and_object_regions_refused(folder, tiny_weights, 
                                      chunk_size=8, layers="penultimate,logits",
                                      weights=tiny_weights))
     assert summary["conditions"]["clean"]["computed"] == 0
+
+
+def _png(path, value):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    Image.fromarray(np.full((8, 8, 3), value, np.uint8)).save(path)
+
+
+def test_links_and_hidden_folders_give_each_file_once(tmp_path, caplog):
+    """A folder link back into the tree (a loop), a class folder that is a link, a file link
+    to an image of another class and hidden folders/files: 18 images are 18 samples, each
+    labelled by the folder the file lies in; the plain files are torchvision's rows."""
+    root = tmp_path / "tree"
+    for k, cls in enumerate("abc"):
+        for i in range(6):
+            _png(str(root / cls / f"{i}.png"), 40 * k + i)
+    plain = [p for p, _ in ImageFolder(str(root)).samples]
+    os.symlink("..", root / "a" / "loop")
+    assert len(ImageFolder(str(root))) == 738  # torchvision follows the loop 40 deep
+    os.symlink("a", root / "d")
+    os.symlink(os.path.join("..", "a", "0.png"), root / "b" / "0a.png")
+    _png(str(root / ".hidden" / "x.png"), 1)
+    _png(str(root / "c" / ".cache" / "y.png"), 2)
+    _png(str(root / "c" / "._z.png"), 3)
+    s = DATASETS.get("imagefolder")(str(root), seed=0).samples
+    assert len(s) == 18 and s.classes == ["a", "b", "c"]
+    assert [os.path.join(str(root), f) for f in s.file] == plain
+    assert list(s.class_name) == [f[0] for f in s.file]
+    assert len({os.path.realpath(os.path.join(str(root), f)) for f in s.file}) == 18
+    assert "3 folder link(s) not followed" not in caplog.text
+    assert "2 folder link(s) not followed" in caplog.text and "a/loop" in caplog.text
+    assert "1 file link(s) lead to images already in the tree" in caplog.text
+
+
+def test_file_links_out_of_the_tree_are_images(tmp_path):
+    """Images kept elsewhere and linked file by file are samples (a file link cannot loop);
+    a tree of only folder links has no classes (one line)."""
+    for i in range(3):
+        _png(str(tmp_path / "elsewhere" / f"{i}.png"), i)
+    for cls in ("x", "y"):
+        os.makedirs(tmp_path / "tree" / cls)
+        for i in range(3):
+            os.symlink(tmp_path / "elsewhere" / f"{i}.png", tmp_path / "tree" / cls / f"{i}.png")
+    s = DATASETS.get("imagefolder")(str(tmp_path / "tree")).samples
+    assert len(s) == 3 and list(s.class_name) == ["x"] * 3  # each file once, first folder
+    os.makedirs(tmp_path / "links")
+    os.symlink(tmp_path / "tree" / "x", tmp_path / "links" / "x")
+    with pytest.raises(FeatlabError, match="no class folders.*folder links are not followed"):
+        DATASETS.get("imagefolder")(str(tmp_path / "links"))

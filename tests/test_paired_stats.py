@@ -95,6 +95,26 @@ def test_verdicts_reach_every_outcome():
         verdict(0, 1, "bigger")
 
 
+def test_verdict_with_a_margin_says_no_to_a_null_or_negligible_effect():
+    """"effect > 0" with a margin of 0.01: no when the interval lies below +0.01 (inside
+    ±0.01, e.g. [0, 0] for identical heads, or on the wrong side), yes when it excludes 0
+    on the claimed side, else inconclusive; "less" is the mirror image."""
+    m = 0.01
+    assert verdict(0.0, 0.0) == "inconclusive"  # margin 0: the plain test against 0
+    assert verdict(0.0, 0.0, margin=m) == "no"
+    assert verdict(-0.004, 0.009, margin=m) == "no"  # practically equivalent to 0
+    assert verdict(0.002, 0.008, margin=m) == "no"  # real, but smaller than the margin
+    assert verdict(-0.05, 0.005, margin=m) == "no"  # no gain of 0.01 is admitted
+    assert verdict(-0.2, -0.05, margin=m) == "no"
+    assert verdict(0.002, 0.03, margin=m) == "yes" and verdict(0.05, 0.2, margin=m) == "yes"
+    assert verdict(-0.01, 0.05, margin=m) == "inconclusive"
+    assert verdict(-0.001, 0.0, "less", m) == "no" and verdict(-0.05, -0.002, "less", m) == "yes"
+    assert verdict(-0.05, 0.001, "less", m) == "inconclusive"
+    assert verdict(float("nan"), 0.0, margin=m) == "inconclusive"
+    with pytest.raises(ValueError, match="margin"):
+        verdict(0, 1, margin=-0.01)
+
+
 def _cloud(seed, n=600, p=20, k=3):
     """Points near a k-dim subspace of R^p (small isotropic noise off it): a train half and
     a test half of the same cloud, the subspace's basis and its orthogonal complement."""

@@ -199,7 +199,9 @@ def test_lost_index_is_reported_then_rebuilt(store):
     assert check_store(store)["healthy"]
 
 
-def test_old_lzf_parts_without_records_are_still_read(store):
+def test_old_lzf_parts_without_records_are_read_but_unverified(store, caplog):
+    """A store made before checksums (no records, the sample table's either): its parts are
+    read, each named once as unchecked; verify calls the store UNVERIFIED, not healthy."""
     _, _, path = _parts(store)[0]
     with h5py.File(path, "r") as part:
         arrays = {}
@@ -207,14 +209,17 @@ def test_old_lzf_parts_without_records_are_still_read(store):
                         if isinstance(o, h5py.Dataset) else None)
     expected = FeatureStore(store).read(backbone="synthetic-scene", layer="layer2.0.bn1")
     os.unlink(sidecar(path))
-    with h5py.File(path, "w") as part:  # the pre-issue-8 writer
+    os.unlink(sidecar(os.path.join(store, "samples.h5")))
+    with h5py.File(path, "w") as part:  # the writer before checksum records
         for name, values in arrays.items():
             opts = dict(compression="lzf", shuffle=True) if values.dtype.kind == "f" else {}
             part.create_dataset(name, data=values, **opts)
     got = FeatureStore(store).read(backbone="synthetic-scene", layer="layer2.0.bn1")
     assert np.array_equal(got, expected)
+    assert "has no checksum record (written before featlab recorded checksums)" in caplog.text
     result = check_store(store, full=True)
-    assert result["healthy"] and result["checked"]["unrecorded"] == 1
+    assert result["status"] == "UNVERIFIED" and result["checked"]["unrecorded"] == 1
+    assert [p["problem"].split(":")[0] for p in result["problems"]] == ["unverified"]
 
 
 def test_damaged_condition_json_is_reported_and_rewritten(store, root, tiny_weights):
@@ -226,3 +231,127 @@ def test_damaged_condition_json_is_reported_and_rewritten(store, root, tiny_weig
     summary = extract(_spec(root, store, tiny_weights))
     assert summary["conditions"]["clean"]["computed"] == 0
     assert check_store(store, full=True)["healthy"]
+
+
+# ------------------------------------------------------------ the sample table's checksum
+def _flip_split(path, group=""):
+    """Move row 0 to the other split (h5py r+, as a slip of a user's script would)."""
+    with h5py.File(path, "r+") as handle:
+        split = handle[group + "split"].asstr()[0]
+        handle[group + "split"][0] = "test" if split == "train" else "train"
+
+
+def test_damaged_sample_table_is_rewritten_from_the_index(store, reference, caplog):
+    n_test = len(FeatureStore(reference).rows("test"))
+    _flip_split(os.path.join(store, "samples.h5"))
+    problems = check_store(store, full=True)["problems"]
+    assert [(p["file"], p["problem"]) for p in problems] == [
+        ("samples.h5", "its bytes do not match the checksum recorded when it was written")]
+    fs = FeatureStore(store)  # the index's copy has the manifest's hash: repaired from it
+    assert "rewrote samples.h5 of store" in caplog.text
+    assert len(fs.rows("test")) == n_test
+    assert os.path.isfile(os.path.join(store, "damaged", "samples.h5"))
+    assert check_store(store, full=True)["healthy"]
+
+
+def test_sample_table_damaged_everywhere_is_refused_and_never_indexed(store, reference, root,
+                                                                     tiny_weights):
+    from featlab.store.index import build_index
+    from featlab.store.layout import WriterLock
+
+    _flip_split(os.path.join(store, "samples.h5"))
+    _flip_split(os.path.join(store, "store.h5"), "samples/")
+    with pytest.raises(FeatlabError, match="samples.h5 of store .* is damaged: its bytes do not "
+                                           "match the checksum recorded when it was written, and "
+                                           "the index holds no intact copy; rerun the extract "
+                                           "command to rewrite it") as err:
+        FeatureStore(store)
+    _one_line(str(err.value))
+    index = open(os.path.join(store, "store.h5"), "rb").read()
+    with WriterLock(store), pytest.raises(FeatlabError, match="no intact copy"):
+        build_index(store)
+    assert open(os.path.join(store, "store.h5"), "rb").read() == index
+    result = _invoke("fit-head", "--store", store, "--out", os.path.join(store, "..", "o"))
+    assert result.exit_code == 2 and "samples.h5" in _one_line(result.output.strip())
+    assert not os.path.isdir(os.path.join(store, "heads"))
+    problems = {p["file"] for p in check_store(store, full=True)["problems"]}
+    assert problems == {"samples.h5", "store.h5"}
+    extract(_spec(root, store, tiny_weights))  # the writer rewrites it from the dataset
+    assert check_store(store, full=True)["healthy"]
+    assert len(FeatureStore(store).rows("test")) == len(FeatureStore(reference).rows("test"))
+
+
+def test_sample_table_without_record_is_checked_against_the_manifest(store):
+    os.unlink(sidecar(os.path.join(store, "samples.h5")))
+    _flip_split(os.path.join(store, "samples.h5"))
+    problems = check_store(store)["problems"]
+    assert [(p["file"], p["problem"]) for p in problems] == [
+        ("samples.h5", "its rows differ from the table the store was made for")]
+
+
+# ------------------------------------------------------------ parts without their record
+def _flip_exponent(path, name=LAYER):
+    """Flip a bit of one float32 exponent of ``name`` (0.36 -> ~1e38 and the like)."""
+    with h5py.File(path, "r") as handle:
+        offset = handle[name].id.get_offset() + 4 * 3 + 3
+    with open(path, "r+b") as raw:
+        raw.seek(offset)
+        byte = raw.read(1)
+        raw.seek(offset)
+        raw.write(bytes([byte[0] ^ 0x40]))
+
+
+def test_part_without_its_record_is_unverified_refused_and_recomputed(store, reference, root,
+                                                                      tiny_weights):
+    _, _, path = _parts(store)[0]
+    os.unlink(sidecar(path))
+    _flip_exponent(path)
+    result = _invoke("store", "verify", store)
+    assert result.exit_code == 1 and "UNVERIFIED" in result.output.splitlines()[-1]
+    assert ("part-000000000-000000008.h5: unverified: its checksum record "
+            "part-000000000-000000008.h5.json is missing, so its bytes cannot be checked — "
+            "rerun the extract command to recompute it") in result.output
+    with pytest.raises(FeatlabError, match="part conditions/.*/part-000000000-000000008.h5 of "
+                                           "condition clean is unverified: its checksum record"):
+        FeatureStore(store).read(backbone="synthetic-object", layer="layer3.1.bn2")
+    info = json.loads(_invoke("store", "info", store, "--json").output)
+    assert info["conditions"]["clean"] == "unverified (1 part(s) without checksum record)"
+    fit = _invoke("fit-head", "--store", store, "--out", os.path.join(store, "..", "o"))
+    assert fit.exit_code == 2 and "is unverified" in _one_line(fit.output.strip())
+    assert extract(_spec(root, store, tiny_weights))["conditions"]["clean"]["computed"] == 1
+    assert _invoke("store", "verify", store).exit_code == 0
+    assert _tree_bytes(store) == _tree_bytes(reference)
+
+
+# ------------------------------------------------------------ a live writer
+def test_verify_names_a_live_writer_and_leaves_its_work_out(store):
+    from featlab.store.layout import WriterLock
+
+    _, _, path = _parts(store)[1]
+    os.unlink(path)  # as if the writer had not written it yet
+    os.unlink(sidecar(path))
+    with WriterLock(store):
+        busy = _invoke("store", "verify", store)
+        data = json.loads(_invoke("store", "verify", store, "--json").output)
+    assert busy.exit_code == 1 and "problem   " not in busy.output
+    assert busy.output.splitlines()[0].startswith(
+        f"writer    featlab process pid {os.getpid()} is writing this store")
+    assert busy.output.splitlines()[-1].startswith("BUSY: ")
+    assert data["writer"] == str(os.getpid()) and data["problems"] == []
+    after = _invoke("store", "verify", store)
+    assert after.output.splitlines()[-1].startswith("DAMAGED: ") and "incomplete" in after.output
+
+
+def test_head_without_its_record_is_unverified(store):
+    from featlab.analyses.heads.run import fit_head as fit_heads
+    from featlab.store.heads import load_head
+
+    fit_heads(FeatureStore(store))
+    os.unlink(sidecar(os.path.join(store, "heads", "fg-all.h5")))
+    result = check_store(store, full=True)
+    assert result["status"] == "UNVERIFIED"
+    assert [(p["file"], p["problem"].split(":")[0]) for p in result["problems"]
+            if p["file"] != "store.h5"] == [("heads/fg-all.h5", "unverified")]
+    with pytest.raises(FeatlabError, match="head fg-all in store .* is unverified: its checksum "
+                                           "record fg-all.h5.json is missing"):
+        load_head(store, "fg-all")

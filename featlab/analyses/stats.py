@@ -69,13 +69,15 @@ def sign_flip_test(D, n_permutations=999, random_state=0, chunk=256):
     return t_obs, (1.0 + count) / (1.0 + n_permutations)
 
 
-def _percentile_interval(boots, confidence):
+def percentile_interval(boots, confidence):
+    """Percentile interval ``(low, high)`` of resampled values ``boots`` (n_boot,)."""
     tail = 100.0 * (1.0 - confidence) / 2.0
     low, high = np.percentile(boots, [tail, 100.0 - tail])
     return float(low), float(high)
 
 
-def _check_confidence(confidence):
+def check_confidence(confidence):
+    """ValueError unless ``confidence`` is in (0, 1)."""
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1); got {confidence}")
 
@@ -115,11 +117,11 @@ def paired_bootstrap(correct_a, correct_b, n_boot=2000, seed=0, confidence=0.95,
     -------
     dict ``effect`` (a - b), ``low``, ``high`` (percentile interval), ``n``, ``n_boot``.
     """
-    _check_confidence(confidence)
+    check_confidence(confidence)
     a, b = _pair(correct_a, correct_b)
     d = a - b
     boots = np.concatenate([d[idx].mean(axis=1) for idx in bootstrap_index(len(d), n_boot, seed)])
-    low, high = _percentile_interval(boots, confidence)
+    low, high = percentile_interval(boots, confidence)
     out = dict(effect=float(d.mean()), low=low, high=high, n=int(len(d)), n_boot=int(n_boot))
     return dict(out, boots=boots) if return_boots else out
 
@@ -130,9 +132,9 @@ def bootstrap_difference(first, second, confidence=0.95):
     ``paired_bootstrap(..., return_boots=True)``): the resamples are drawn
     independently per sample (different images), so their differences are a bootstrap of
     the difference (Efron & Tibshirani 1993, Section 8.3, two-sample problem)."""
-    _check_confidence(confidence)
+    check_confidence(confidence)
     diff = np.asarray(first["boots"]) - np.asarray(second["boots"])
-    low, high = _percentile_interval(diff, confidence)
+    low, high = percentile_interval(diff, confidence)
     return dict(effect=float(first["effect"] - second["effect"]), low=low, high=high,
                 n=int(first["n"] + second["n"]))
 
@@ -155,18 +157,40 @@ def mcnemar(correct_a, correct_b):
 VERDICTS = ("yes", "no", "inconclusive")
 
 
-def verdict(low, high, direction="greater"):
-    """Verdict on a one-sided claim from an interval of ``effect``: ``direction="greater"``
-    claims effect > 0 (``"less"``: < 0). ``yes`` when the interval excludes 0 on the claimed
-    side, ``no`` when it excludes 0 on the other side, else ``inconclusive`` (also for a
-    missing / NaN interval)."""
+def verdict(low, high, direction="greater", margin=0.0):
+    """Verdict on a directional claim "the effect is > 0" (``direction="greater"``; ``"less"``:
+    < 0) from an interval of the effect, with a margin of practical equivalence ``margin``
+    (>= 0, in the effect's units: the smallest effect that counts as one).
+
+    Reading the interval as the combination of a test against 0 and an equivalence test
+    against ``±margin`` (Lakens, Scheel & Isager 2018, "Equivalence testing for psychological
+    research", Figure 1; the equivalence part is Schuirmann's 1987 two one-sided tests read
+    from one interval), with the effect flipped to the claimed side:
+
+    * ``no`` when the interval's upper end is below ``margin``: every effect the interval
+      admits is smaller than the smallest one that counts — absent, practically equivalent
+      to 0 (the whole interval inside ``(-margin, margin)``, e.g. [0, 0] for two identical
+      heads), or on the wrong side. This takes precedence, so a gain that is real but
+      shown to be negligible (e.g. [+0.002, +0.008] at margin 0.01) is ``no``;
+    * ``yes`` when the interval excludes 0 on the claimed side (superiority) and the effect
+      is not shown to be negligible; a ``yes`` does not say the effect exceeds the margin
+      (the printed interval does);
+    * ``inconclusive`` otherwise, and for a missing / NaN interval.
+
+    With ``margin=0`` this is the plain test against 0. A 95 % interval makes each one-sided
+    decision at the 2.5 % level.
+    """
     if direction not in ("greater", "less"):
         raise ValueError(f"direction must be 'greater' or 'less'; got {direction!r}")
+    if not margin >= 0:
+        raise ValueError(f"margin must be >= 0; got {margin}")
     if low is None or high is None or not (np.isfinite(low) and np.isfinite(high)):
         return "inconclusive"
     if direction == "less":
         low, high = -high, -low
-    return "yes" if low > 0 else "no" if high < 0 else "inconclusive"
+    if high < margin:
+        return "no"
+    return "yes" if low > 0 else "inconclusive"
 
 
 def within_verdict(low, high, margin):

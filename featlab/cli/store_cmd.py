@@ -51,9 +51,10 @@ def info(path, as_json):
         _echo_problems([p for p in before if p["file"] != "manifest.json"])
         raise
     found = {(p["file"], p["problem"]) for p in summary["problems"]}
+    repaired = {"store.h5": "rebuilt now", "samples.h5": "rewritten now from the copy in store.h5"}
     summary["problems"] = summary["problems"] + [
-        dict(p, repair="rebuilt now") for p in before
-        if p["file"] == "store.h5" and (p["file"], p["problem"]) not in found]
+        dict(p, repair=repaired[p["file"]]) for p in before
+        if p["file"] in repaired and (p["file"], p["problem"]) not in found]
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
@@ -82,8 +83,9 @@ def info(path, as_json):
 def verify(ctx, path, as_json):
     """Check every file of the store at PATH: each part and head against the checksum
     recorded when it was written, the sample table against the manifest, the index against
-    the parts. Lists every problem and how to repair it; exit code 1 when there are any,
-    0 when the store is healthy.
+    the parts. Lists every problem and how to repair it; exit code 1 when there are any
+    (DAMAGED; UNVERIFIED: files without checksum records; BUSY: another featlab process is
+    writing the store), 0 when the store is healthy.
 
     \b
     featlab store verify cache/coco
@@ -93,10 +95,16 @@ def verify(ctx, path, as_json):
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
+        if result["writer"] is not None:
+            click.echo(f"writer    featlab process pid {result['writer']} is writing this store "
+                       f"(extract or fit-head): its unfinished conditions, heads and the index "
+                       f"are left out; verify again when it has finished")
         _echo_problems(result["problems"])
         c = result["checked"]
-        click.echo(f"{'healthy' if result['healthy'] else 'DAMAGED'}: {result['path']} — "
-                   f"{len(result['problems'])} problem(s); checked {c['parts']} part(s) "
-                   f"({c['unrecorded']} without checksum records, structure only) and "
-                   f"{c['heads']} head(s)")
+        leftovers = (f"; {c['unfinished']} unfinished temporary file(s) of a stopped write, "
+                     f"removed by the next command that writes to the store"
+                     if c["unfinished"] else "")
+        click.echo(f"{result['status']}: {result['path']} — {len(result['problems'])} "
+                   f"problem(s); checked {c['parts']} part(s) and {c['heads']} head(s) against "
+                   f"their checksum records{leftovers}")
     ctx.exit(0 if result["healthy"] else 1)

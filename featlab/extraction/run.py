@@ -21,6 +21,7 @@ from ..errors import FeatlabError
 from ..store import StoreWriter
 from ..store.files import check_writable
 from ..store.layout import list_parts
+from ..utils.paths import atomic_write_bytes
 from .chunks import compute_chunks
 from .distributed import assign_chunks, rank_context
 from .forward import FeatureForward
@@ -61,7 +62,6 @@ def _register(writer, conditions, targets) -> None:
     against heads that have changed since (nothing is written before that check)."""
     infos = {c.key: dict(name=c.name, params=c.params, label=c.label, **targets.describe(c),
                          **probe_metadata(c)) for c in conditions}
-    redo = []
     for key, info in infos.items():
         changed, stored = _changed_heads(writer, key, info)
         if changed and stored:
@@ -69,12 +69,46 @@ def _register(writer, conditions, targets) -> None:
                                f"they were before a refit; its stored parts are stale: delete "
                                f"{writer.condition_dir(key)} and extract it again (or refit "
                                f"the head with its old settings)")
-        if changed:
-            redo.append(key)
-    for key in redo:  # recorded but never written: record the heads as they are now
-        os.remove(os.path.join(writer.condition_dir(key), "condition.json"))
-    for key, info in infos.items():
+    for key, info in infos.items():  # a record without parts is rewritten: heads as they are
         writer.add_condition(key, info)
+
+
+def _records_before(writer, conditions) -> dict:
+    """Condition key -> the bytes of its ``condition.json`` before this run (None: none)."""
+    before = {}
+    for cond in conditions:
+        try:
+            with open(os.path.join(writer.condition_dir(cond.key), "condition.json"), "rb") as f:
+                before[cond.key] = f.read()
+        except OSError:
+            before[cond.key] = None
+    return before
+
+
+def undo_records(writer, plan) -> None:
+    """After a refusal: put back the ``condition.json`` of every condition that got no part
+    (so a refused run leaves no record, e.g. one naming no heads), and remove a store this
+    run created when no part was written into it. Best effort: the refusal is what the user
+    sees."""
+    try:
+        _put_back(writer, plan)
+    except OSError as err:
+        log.warning("could not undo the condition records of the refused run: %s", err)
+
+
+def _put_back(writer, plan) -> None:
+    for key, old in plan["records_before"].items():
+        folder = writer.condition_dir(key)
+        if list_parts(folder):
+            continue
+        if old is None:
+            shutil.rmtree(folder, ignore_errors=True)
+        else:
+            atomic_write_bytes(os.path.join(folder, "condition.json"), old)
+    base = os.path.join(writer.root, "conditions")
+    folders = os.listdir(base) if os.path.isdir(base) else []
+    if plan["created"] and not any(list_parts(os.path.join(base, d)) for d in folders):
+        shutil.rmtree(writer.root, ignore_errors=True)
 
 
 def _writer_args(spec, dataset, meta) -> dict:
@@ -100,6 +134,7 @@ def open_store(spec, conditions, dataset, models, meta):
     try:
         check_settings(writer.manifest, settings, writer.root, meta)
         targets = _targets(writer, models, dataset, spec)
+        before = _records_before(writer, conditions)
         _register(writer, conditions, targets)
         missing = {c.key: writer.missing_chunks(c.key) for c in conditions}
     except BaseException:
@@ -107,7 +142,8 @@ def open_store(spec, conditions, dataset, models, meta):
         if created:
             shutil.rmtree(spec.store, ignore_errors=True)
         raise
-    return (writer, targets), dict(missing=missing, estimated_bytes=estimate)
+    return (writer, targets), dict(missing=missing, estimated_bytes=estimate,
+                                   records_before=before, created=created)
 
 
 def _setup(spec, dataset, device, ctx):
@@ -167,6 +203,10 @@ def run_extraction(spec, conditions, ctx) -> dict:
             if ctx.is_zero:
                 writer.rebuild_index()
             ctx.barrier()
+        except FeatlabError:
+            if ctx.is_zero:
+                undo_records(writer, plan)
+            raise
         finally:
             writer.close()
     return dict(store=writer.root, images=writer.n_rows, device=str(device),

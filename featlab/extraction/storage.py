@@ -24,6 +24,7 @@ import numpy as np
 
 from ..errors import FeatlabError
 from ..store.layout import MANIFEST, condition_dir, list_parts
+from ..store.manifest import read_manifest
 from ..store.writer import COMPRESSIONS, LEGACY_COMPRESSION
 
 log = logging.getLogger(__name__)
@@ -105,13 +106,11 @@ def with_store_defaults(spec):
 
 
 def stored_manifest(root: str) -> dict | None:
-    """The manifest of the store at ``root``, or None when there is none (or it is unreadable:
-    the writer then reports it)."""
-    try:
-        with open(os.path.join(root, MANIFEST)) as handle:
-            return json.load(handle)
-    except (OSError, ValueError):
+    """The checked manifest of the store at ``root``, or None when there is none; a damaged
+    one is a one-line FeatlabError (:func:`featlab.store.manifest.read_manifest`)."""
+    if not os.path.isfile(os.path.join(root, MANIFEST)):
         return None
+    return read_manifest(root)
 
 
 def check_settings(manifest: dict, settings: dict, root: str, backbones: dict) -> None:

@@ -30,7 +30,8 @@ def blur_pairs(store, keys, labels, subsets) -> dict:
 
 
 def membership(shift, fg, bg) -> dict:
-    """Claim 2: the membership test of each backbone from a ``pca_shift`` result."""
+    """The residual ratio (membership test) of each backbone from a ``pca_shift`` result,
+    reported beside claim 2 (which ``shift["comparison"]`` decides)."""
     return {name: dict(shift["backbones"][name]["membership"], role=role)
             for name, role in ((bg, "scene"), (fg, "object"))}
 

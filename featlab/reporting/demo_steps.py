@@ -27,6 +27,7 @@ def check_spec(spec) -> None:
          "alphas need 0 and a larger value"),
         (all(0.0 <= c <= 1.0 for c in spec.consistencies), "consistencies must be in [0, 1]"),
         (spec.tolerance > 0, f"--tolerance {spec.tolerance}: must be > 0"),
+        (spec.shift_margin >= 0, f"--shift-margin {spec.shift_margin}: must be >= 0"),
         (spec.n_boot >= 100, f"--n-boot {spec.n_boot}: need at least 100 resamples"),
     ]
     for ok, message in checks:

@@ -80,10 +80,21 @@ def figure2(ctx, store):
                      f"{100 * stats['outside_fraction']:.0f} % of the per-image displacement "
                      f"lies outside the clean top-{stats['k']} subspace; sign-flip test of a "
                      f"zero mean shift p = {stats['p_value']:.3g} (n = {stats['n']} test images)"
+                     + _centroid(stats.get("pca_centroid_shift"))
                      + _membership(stats.get("membership")))
     caption = (f"Condition {key}; legend: all {max(shown)} classes of the test split. "
                + "; ".join(lines) + ".")
     return [figure(_png(fig, ctx, store, "fusion-figure-2"), caption)]
+
+
+def _centroid(test) -> str:
+    """The class-centroid shift in the clean PCA coordinates (decides the Section 3.1 claim)."""
+    if not test:
+        return ""
+    return (f"; class centroids moved {ci(test['shift'], test['low'], test['high'])} "
+            f"within-class SDs in the clean train top-{test['k']} PCA coordinates (Mahalanobis, "
+            f"bootstrap over test images; margin ±{test['margin']:g}: moved {test['moved']}, "
+            f"stays {test['stays']})")
 
 
 def _membership(test) -> str:

@@ -14,23 +14,53 @@ decompressing and without reading the other datasets of the file: readers check 
 the datasets they read, once per process (:func:`check_dataset`). ``featlab store verify``
 and ``featlab extract`` check the whole file's ``sha256`` (:func:`check_file`).
 
-Files written before checksums existed have no sidecar; they are checked for structure only.
+Every file featlab writes gets its record before it is renamed into place, so in a store whose
+sample table has a record, a part or head without one has lost it: it is *unverified* (its
+bytes cannot be proven), and readers refuse it like a damaged one. Stores made before
+checksums existed have no records; readers check their files for structure only and say
+once per file that its bytes cannot be checked. ``featlab store verify`` names every
+unverified file, and rerunning the extract command recomputes unverified parts.
 """
 from __future__ import annotations
 
 import hashlib
-import io
 import json
+import logging
 import os
-from typing import Callable, Optional
+from typing import Optional
 
 import h5py
 
-from ..errors import DamagedData, FeatlabError
+from ..errors import DamagedData
+from .digests import FORMAT, dataset_digest, image_record, storage_plans  # noqa: F401
 
-FORMAT = 1
+log = logging.getLogger(__name__)
 SUFFIX = ".json"
+CANNOT_CHECK = "so its bytes cannot be checked"
 _VERIFIED: set = set()  # (path, dataset, inode, size, mtime_ns) checked in this process
+_WARNED: set = set()  # files of old stores without records, named once per process
+
+
+def unrecorded(path: str) -> str:
+    """The problem of a file without its checksum record."""
+    return f"its checksum record {os.path.basename(sidecar(path))} is missing, {CANNOT_CHECK}"
+
+
+def verdict(problem: str) -> str:
+    """``unverified`` (no record: its bytes cannot be proven) or ``damaged``."""
+    return "unverified" if problem.endswith(CANNOT_CHECK) else "damaged"
+
+
+def _no_record(path: str, required: bool) -> Optional[str]:
+    """The problem of ``path`` having no record: one when records are ``required``, else
+    (a store older than records) None, with a warning once per process."""
+    if required:
+        return unrecorded(path)
+    if path not in _WARNED:
+        _WARNED.add(path)
+        log.warning("%s has no checksum record (written before featlab recorded checksums), %s;"
+                    " rerun the command that wrote it to recompute it", path, CANNOT_CHECK)
+    return None
 
 
 def sidecar(path: str) -> str:
@@ -41,75 +71,6 @@ def sidecar(path: str) -> str:
 def first_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     return text[0][:160] if text else type(err).__name__
-
-
-def storage_plan(dset: h5py.Dataset) -> tuple:
-    """What a dataset's checksum covers: ``(description, pieces)``, each piece bytes held in
-    the object header or an ``(offset, size)`` range of the file. Offsets of an open file
-    being written are final once it is flushed (HDF5 never moves raw data)."""
-    description = repr((dset.shape, dset.dtype.str, dset.chunks, dset.compression,
-                        dset.compression_opts, dset.shuffle, dset.fletcher32,
-                        dset.scaleoffset)).encode()
-    dsid = dset.id
-    layout = dsid.get_create_plist().get_layout()
-    pieces: list = []
-    if layout == h5py.h5d.CHUNKED:
-        for i in range(dsid.get_num_chunks()):
-            info = dsid.get_chunk_info(i)
-            pieces.append(repr((info.chunk_offset, info.filter_mask)).encode())
-            pieces.append((info.byte_offset, info.size))
-    elif layout == h5py.h5d.CONTIGUOUS:
-        offset = dsid.get_offset()
-        if offset is not None:
-            pieces.append((offset, dsid.get_storage_size()))
-    else:  # compact: the values live in the object header
-        pieces.append(dset[()].tobytes())
-    return description, pieces
-
-
-def plan_digest(plan: tuple, read: Callable[[int, int], bytes]) -> str:
-    """sha256 of a :func:`storage_plan`, the file ranges read with ``read(offset, size)``."""
-    description, pieces = plan
-    digest = hashlib.sha256(description)
-    for piece in pieces:
-        digest.update(piece if isinstance(piece, bytes) else read(*piece))
-    return digest.hexdigest()
-
-
-def dataset_digest(dset: h5py.Dataset, read: Callable[[int, int], bytes]) -> str:
-    """sha256 of a dataset's storage description and raw stored bytes.
-
-    Parameters
-    ----------
-    dset : h5py.Dataset — an open dataset
-    read : callable(offset, size) -> bytes — reads the bytes of the file ``dset`` lives in
-    """
-    return plan_digest(storage_plan(dset), read)
-
-
-def storage_plans(handle: h5py.Group, datasets=None) -> dict:
-    """``{name: (shape, dtype, plan)}`` of ``datasets`` (all of ``handle``'s when None)."""
-    if datasets is None:
-        datasets = []
-        handle.visititems(lambda key, obj: datasets.append(obj)
-                          if isinstance(obj, h5py.Dataset) else None)
-    return {d.name.lstrip("/"): (list(d.shape), d.dtype.str, storage_plan(d)) for d in datasets}
-
-
-def image_record(name: str, image, plans: Optional[dict] = None) -> dict:
-    """The checksum record of an HDF5 file held in memory (``image``: bytes-like).
-
-    ``plans``: its datasets' :func:`storage_plans`, taken from the handle that wrote it;
-    without them the image is opened to find its datasets."""
-    view = memoryview(image)
-    if plans is None:
-        with h5py.File(io.BytesIO(view), "r") as handle:
-            plans = storage_plans(handle)
-    datasets = {key: dict(shape=shape, dtype=dtype,
-                          sha256=plan_digest(plan, lambda o, n: view[o:o + n]))
-                for key, (shape, dtype, plan) in plans.items()}
-    return dict(format=FORMAT, file=name, size=len(view),
-                sha256=hashlib.sha256(view).hexdigest(), datasets=datasets)
 
 
 def read_record(path: str) -> tuple[Optional[dict], Optional[str]]:
@@ -188,19 +149,23 @@ def _dataset_problem(path: str, name: str, record: Optional[dict],
     return None
 
 
-def check_dataset(path: str, name: str, absent_ok: bool = False) -> Optional[str]:
+def check_dataset(path: str, name: str, absent_ok: bool = False,
+                  required: bool = True) -> Optional[str]:
     """Why dataset ``name`` of ``path`` cannot be trusted (None: it can). Once per process.
 
     ``absent_ok``: a part written without ``name`` is fine (probe parts without probed rows).
+    ``required``: a file without a checksum record is unverified (False: an old store's).
     """
     try:
         st = os.stat(path)
     except OSError:
         return "the file is missing"
-    key = (path, name, st.st_ino, st.st_size, st.st_mtime_ns)
+    key = (path, name, st.st_ino, st.st_size, st.st_mtime_ns, os.path.exists(sidecar(path)))
     if key in _VERIFIED:
         return None
     record, problem = read_record(path)
+    if record is None and problem is None:
+        problem = _no_record(path, required)
     if record is not None:
         entries, problem = _matching(path, record)
         record = entries[0] if entries else None
@@ -214,8 +179,9 @@ def check_dataset(path: str, name: str, absent_ok: bool = False) -> Optional[str
     return problem
 
 
-def head_problem(path: str) -> Optional[str]:
-    """Why the head file ``path`` cannot be used (None: it can). Heads are small: whole file."""
+def head_problem(path: str, required: bool = True) -> Optional[str]:
+    """Why the head file ``path`` cannot be used (None: it can). Heads are small: whole file.
+    ``required`` as for :func:`check_dataset`."""
     problem = check_file(path)
     if problem is None:
         try:
@@ -223,12 +189,15 @@ def head_problem(path: str) -> Optional[str]:
                 handle.attrs.keys()
         except (OSError, ValueError) as err:
             problem = f"it cannot be read as HDF5 ({first_line(err)})"
+    if problem is None and not os.path.exists(sidecar(path)):
+        problem = _no_record(path, required)
     return problem
 
 
-def check_head(path: str, name: str, root: str) -> None:
-    """Raise a one-line :class:`FeatlabError` when the head file ``path`` is damaged."""
-    problem = head_problem(path)
+def check_head(path: str, name: str, root: str, required: bool = True) -> None:
+    """Raise a one-line :class:`FeatlabError` when the head file ``path`` is damaged or
+    unverified."""
+    problem = head_problem(path, required)
     if problem:
-        raise DamagedData(f"head {name} in store {root} is damaged: {problem}; fit it again "
-                           f"with 'featlab fit-head --store {root}' (same options)")
+        raise DamagedData(f"head {name} in store {root} is {verdict(problem)}: {problem}; fit "
+                          f"it again with 'featlab fit-head --store {root}' (same options)")

@@ -16,14 +16,14 @@ import numpy as np
 
 from ..errors import DamagedData, FeatlabError
 from ..conditions import parse_condition
-from . import checksums
 from . import heads as _heads
 from .files import check_writable
 from .index import build_index, parts_signature
-from .integrity import check_store, damaged_parts
+from .integrity import check_part, check_store, damaged_parts
 from .layout import INDEX, SAMPLES, WriterLock, condition_dir, condition_slug, list_parts
 from .manifest import check_schema, read_manifest
-from .samples import describe, read_samples
+from .samples import describe
+from .table import trusted_samples
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +42,10 @@ class FeatureStore:
             raise FeatlabError(f"no feature store at {path}; create one with "
                                f"'featlab extract --store {path} ...'")
         self.manifest = read_manifest(self.path)
-        self._check_samples_file()
+        self.samples = trusted_samples(self.path, self.manifest)  # checked, not the index's
         self._refresh_index()
         with h5py.File(self.index_path, "r") as index:
             check_schema({"schema_version": int(index.attrs["schema_version"])}, self.path)
-            self.samples = read_samples(index["samples"])
             self._conditions = {key: json.loads(group.attrs["info"]) | {
                 "complete": bool(group.attrs["complete"]), "n_parts": int(group.attrs["n_parts"]),
                 "n_chunks": int(group.attrs["n_chunks"])}
@@ -62,20 +61,23 @@ class FeatureStore:
                                f"rerun the extract command to rewrite it")
 
     def _refresh_index(self) -> None:
-        """Rebuild ``store.h5`` when parts were added since it was written (e.g. a killed run)."""
-        current = None
+        """Rebuild ``store.h5`` when parts were added since it was written (e.g. a killed run)
+        or it was built from another sample table."""
+        current = readable = None
         try:
             with h5py.File(self.index_path, "r") as index:
-                current = index.attrs.get("parts_signature")
-        except (OSError, ValueError):  # missing or unreadable: rebuild it
+                readable = index.attrs.get("parts_signature")
+                same = index["samples"].attrs.get("sha256") == self.manifest["samples_sha256"]
+                current = readable if same else None
+        except (OSError, ValueError, KeyError):  # missing or unreadable: rebuild it
             pass
-        if current == parts_signature(self.path):
+        if current is not None and current == parts_signature(self.path):
             return
         try:
             with WriterLock(self.path):
                 build_index(self.path)
         except FeatlabError as err:
-            if current is None:
+            if readable is None:
                 raise FeatlabError(f"store {self.path} has no usable index {INDEX} and it "
                                    f"cannot be rebuilt now: {err}") from None
             log.warning("%s; reading its last index", err)
@@ -173,14 +175,10 @@ class FeatureStore:
 
     def check_parts(self, condition: str, name: str) -> None:
         """Check ``name`` in every part of ``condition`` against its checksum (once per
-        process per part); a damaged part raises a one-line FeatlabError naming it."""
+        process per part); a damaged or unverified part raises a one-line FeatlabError."""
         key = self.resolve_condition(condition)
         for _, _, path in list_parts(condition_dir(self.path, key)):
-            problem = checksums.check_dataset(path, name, absent_ok=True)
-            if problem:
-                raise DamagedData(f"part {os.path.relpath(path, self.path)} of condition {key}"
-                                   f" is damaged: {problem}; rerun the extract command to "
-                                   f"recompute it")
+            check_part(self.path, key, path, name)
 
     def array_names(self, condition: str, prefix: str = "") -> list[str]:
         """Names of the arrays stored with ``condition`` (under ``prefix``, e.g. "scores")."""
@@ -245,10 +243,9 @@ class FeatureStore:
         quick check finds (sizes, structure; ``check_store(path, full=True)`` reads bytes)."""
         problems = check_store(self.path)["problems"]
         damaged = damaged_parts(problems)
-        conditions = {k: f"damaged ({damaged[condition_slug(k)]} part(s))"
-                      if condition_slug(k) in damaged else "complete" if v["complete"]
-                      else f"{v['n_parts']}/{v['n_chunks']} chunks"
-                      for k, v in self._conditions.items()}
+        conditions = {k: damaged.get(condition_slug(k)) or (
+            "complete" if v["complete"] else f"{v['n_parts']}/{v['n_chunks']} chunks")
+            for k, v in self._conditions.items()}
         for k, v in self._conditions.items():  # made against a head refit since (issue 8)
             changed = _heads.stale_heads(self.path, v)
             conditions[k] += f"; stale (head {', '.join(changed)} refit since)" if changed else ""

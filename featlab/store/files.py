@@ -12,7 +12,9 @@ from __future__ import annotations
 import errno
 import io
 import json
+import logging
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 
@@ -20,8 +22,10 @@ import h5py
 
 from ..errors import FeatlabError
 from ..utils.paths import atomic_write_bytes, atomic_write_text
-from .checksums import image_record, read_record, sidecar, storage_plans
+from .checksums import read_record, sidecar
+from .digests import image_record, storage_plans
 
+log = logging.getLogger(__name__)
 FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 DENIED = {errno.EROFS, errno.EACCES, errno.EPERM}
 
@@ -101,3 +105,23 @@ def check_writable(root: str) -> None:
         if os.path.exists(lock):
             with open(lock, "a"):
                 pass
+
+
+def set_aside(root: str, path: str, problem: str, *, copy: bool = False) -> str:
+    """Move a damaged file (and its checksum record) to ``root/damaged/`` — or, with
+    ``copy``, copy them there and leave them for an atomic rewrite; returns the new path."""
+    rel = os.path.relpath(path, root)
+    target = os.path.join(root, "damaged", rel)
+    n = 0
+    while os.path.exists(target):
+        n += 1
+        target = os.path.join(root, "damaged", f"{rel}.{n}")
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    move = shutil.copyfile if copy else os.replace
+    move(path, target)
+    if os.path.exists(sidecar(path)):
+        move(sidecar(path), sidecar(target))
+    log.warning("%s is damaged (%s); %s to %s, it will be %s", rel, problem,
+                "copied" if copy else "moved", os.path.relpath(target, root),
+                "rewritten" if copy else "recomputed")
+    return target

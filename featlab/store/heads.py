@@ -33,9 +33,11 @@ from ..utils.paths import fsync_dir
 from .checksums import check_head
 from .files import check_writable, write_h5
 from .index import build_index
-from .layout import SAMPLES, WriterLock
+from .layout import SAMPLES, WriterLock, remove_temporaries
+from .table import records_expected
 
 HEADS_DIR = "heads"
+FIT = "fit"  # the attribute naming the heads saved together (featlab.store.fits)
 
 
 def head_name(kind: str, subset: str = "all", alpha=None) -> str:
@@ -85,7 +87,7 @@ def load_head(root: str, name: str, *, purpose: str = "") -> tuple[dict, dict]:
         raise FeatlabError(f"no head {name!r} in store {root}{' ' + purpose if purpose else ''}; "
                            f"fitted: {_names(list_heads(root))}; fit it: featlab fit-head "
                            f"--store {root} --subset {subset}{alpha}")
-    check_head(path, name, root)  # size and sha256 against the record written with it
+    check_head(path, name, root, records_expected(root))  # against the record written with it
     try:
         with h5py.File(path, "r") as handle:
             arrays = {k: handle[k][()] for k in handle}
@@ -101,13 +103,15 @@ def load_head(root: str, name: str, *, purpose: str = "") -> tuple[dict, dict]:
 
 def head_digest(arrays: dict, attrs: dict) -> str:
     """sha256 (hex) of a head's content: every array (name, dtype, shape, bytes) and every
-    attribute as JSON, in sorted order. Same fit, same bytes on CPU: same digest."""
+    attribute but ``fit`` (which run saved it, :mod:`featlab.store.fits`) as JSON, in sorted
+    order. Same fit, same bytes on CPU: same digest."""
     digest = hashlib.sha256()
     for key in sorted(arrays):
         value = np.ascontiguousarray(arrays[key])
         digest.update(f"{key}|{value.dtype.str}|{value.shape}|".encode())
         digest.update(value.tobytes())
-    digest.update(json.dumps({k: attrs[k] for k in sorted(attrs)}, sort_keys=True).encode())
+    content = {k: attrs[k] for k in sorted(attrs) if k != FIT}
+    digest.update(json.dumps(content, sort_keys=True).encode())
     return digest.hexdigest()
 
 
@@ -173,16 +177,20 @@ def save_heads(root: str, records: dict) -> list[str]:
 
     Each head is built in memory and written with its checksum record
     (:func:`featlab.store.files.write_h5`): a full disk or a read-only store is one line and
-    leaves every head file complete.
+    leaves every head file complete. Each records the digests of all heads of this call
+    (attribute ``fit``), so that heads of two calls are told apart (:mod:`.fits`);
+    unfinished files of a writer that was killed are removed first.
     """
     check_writable(root)
     if not os.path.isfile(os.path.join(root, SAMPLES)):  # the index could not be rebuilt
         raise FeatlabError(f"store {root} has lost {SAMPLES}; rerun the extract command to "
                            f"rewrite it before fitting heads")
     folder = os.path.join(root, HEADS_DIR)
+    fit = {"heads": {name: head_digest(*record) for name, record in sorted(records.items())}}
     with WriterLock(root):
+        remove_temporaries(root)
         for name, (arrays, attrs) in records.items():
-            def fill(handle, arrays=arrays, attrs=attrs):
+            def fill(handle, arrays=arrays, attrs=dict(attrs, **{FIT: fit})):
                 for key, value in arrays.items():
                     handle.create_dataset(key, data=value, track_times=False)
                 for key, value in attrs.items():

@@ -14,11 +14,12 @@ import os
 import h5py
 import numpy as np
 
-from ..errors import FeatlabError
 from . import checksums
 from .files import write_h5
-from .layout import INDEX, MANIFEST, SAMPLES, is_complete, list_parts
-from .samples import read_samples, write_samples
+from .layout import INDEX, is_complete, list_parts
+from .manifest import read_manifest
+from .samples import write_samples
+from .table import trusted_samples
 
 log = logging.getLogger(__name__)
 
@@ -97,15 +98,11 @@ def _add_condition(group: h5py.Group, folder: str, n_rows: int, n_chunks: int) -
 
 
 def build_index(root: str) -> str:
-    """Write ``root/store.h5`` afresh (built in memory, then renamed in). Returns its path."""
-    with open(os.path.join(root, MANIFEST)) as handle:
-        manifest = json.load(handle)
-    try:
-        with h5py.File(os.path.join(root, SAMPLES), "r") as samples:
-            table = read_samples(samples)
-    except (OSError, ValueError, KeyError) as err:
-        raise FeatlabError(f"store {root} has no readable {SAMPLES} ({checksums.first_line(err)});"
-                           f" rerun the extract command to rewrite it") from None
+    """Write ``root/store.h5`` afresh (built in memory, then renamed in), with the sample
+    table that passes its check (:func:`~featlab.store.table.trusted_samples`; never one
+    that fails). The caller holds the writer lock. Returns its path."""
+    manifest = read_manifest(root)
+    table = trusted_samples(root, manifest, locked=True)
     signature = parts_signature(root)
     write_h5(os.path.join(root, INDEX), lambda index: _fill_index(index, root, manifest, table,
                                                                    signature),

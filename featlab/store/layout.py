@@ -21,6 +21,7 @@ import fcntl
 import hashlib
 import os
 import re
+import time
 
 from ..errors import FeatlabError
 
@@ -62,15 +63,45 @@ def is_complete(parts: list, n_chunks: int) -> bool:
     return len(parts) == n_chunks
 
 
+def temporaries(root: str) -> list[str]:
+    """Paths of the unfinished files (``.tmp-*``) under ``root``."""
+    return [os.path.join(folder, name) for folder, _, files in os.walk(root)
+            for name in files if name.startswith(".tmp-")]
+
+
 def remove_temporaries(root: str) -> int:
-    """Delete leftovers of writes that were killed before their rename."""
+    """Delete leftovers of writes that were killed before their rename; the caller holds
+    the writer lock, so no live writer owns them (write probes, made and removed at once
+    without the lock, are left alone for a minute)."""
     removed = 0
-    for folder, _, files in os.walk(root):
-        for name in files:
-            if name.startswith(".tmp-"):
-                os.unlink(os.path.join(folder, name))
-                removed += 1
+    for path in temporaries(root):
+        try:
+            if os.path.basename(path).startswith(".tmp-probe-") and \
+                    time.time() - os.path.getmtime(path) < 60:
+                continue
+            os.unlink(path)
+            removed += 1
+        except FileNotFoundError:
+            pass
     return removed
+
+
+def lock_holder(root: str):
+    """The pid (text) of the live process holding the writer lock of store ``root``, or
+    None. Probes with a shared lock for an instant; never writes the lock file."""
+    try:
+        handle = open(os.path.join(root, LOCK))
+    except OSError:
+        return None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return handle.read().strip() or "unknown"
+        except OSError:
+            return None
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return None
 
 
 class WriterLock:

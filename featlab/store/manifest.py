@@ -57,6 +57,8 @@ def check_manifest(manifest, root: str) -> dict:
     if manifest["n_samples"] < 0 or manifest["chunk_size"] < 1:
         raise _damaged(root, f"has n_samples {manifest['n_samples']} and chunk_size "
                              f"{manifest['chunk_size']}; expected >= 0 and >= 1")
+    if not isinstance(manifest.get("storage", {}), dict):
+        raise _damaged(root, f"has storage = {manifest['storage']!r}; expected an object")
     for name, meta in manifest["backbones"].items():
         if not isinstance(meta, dict) or not isinstance(meta.get("layers"), dict) \
                 or not isinstance(meta.get("weights_sha256"), str):

@@ -18,14 +18,14 @@ import numpy as np
 from .._version import __version__
 from ..errors import FeatlabError
 from ..utils.paths import atomic_write_text, fsync_dir
-from . import checksums
-from .files import check_writable, disk_errors, write_h5
+from .files import check_writable, disk_errors, set_aside, write_h5
 from .index import build_index
-from .integrity import part_problem, samples_problems
+from .integrity import check_part, part_problem
 from .layout import (MANIFEST, SAMPLES, SCHEMA_VERSION, WriterLock, condition_dir, is_complete,
                      list_parts, part_name, remove_temporaries)
 from .manifest import check_schema, read_manifest  # noqa: F401  (re-exported)
 from .samples import table_hash, write_samples
+from .table import samples_problem
 
 log = logging.getLogger(__name__)
 #: Filters of the float datasets in a part, by the store's ``compression`` setting (manifest
@@ -46,28 +46,6 @@ def part_filters(manifest: dict) -> dict:
         raise FeatlabError(f"the store's manifest asks for compression {name!r}, which this "
                            f"featlab does not write ({', '.join(COMPRESSIONS)}); upgrade featlab")
     return COMPRESSIONS[name]
-
-
-def _samples_problem(root: str, manifest: dict) -> str | None:
-    problems = samples_problems(root, manifest, full=True)
-    return problems[0]["problem"] if problems else None
-
-
-def set_aside(root: str, path: str, problem: str) -> str:
-    """Move a damaged file (and its checksum record) to ``root/damaged/``; returns the new path."""
-    rel = os.path.relpath(path, root)
-    target = os.path.join(root, "damaged", rel)
-    n = 0
-    while os.path.exists(target):
-        n += 1
-        target = os.path.join(root, "damaged", f"{rel}.{n}")
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    os.replace(path, target)
-    if os.path.exists(checksums.sidecar(path)):
-        os.replace(checksums.sidecar(path), checksums.sidecar(target))
-    log.warning("%s is damaged (%s); moved to %s, it will be recomputed", rel, problem,
-                os.path.relpath(target, root))
-    return target
 
 
 class StoreWriter:
@@ -102,7 +80,7 @@ class StoreWriter:
             if removed:
                 log.info("removed %d unfinished file(s) of an interrupted run", removed)
             self._check_same(manifest, samples, backbones)
-            problem = _samples_problem(self.root, manifest)
+            problem = samples_problem(self.root, manifest, full=True)
             if problem:
                 path = os.path.join(self.root, SAMPLES)
                 if os.path.exists(path):
@@ -143,12 +121,13 @@ class StoreWriter:
                 for s in range(0, self.n_rows, self.chunk_size)]
 
     def add_condition(self, key: str, info: dict) -> None:
-        """Write ``condition.json`` unless an intact one is there (a damaged one is rewritten)."""
+        """Write ``condition.json`` unless an intact one describes stored parts (a damaged
+        one is rewritten, and so is one without parts: nothing was made against it)."""
         folder = condition_dir(self.root, key)
         path = os.path.join(folder, "condition.json")
         try:
             with open(path) as handle:
-                if json.load(handle)["key"] == key:
+                if json.load(handle)["key"] == key and list_parts(folder):
                     return
         except (OSError, ValueError, KeyError, TypeError):
             pass
@@ -184,10 +163,7 @@ class StoreWriter:
         return {name: np.concatenate(v) for name, v in out.items()}
 
     def _check_part(self, key: str, path: str, name: str, absent_ok: bool = True) -> None:
-        problem = checksums.check_dataset(path, name, absent_ok=absent_ok)
-        if problem:
-            raise FeatlabError(f"part {os.path.relpath(path, self.root)} of condition {key} is "
-                               f"damaged: {problem}; rerun the extract command to recompute it")
+        check_part(self.root, key, path, name, absent_ok)
 
     def missing_chunks(self, key: str) -> list[tuple[int, int]]:
         """Chunks of ``key`` without an intact part; damaged parts are moved aside first."""

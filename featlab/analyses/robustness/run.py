@@ -12,12 +12,15 @@ ImageNet-C corruptions (:mod:`.scores`). Attack conditions are white-box for the
 were crafted on (recorded in the condition's info) and transfer for the other heads; a
 column whose conditions were made against a head refit since is marked ``stale`` in every
 row's ``scores``, and `` (stale)`` in the CSV header and the heatmap (``stale`` maps each
-condition to True/False/None).
+condition to True/False/None). A head whose fit-head run's heads are mixed with another
+run's (a run stopped between head files, :mod:`featlab.store.fits`) has ``mixed: true`` in
+its row, is listed in ``mixed_heads``, and a warning names the heads.
 """
 from __future__ import annotations
 
 import csv
 import io
+import logging
 import os
 
 import numpy as np
@@ -25,6 +28,7 @@ import numpy as np
 from ...conditions import parse_condition
 from ...errors import FeatlabError
 from ...perturbations.corrupt import IMAGENET_C
+from ...store.fits import REPAIR, describe_mix, mixed_fits
 from ...store.heads import head_probabilities, heads_for, load_head
 from ...store.rerun import extract_hint
 from ...utils.figures import new_figure, save_figure
@@ -35,6 +39,8 @@ from ..inputs import condition_family, staleness
 from ..registry import ANALYSES
 from .plots import column_label, plot_robustness
 from .scores import mean_corruption_error, robustness_scores
+
+log = logging.getLogger(__name__)
 
 
 def _task_backbones(store) -> dict:
@@ -61,6 +67,15 @@ def _classifiers(store, subset: str) -> dict:
                            f"(heads: {', '.join(store.heads()) or 'none'}); fit them: featlab "
                            f"fit-head --store {store.path} --subset {subset}")
     return heads
+
+
+def _mixed(store, heads: dict) -> set:
+    """Classifiers among ``heads`` whose fit-head run's heads are mixed with another run's
+    (:mod:`featlab.store.fits`): their rows compare heads that were not fitted together."""
+    mixed = [m for m in mixed_fits(store.path) if set(m["heads"] + m["changed"]) & set(heads)]
+    if mixed:
+        log.warning("%s; their rows are marked mixed — %s", describe_mix(mixed), REPAIR)
+    return {n for m in mixed for n in m["heads"] + m["changed"]} & set(heads)
 
 
 def _columns(keys: list) -> tuple[dict, dict]:
@@ -120,11 +135,14 @@ def robustness(store, *, reference=None, subset="all", n_boot=1000, seed=0,
     scores = robustness_scores(correct, "clean", columns, reference, n_boot=n_boot, seed=seed)
     mce = mean_corruption_error(correct, corruptions, reference)
     stale = staleness(store, keys)
+    mixed = _mixed(store, heads)
     rows = [dict(classifier=n, clean=s["clean"], mCE=_defined(mce[n]["mCE"]), CE=mce[n]["CE"],
-                 scores={c: dict(v, stale=any(stale[k] for k in columns[c]))
-                         for c, v in s["scores"].items()}) for n, s in scores.items()]
+                 mixed=n in mixed, scores={c: dict(v, stale=any(stale[k] for k in columns[c]))
+                                           for c, v in s["scores"].items()})
+            for n, s in scores.items()]
     result = dict(store=store.path, subset=subset, reference=reference, n_test=int(valid.sum()),
-                  n_boot=n_boot, columns=columns, rows=rows, stale=stale, figures=[],
+                  n_boot=n_boot, columns=columns, rows=rows, stale=stale,
+                  mixed_heads=sorted(mixed), figures=[],
                   mce_note=_mce_note(mce[reference]["CE"], reference))
     if out_dir:
         result["csv"] = _write_csv(result, os.path.join(out_dir, f"robustness-{subset}.csv"))

@@ -2,6 +2,9 @@
 
 * :mod:`.subspace` — PCA/UMAP math: centroid shift, displacement outside the clean
   subspace, permutation test;
+* :mod:`.displacement` — the class-centroid shift in the whitened clean PCA coordinates,
+  object vs scene paired (decides the Section 3.1 claim);
+* :mod:`.membership` — the residual ratio outside the clean subspace (a second number);
 * :mod:`.run` — :func:`pca_shift`, the command's function;
 * :mod:`.plots` — Figure 2.
 """

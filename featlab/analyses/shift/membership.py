@@ -1,16 +1,17 @@
 """Do perturbed features stay inside the clean subspace? (fusion paper Section 3.1, Figure 2).
 
 The paper's claim is that under object blur the scene backbone's features *stay in* the
-subspace spanned by clean features while the object backbone's *leave* it. The sign-flip test
-of :mod:`.subspace` rejects any consistent shift, however small, so it cannot test that.
-:func:`subspace_membership` does: it fits the top-k PCA subspace of clean TRAIN features,
-measures for every test image the norm of its (centred) feature outside that subspace,
+subspace spanned by clean features while the object backbone's *leave* it.
+:func:`subspace_membership` measures leaving: it fits the top-k PCA subspace of clean TRAIN
+features, measures for every test image the norm of its (centred) feature outside that subspace,
 ``r(x) = |(x - mu) - P_k (x - mu)|``, for the clean and for the perturbed features of the
 same image, and compares the perturbed residuals with the clean ones by the ratio of their
 medians, ``median_i r(perturbed_i) / median_i r(clean_i)``, with a percentile bootstrap
 interval that resamples test images jointly (paired). Clean test images have a residual of
 their own (the subspace is fitted on other images), so the ratio is 1 when the perturbed
-points are as close to the subspace as clean ones are.
+points are as close to the subspace as clean ones are. A cloud that moves *within* the
+subspace — what Figure 2 shows — keeps a ratio of 1, so this is a second number beside the
+class-centroid shift of :mod:`.displacement`, which decides the claim.
 
 Verdict on "stays inside": ``yes`` when the interval's upper end is below ``tolerance``,
 ``no`` when its lower end is above it, else ``inconclusive``. The default tolerance 1.25 is

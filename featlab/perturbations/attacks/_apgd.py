@@ -39,7 +39,9 @@ N_RESTARTS = Param("n_restarts", int, default=1, low=1, high=1000,
 RHO = Param("rho", float, default=0.75, low=0.0, high=1.0,
             help="step-size halving threshold on the fraction of loss increases")
 N_TARGET_CLASSES = Param("n_target_classes", int, default=9, low=1, high=100000,
-                         help="target classes tried: the 2nd to (n+1)-th largest clean logits")
+                         help="target classes tried: the 2nd to (n+1)-th largest clean logits "
+                              "(at most K - 1 of K classes; the default 9 takes K - 1 "
+                              "when K < 10)")
 
 
 def checkpoints(steps: int) -> dict:

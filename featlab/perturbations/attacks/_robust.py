@@ -13,6 +13,7 @@ from typing import Callable, Iterable
 
 import torch
 
+from ...errors import FeatlabError
 from ._base import Attack
 
 # one run: (images, labels, rows of the batch) -> (candidates, fooled), on the given rows only
@@ -78,6 +79,20 @@ class RobustComponent(Attack):
     """Base of the AutoAttack components: the clean state once per batch (:func:`clean_state`),
     and ``attack`` = the adversarial images of :meth:`run`, which returns
     ``(adv, robust, broken_by)`` of :func:`attack_robust`."""
+
+    @classmethod
+    def check_classes(cls, key: str, params: dict, n_classes: int) -> None:
+        """Refuse (one line, before a run) an ``n_target_classes`` the classifier cannot give:
+        the targets are the 2nd to (n+1)-th largest of ``n_classes`` logits, so at most
+        ``n_classes - 1``. The default (9, AutoAttack's) tries every class when there are
+        fewer; a value typed in the condition (part of its key) must be honoured."""
+        wanted = params.get("n_target_classes")
+        default = next((p.default for p in cls.params if p.name == "n_target_classes"), None)
+        if wanted is None or wanted == default or wanted <= n_classes - 1:
+            return
+        raise FeatlabError(f"condition {key}: n_target_classes={wanted}, but the store has "
+                           f"{n_classes} classes, so at most {n_classes - 1} target classes "
+                           f"exist; use n_target_classes={n_classes - 1} or fewer")
 
     def prepare(self, images, labels, model, generator) -> dict:
         return clean_state(model, images, labels)
