@@ -90,10 +90,10 @@ def conditions_table() -> str:
 
 
 def heads_table() -> str:
-    from featlab.analyses.heads.robust import RECIPES
+    from featlab.analyses.heads.robust import HEAD_RECIPES
 
-    rows = [[f"`{name}`", f"`fit-head --recipe {name}`", first_paragraph(RECIPES.get(name))]
-            for name in RECIPES.names()]
+    rows = [[f"`{name}`", f"`fit-head --recipe {name}`", first_paragraph(HEAD_RECIPES.get(name))]
+            for name in HEAD_RECIPES.names()]
     return _table(["head recipe", "command", "what"], rows)
 
 
@@ -110,9 +110,10 @@ def analyses_table() -> str:
 
 
 def recipes_table() -> str:
-    from featlab.training.recipes import RECIPES
+    from featlab.training.recipes import TRAIN_RECIPES
 
-    rows = [[f"`{name}`", first_paragraph(RECIPES.get(name))] for name in RECIPES.names()]
+    rows = [[f"`{name}`", first_paragraph(TRAIN_RECIPES.get(name))]
+            for name in TRAIN_RECIPES.names()]
     return _table(["`featlab train --recipe`", "what"], rows)
 
 
