@@ -63,7 +63,7 @@ def test_random_effects_ground_truth_and_refusals():
 
 def _rows(effects, se=0.02, claim="joint > fg", cid="1", **kw):
     """One seed's row per effect, with the row's own verdict (as claims.py decides it)."""
-    out = []
+    out, kw = [], dict(dict(margin=0.0), **kw)
     for seed, e in enumerate(effects):
         low, high = e - 1.96 * se, e + 1.96 * se
         r = rule(dict(kw))
@@ -97,6 +97,9 @@ def test_verdict_across_seeds_keeps_each_rows_rule():
     assert pool(_rows([1.0, 1.02, 0.98], **stays))["rows"][0]["verdict"] == "yes"
     assert pool(_rows([1.4, 1.5, 1.45], **stays))["rows"][0]["verdict"] == "no"
     assert across_verdict(rule({}), None) == "inconclusive"
+    # a gain claim with a 1-point margin: a pooled effect near 0, tightly, is a "no"
+    null = pool(_rows([0.001, 0.0, -0.001, 0.002, 0.0], se=0.002, margin=0.01))["rows"][0]
+    assert null["verdict"] == "no"
 
 
 def test_rows_without_an_interval_are_left_out_and_counted():

@@ -162,6 +162,14 @@ def _refuse_unreadable(sections, html: str) -> None:
                       f"with those sections marked is in {html})")
 
 
+def _checked_alphas(alphas) -> list:
+    alphas = sorted({finite_number(a, "--alpha", low=0, hint="; give penalty weights >= 0")
+                     for a in alphas})
+    if not alphas:
+        raise FeatlabError("--alpha: give at least one penalty weight >= 0")
+    return alphas
+
+
 def report(stores, out_dir="analyses/report", *, alphas=(0.0, 0.1, 1.0, 10.0), n_boot=1000,
            seed=0, replicate=None) -> dict:
     """Write ``report.html``, ``report.pdf`` and ``report.json`` in ``out_dir``.
@@ -194,10 +202,7 @@ def report(stores, out_dir="analyses/report", *, alphas=(0.0, 0.1, 1.0, 10.0), n
     """
     extra = [replication_section(replicate)] if replicate is not None else []
     stores = _open(stores) if stores or not extra else []
-    alphas = sorted({finite_number(a, "--alpha", low=0, hint="; give penalty weights >= 0")
-                     for a in alphas})
-    if not alphas:
-        raise FeatlabError("--alpha: give at least one penalty weight >= 0")
+    alphas = _checked_alphas(alphas)
     enough_resamples(n_boot)
     for store in stores:
         _check_intact(store)
