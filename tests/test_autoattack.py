@@ -363,6 +363,7 @@ def test_attacks_grow_with_eps_and_joint_is_attacked(store):
     assert store.read_array("attack/success", key).mean() > clean_error  # breaks clean-correct ones
     info = store.condition_info(key)
     assert info["head"] == "joint-all-alpha=0" and info["target"] == "joint"
+    assert info["target_classes"] == 3  # the default 9 on 4 classes: the 3 there are
 
 
 @pytest.mark.parametrize("name", ["apgdt", "fab", "autoattack"])

@@ -61,7 +61,8 @@ def _register(writer, conditions, targets) -> None:
     """Write each condition.json, after refusing conditions whose stored parts were made
     against heads that have changed since (nothing is written before that check)."""
     infos = {c.key: dict(name=c.name, params=c.params, label=c.label, **targets.describe(c),
-                         **probe_metadata(c)) for c in conditions}
+                         **probe_metadata(c), **_class_record(c, targets.classes))
+             for c in conditions}
     for key, info in infos.items():
         changed, stored = _changed_heads(writer, key, info)
         if changed and stored:
@@ -71,6 +72,13 @@ def _register(writer, conditions, targets) -> None:
                                f"the head with its old settings)")
     for key, info in infos.items():  # a record without parts is rewritten: heads as they are
         writer.add_condition(key, info)
+
+
+def _class_record(condition, classes) -> dict:
+    """What a condition records about the store's classes (e.g. the number of target classes
+    an AutoAttack component tries, at most K - 1)."""
+    record = getattr(condition.perturbation, "class_record", None)
+    return record(condition.params, len(classes)) if record and classes else {}
 
 
 def _records_before(writer, conditions) -> dict:

@@ -85,7 +85,8 @@ class RobustComponent(Attack):
         """Refuse (one line, before a run) an ``n_target_classes`` the classifier cannot give:
         the targets are the 2nd to (n+1)-th largest of ``n_classes`` logits, so at most
         ``n_classes - 1``. The default (9, AutoAttack's) tries every class when there are
-        fewer; a value typed in the condition (part of its key) must be honoured."""
+        fewer (recorded as ``target_classes``, :meth:`class_record`); another value must be
+        honoured."""
         wanted = params.get("n_target_classes")
         default = next((p.default for p in cls.params if p.name == "n_target_classes"), None)
         if wanted is None or wanted == default or wanted <= n_classes - 1:
@@ -93,6 +94,13 @@ class RobustComponent(Attack):
         raise FeatlabError(f"condition {key}: n_target_classes={wanted}, but the store has "
                            f"{n_classes} classes, so at most {n_classes - 1} target classes "
                            f"exist; use n_target_classes={n_classes - 1} or fewer")
+
+    @classmethod
+    def class_record(cls, params: dict, n_classes: int) -> dict:
+        """What a condition records beside its key about the classes it ran on: the number
+        of target classes tried (``target_classes``), which the default caps at K - 1."""
+        wanted = params.get("n_target_classes")
+        return {} if wanted is None else {"target_classes": min(wanted, n_classes - 1)}
 
     def prepare(self, images, labels, model, generator) -> dict:
         return clean_state(model, images, labels)

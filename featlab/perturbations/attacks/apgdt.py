@@ -5,8 +5,9 @@ parameter-free attacks", ICML 2020 (arXiv:2003.01690), Sections 3-4: the APGD it
 (:mod:`._apgd`) maximising DLR-T (Eq. 7, :func:`._losses.dlr_targeted`) towards each of the
 ``n_target_classes`` classes with the 2nd, 3rd, ... largest clean logits of the image (9
 in AutoAttack, at most K - 1: the default tries every other class when K <= 10, a larger
-value typed in the condition is refused before a run), one after the other, each on the
-points still robust (``n_restarts`` runs per target). It is an untargeted attack built from targeted runs: an
+value typed in the condition is refused before a run; ``condition.json`` records the number
+tried as ``target_classes``), one after the other, each on the points still robust
+(``n_restarts`` runs per target). It is an untargeted attack built from targeted runs: an
 image counts as broken, and the stored success flag is set, when it is misclassified as any
 class. Needs K >= 4 classes. Robust images are returned unchanged, broken ones as the last
 misclassified iterate. With the same seed it gives the iterates of ``torchattacks.APGDT``
