@@ -6,8 +6,8 @@ and mtime of the file and of its record): 0.04 s for a 120,000-row table, beside
 0.44 s of decoding it — and a table without a record by its rows' hash against the
 manifest's ``samples_sha256`` (``featlab store verify`` checks both). A table that fails is
 never used and never copied into the index: when the copy in the index still has the
-manifest's hash, the reader rewrites ``samples.h5`` from it (the damaged file is moved to
-``STORE/damaged/``), or reads that copy when it cannot write now; otherwise it refuses in
+manifest's hash, the reader rewrites ``samples.h5`` from it (the damaged file is copied to
+``STORE/damaged/`` first), or reads that copy when it cannot write now; otherwise it refuses in
 one line.
 """
 from __future__ import annotations
