@@ -13,7 +13,6 @@ benchmark or setting trains again, and the trained store is rebuilt when its net
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -58,7 +57,7 @@ def _train(spec, root: str, recipe: str) -> tuple[str, str]:
                          recipe=recipe, epochs=spec.train_epochs, batch_size=64,
                          image_size=spec.train_image_size, seed=spec.seed, device=spec.device,
                          workers=spec.workers, cache_dir=spec.cache_dir)
-    key = hashlib.sha256((_benchmark_id(root) + settings.fingerprint()).encode()).hexdigest()
+    key = settings.fingerprint(dict(benchmark=_benchmark_id(root)))
     out = os.path.join(spec.cache_dir, "weights", f"demo-{recipe}-{key[:12]}.pt")
     settings.out = out
     log.info("demo: %s network (%s, %d epochs at %d px) -> %s", recipe, spec.train_arch,
