@@ -68,7 +68,6 @@ def test_a_rerun_runs_nothing_and_a_merge_gives_the_same_pool(two_seeds, tmp_pat
 
 
 @pytest.mark.slow
-@pytest.mark.skip(reason="replicate --store: the re-split view of a store fails the store's sample-table checks; to be fixed")
 def test_store_seeds_resplit_and_leave_the_store_untouched(two_seeds, tmp_path):
     out, _ = two_seeds
     source = os.path.join(out, "seed-0", "cache", "demo")

@@ -139,7 +139,7 @@ def test_writers_on_a_read_only_store_refuse_before_any_work(read_only, monkeypa
         raise AssertionError("work was started on a read-only store")
 
     monkeypatch.setattr(pipeline, "load_dataset", never)
-    monkeypatch.setattr(run_heads, "fit_fusion_heads", never)
+    monkeypatch.setattr(run_heads, "fit_paper_heads", never)
     with pytest.raises(FeatlabError, match="read-only") as err:
         extract(ExtractionSpec(store=read_only, root="nowhere", conditions="clean"))
     _one_line(str(err.value))

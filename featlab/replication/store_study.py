@@ -17,11 +17,10 @@ import time
 
 from ..analyses.heads.run import fit_head
 from ..analyses.shift.run import pca_shift
-from ..backbones.roles import fg_bg
 from ..conditions import parse_condition
 from ..reporting import claims as C
 from ..reporting.demo import DemoSpec
-from ..reporting.demo_measure import attack_measures, blur_pairs, membership
+from ..reporting.demo_measure import attack_measures, blur_pairs
 from .overlay import resplit_store
 
 log = logging.getLogger(__name__)
@@ -65,13 +64,12 @@ def _blur_rows(store, found, subsets, spec, out_dir, kw):
         return [C.missing("1", "joint > fg under object blur", "no object blur in the store"),
                 C.missing("2", "features under object blur stay in / leave the clean "
                           "subspace", "no object blur in the store")]
-    fg, bg = fg_bg(store.backbone_meta, None, None, where=f"store {store.path}")
     shift = pca_shift(store, condition=found["blur"][sigmas[len(sigmas) // 2]],
-                      tolerance=spec.tolerance, n_boot=spec.n_boot, seed=kw["seed"],
-                      out_dir=out_dir)
+                      tolerance=spec.tolerance, margin=spec.shift_margin, n_boot=spec.n_boot,
+                      seed=kw["seed"], out_dir=out_dir)
     blur = blur_pairs(store, list(found["blur"].values()), [_label("sigma", s) for s in sigmas],
                       subsets)
-    return C.blur_claims(blur, **kw) + C.subspace_claims(membership(shift, fg, bg))
+    return C.blur_claims(blur, **kw) + C.subspace_claims(shift["comparison"])
 
 
 def _attack_rows(store, found, alphas, kw):
