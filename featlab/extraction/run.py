@@ -77,8 +77,7 @@ def _register(writer, conditions, targets) -> None:
 def _class_record(condition, classes) -> dict:
     """What a condition records about the store's classes (e.g. the number of target classes
     an AutoAttack component tries, at most K - 1)."""
-    record = getattr(condition.perturbation, "class_record", None)
-    return record(condition.params, len(classes)) if record and classes else {}
+    return condition.perturbation.class_record(condition.params, len(classes)) if classes else {}
 
 
 def _records_before(writer, conditions) -> dict:

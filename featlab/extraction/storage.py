@@ -158,7 +158,7 @@ def row_bytes(condition, dims: int, itemsize: int, n_heads: int = 3) -> int:
         t = params["copies"]
         return ((t + 1) * dims * itemsize + t * dims * 4 + t * 8 + t * (t - 1) // 2 * 8
                 + n_heads * (t * 16 + 8) + 32)
-    extra = 9 if getattr(condition.perturbation, "needs_model", False) else 0
+    extra = 9 if condition.perturbation.needs_model else 0
     return dims * itemsize + 1 + extra
 
 
