@@ -181,6 +181,18 @@ def test_private_import_check_finds_private_imports(tmp_path):
         assert _private_imports(module, path) == expected, code
 
 
+def test_test_folders_mirror_the_package():
+    """Every folder of tests/ that holds tests is named after a package of featlab (the tests
+    of featlab/store/ in tests/store/), and no two test files share a name."""
+    tests = Path(__file__).resolve().parent
+    files = sorted(tests.rglob("test_*.py"))
+    for folder in {f.parent for f in files} - {tests}:
+        package = ROOT.joinpath(*folder.relative_to(tests).parts)
+        assert (package / "__init__.py").is_file(), f"{folder} mirrors no featlab package"
+    names = [f.name for f in files]
+    assert len(names) == len(set(names)), "two test files share a name"
+
+
 @pytest.mark.parametrize("module", sorted(MODULES))
 def test_modules_and_functions_are_small(module):
     path = MODULES[module]

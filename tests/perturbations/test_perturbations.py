@@ -23,20 +23,21 @@ EXAMPLES = {
     "pgdll": ("pgdll:eps=0.05:steps=3", "pgdll:eps=0:steps=3"),
     "tfgsm": ("tfgsm:eps=0.05", "tfgsm:eps=0"),
     "cw": ("cw:steps=5", None),
-    # AutoAttack's components (equality with torchattacks: tests/test_autoattack.py)
+    # AutoAttack's components (equality with torchattacks: attacks/test_autoattack.py)
     "apgdce": ("apgdce:eps=0.05:steps=3", "apgdce:eps=0:steps=3"),
     "apgdt": ("apgdt:eps=0.05:steps=3:n_target_classes=2", "apgdt:eps=0:steps=3:n_target_classes=2"),
     "fab": ("fab:eps=0.05:steps=3:n_target_classes=2", "fab:eps=0:steps=3:n_target_classes=2"),
     "square": ("square:eps=0.05:n_queries=20", "square:eps=0:n_queries=20"),
     "autoattack": ("autoattack:eps=0.05:steps=3:n_queries=20:n_target_classes=2",
                    "autoattack:eps=0:steps=3:n_queries=20:n_target_classes=2"),
-    # per-image CPU corruptions (every ImageNet-C name: tests/test_corruptions.py)
+    # per-image CPU corruptions (every ImageNet-C name: test_corruptions.py)
     "corrupt": ("corrupt:name=fog:severity=3:region=object", "corrupt:name=fog:severity=0"),
     "rotate": ("rotate:severity=3", "rotate:severity=0"),
     "translate": ("translate:severity=3:region=background", "translate:severity=0"),
     "color": ("color:severity=3", "color:severity=0"),
     "occlude": ("occlude:severity=3:region=object", "occlude:severity=0"),
-    # probe kinds feed many copies per image; their contract is in test_local_store.py
+    # probe kinds feed many copies per image; their contract is in
+    # tests/analyses/local/test_local_store.py
     "isotropy": ("isotropy:radius=1", None),
     "symmetry": ("symmetry:radius=1", None),
 }
