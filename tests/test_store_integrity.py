@@ -1,4 +1,4 @@
-"""Issue 8 items 4-5: damaged parts, lost sample table, lost index — detected, named, repaired."""
+"""Damaged parts, lost sample table, lost index — detected, named, repaired."""
 import json
 import os
 import shutil
