@@ -56,6 +56,21 @@ def test_tiny_demo_decides_every_claim(tmp_path, tiny_weights, capsys):
         assert r["claim"] in out
 
 
+@pytest.mark.slow
+def test_a_demo_without_report_skips_the_report_only_parts(tmp_path, tiny_weights, monkeypatch):
+    from featlab.reporting import demo as demo_module
+
+    def never(*a, **k):
+        raise AssertionError("trained networks are for the report only")
+
+    monkeypatch.setattr(demo_module, "trained_store", never)
+    summary = demo(_spec(tmp_path, tiny_weights, report=False, consistencies=(1.0,)))
+    assert {r["id"] for r in summary["claims"]} == {"1", "2", "3", "3b", "4", "5"}
+    assert len(summary["stores"]) == 2 and "report" not in summary
+    conditions = os.listdir(os.path.join(summary["store"], "conditions"))
+    assert conditions and not [c for c in conditions if "isotropy" in c or "symmetry" in c]
+
+
 def test_demo_refuses_bad_settings_before_writing(tmp_path, tiny_weights):
     with pytest.raises(FeatlabError, match="alphas"):
         demo(_spec(tmp_path, tiny_weights, alphas=(1.0, 10.0)))
