@@ -23,7 +23,8 @@ from featlab.store.heads import head_record, load_head, save_heads, stale_heads
 BATCH = 16
 HEAD = "three-all"
 ATTACK = f"fgsm:eps=0.03:target=head:{HEAD}"
-PROBE = f"isotropy:radius=2:copies=3:samples=2:threshold=0:select=head:{HEAD}"
+PROBE = "isotropy:radius=2:copies=3:samples=32:threshold={:.6f}:select=head:" + HEAD
+DEFAULT_HEADS = ("fg-all", "bg-all", "joint-all-alpha=0")
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -38,6 +39,35 @@ def one_thread():
 def run(*args):
     result = CliRunner().invoke(cli, ["-q", *map(str, args)], catch_exceptions=False)
     return result.exit_code, result.output
+
+
+def true_class_probability(store, name, split="test"):
+    """Softmax of the stored linear head ``name`` on the clean features (numpy, float64) at
+    each row's label, for the rows of ``split``."""
+    arrays, attrs = load_head(store.path, name)
+    x = np.concatenate([store.read(backbone=b, layer="penultimate", condition="clean",
+                                   split=split).astype(np.float64) for b in attrs["inputs"]], 1)
+    logits = x @ arrays["coef"].T.astype(np.float64) + arrays["intercept"]
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    return p[np.arange(len(x)), store.labels(split=split)]
+
+
+def candidates(store, head, threshold):
+    """Test rows (store row numbers) whose true-class probability under ``head`` reaches
+    ``threshold``."""
+    test = np.flatnonzero(store.samples.split == "test")
+    return set(test[true_class_probability(store, head) >= threshold].tolist())
+
+
+def telling_threshold(store):
+    """A threshold (6 decimals) at which HEAD selects other test images than every default
+    head does, so that a probe selecting with another head is seen."""
+    for t in np.unique(np.floor(true_class_probability(store, HEAD) * 1e6) / 1e6):
+        mine = candidates(store, HEAD, t)
+        if all(candidates(store, h, t) != mine for h in DEFAULT_HEADS):
+            return float(t)
+    raise AssertionError("no threshold tells the heads apart on this data")
 
 
 def fit_linear(store, name, inputs, l2=1e-4):
@@ -75,9 +105,10 @@ def three(tmp_path_factory, tiny_weights):
     fs = FeatureStore(store)
     fit_head(fs, alphas=(0.0,))
     fit_linear(fs, HEAD, list(fs.backbones))
-    code, out = run(*args, "--conditions", f"{ATTACK},{PROBE}")
+    threshold = telling_threshold(fs)
+    code, out = run(*args, "--conditions", f"{ATTACK},{PROBE.format(threshold)}")
     assert code == 0, out
-    return store, args
+    return store, args, threshold
 
 
 def reference_fgsm(store, head, eps, through=None):
@@ -132,16 +163,19 @@ def test_fgsm_through_three_backbones_equals_plain_torch_fgsm(three):
 
 def test_probes_select_with_the_named_head_and_score_it(three):
     store = FeatureStore(three[0])
-    key = store.resolve_condition(PROBE)
+    key = store.resolve_condition(PROBE.format(three[2]))
     assert HEAD in store.array_names(key, "scores")
-    assert set(store.condition_info(key)["heads"]) == {HEAD, "fg-all", "bg-all",
-                                                       "joint-all-alpha=0"}
-    probed = np.flatnonzero(store.read_array("probed", key))
-    assert len(probed) == 2 and (store.samples.split[probed] == "test").all()
+    assert set(store.condition_info(key)["heads"]) == {HEAD, *DEFAULT_HEADS}
+    probed = store.read_array("probed", key)
+    # samples=32 > the test images: every image the head selects is probed, and only those
+    assert set(np.flatnonzero(probed).tolist()) == candidates(store, HEAD, three[2])
+    test = store.samples.split == "test"
+    np.testing.assert_allclose(store.read_array(f"clean_score/{HEAD}", key)[probed],
+                               true_class_probability(store, HEAD)[probed[test]], rtol=1e-4)
 
 
 def test_an_unknown_head_is_one_line_listing_the_stored_heads(three):
-    path, args = three
+    path, args, _ = three
     before = sorted(os.listdir(os.path.join(path, "conditions")))
     code, out = run(*args, "--conditions", "fgsm:eps=0.03:target=head:four-all")
     assert code == 2
@@ -152,7 +186,7 @@ def test_an_unknown_head_is_one_line_listing_the_stored_heads(three):
 
 
 def test_a_refit_head_leaves_its_attacks_stale_until_refit_alike(three, tmp_path):
-    path, args = three
+    path, args, _ = three
     copy = str(tmp_path / "store")
     shutil.copytree(path, copy)
     store = FeatureStore(copy)
