@@ -15,7 +15,7 @@ the alpha=0 solutions are apart. ``robust`` writes a features-only store of that
 clean and FGSM-like attacked features at 5 strengths (:mod:`feature_store`), then times
 ``featlab.fit_head`` as the command runs it — plain, with ``train_on`` (adversarial
 retraining), each MAT recipe on given strengths, and everything at once with ``--strengths
-auto`` and the figures — against the 2-minute budget of issue 9.
+auto`` and the figures — against a 2-minute budget.
 """
 from __future__ import annotations
 

@@ -45,7 +45,7 @@ def _targets(writer, models, dataset, spec) -> TargetModels:
 def _changed_heads(writer, key: str, info: dict):
     """Heads recorded in ``key``'s condition.json whose digest differs from ``info["heads"]``
     (the heads as they are now), and whether parts made against them are stored. A refit
-    since then (issue 8) makes those parts stale: extending or reusing them would mix two
+    since then makes those parts stale: extending or reusing them would mix two
     heads' attacks in one condition."""
     folder = writer.condition_dir(key)
     try:

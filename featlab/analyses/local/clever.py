@@ -23,8 +23,8 @@ The ball law (:func:`sample_ball`) is uniform in the ball. For ``norm=1`` a poin
 ``s`` then has ``P(s <= t) = (t / R)^d`` in ``d = prod(x.shape)`` dimensions, mean
 ``R d / (d + 1)``: almost every point lies near the sphere (0.995 R for d = 192). Clipping
 the pool to ``clip_values`` (as ART does) moves points of saturated pixels back inside, so
-the *clipped* displacements are shorter (issue 8 reports a mean L1 norm of 0.674 R for
-such a clipped pool); that is the clip, not the sampler.
+the *clipped* displacements are shorter (a mean L1 norm of 0.674 R was measured for such a
+clipped pool); that is the clip, not the sampler.
 
 ``model`` maps a float batch (N, *x.shape) to logits (N, K), like the module inside ART's
 ``PyTorchClassifier``; put it in eval mode first.
