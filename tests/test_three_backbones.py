@@ -177,11 +177,15 @@ def test_probes_select_with_the_named_head_and_score_it(three):
 def test_an_unknown_head_is_one_line_listing_the_stored_heads(three):
     path, args, _ = three
     before = sorted(os.listdir(os.path.join(path, "conditions")))
+    stored = "bg-all, fg-all, joint-all-alpha=0, three-all"
     code, out = run(*args, "--conditions", "fgsm:eps=0.03:target=head:four-all")
     assert code == 2
     line = one_error_line(out)
-    assert "no head 'four-all'" in line and \
-        "stored heads: bg-all, fg-all, joint-all-alpha=0, three-all" in line
+    assert "no head 'four-all'" in line and f"stored heads: {stored}" in line
+    code, out = run(*args, "--conditions", "isotropy:radius=1:copies=3:select=head:four-all")
+    assert code == 2
+    line = one_error_line(out)
+    assert "the head four-all" in line and f"stored heads: {stored}" in line
     assert sorted(os.listdir(os.path.join(path, "conditions"))) == before  # nothing written
 
 

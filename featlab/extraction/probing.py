@@ -5,11 +5,12 @@ decoded chunk at a time (one decode per image, reused for all its radii and copi
 
 Which images are probed is decided up front, from the store, without forward passes: the
 selecting head (``select=fg|bg|joint`` -> ``fg-all``, ``bg-all``, ``joint-all-alpha=0``,
-the files ``featlab fit-head`` writes; ``select=head:NAME`` -> any stored head NAME) applied to the store's clean features gives each
-test image's probability of its true label; images at or above ``threshold`` are
-candidates, and the first ``samples`` of a seeded permutation of them (seed: the run seed)
-are probed. The choice is therefore the same in every chunk, in a resumed run, for every
-radius, and for isotropy and symmetry with the same ``samples/threshold/select``.
+the files ``featlab fit-head`` writes; ``select=head:NAME`` -> any stored head NAME) applied
+to the store's clean features gives each test image's probability of its true label;
+images at or above ``threshold`` are candidates, and the first ``samples`` of a seeded
+permutation of them (seed: the run seed) are probed. The choice is therefore the same in
+every chunk, in a resumed run, for every radius, and for isotropy and symmetry with the same
+``samples/threshold/select``.
 
 Per stored row (``probed`` says which rows were probed; the others read as NaN, or -1 / 0
 for ``pred``; a chunk without probed rows stores only ``probed`` and ``input_range``):
@@ -51,7 +52,7 @@ from ..errors import FeatlabError
 from ..params import head_target
 from ..probes.base import SELECT
 from ..probes.sets import pairwise_condensed, perturbation_norms, sample_seed
-from ..store.heads import head_probabilities, heads_for, selecting_head
+from ..store.heads import head_probabilities, heads_for, list_heads, selecting_head
 from ..store.rerun import extract_hint
 from .probe_precision import float64_copies, forward64, noise_floor, warn_below_floor
 from ..utils.seeding import derive_seed
@@ -74,7 +75,9 @@ def select_rows(writer, samples, heads, *, select, threshold, samples_wanted, se
     name = head_target(select) or selecting_head(select)
     if name not in heads:
         raise FeatlabError(f"probe conditions select images with the head {name}, which store "
-                           f"{root} does not have; fit it: featlab fit-head --store {root}")
+                           f"{root} does not have for this run's backbones (stored heads: "
+                           f"{', '.join(list_heads(root)) or 'none'}); fit it: featlab "
+                           f"fit-head --store {root}")
     head = heads[name]
     if head["classes"] is not None and list(head["classes"]) != list(samples.classes):
         raise FeatlabError(f"head {name} was fitted on a class subset; probes need the "
