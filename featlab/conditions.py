@@ -1,7 +1,9 @@
 """Condition strings: ``name[:param=value[:value...]]...``.
 
 ``blur:sigma=1:5:10:region=object`` expands to three conditions; a bare token after a
-``param=value`` token is another value of that parameter. The registered class expands
+``param=value`` token is another value of that parameter, except after ``param=head``: the
+next token is then a stored head's name, verbatim
+(``fgsm:eps=0.03:target=head:joint-all-alpha=10``). The registered class expands
 aliases before the product (:meth:`~featlab.params.ConditionType.expand_values`:
 ``corrupt:name=imagenet-c`` is the 15 ImageNet-C corruptions) and checks each setting
 (:meth:`~featlab.params.ConditionType.validate_params`). Every condition has a canonical
@@ -15,7 +17,7 @@ import math
 from dataclasses import dataclass, field
 
 from .errors import FeatlabError
-from .params import format_value
+from .params import HEAD_PREFIX, format_value
 
 FAMILIES = ("perturbation", "probe")
 
@@ -78,7 +80,7 @@ def _convert(text: str, param, condition: str):
     if isinstance(value, float) and not math.isfinite(value):
         raise FeatlabError(f"condition {condition!r}: {param.name}={text}; expected a finite "
                            f"number in [{param.low}, {param.high}]")
-    if param.choices is not None and value not in param.choices:
+    if not param.allows(value):
         raise FeatlabError(f"condition {condition!r}: {param.name}={text!r}; expected one of "
                            f"{', '.join(map(str, param.choices))}")
     if param.low is not None and value < param.low or param.high is not None and value > param.high:
@@ -88,17 +90,23 @@ def _convert(text: str, param, condition: str):
 
 
 def _tokenize(text: str) -> tuple[str, dict]:
+    """Name and raw values; ``param=head`` takes the next token verbatim as a head name."""
     tokens = [t.strip() for t in text.strip().split(":")]
     name, raw = tokens[0], {}
     if not name:
         raise FeatlabError(f"condition {text!r} has no perturbation name; e.g. 'blur:sigma=5'")
-    current = None
-    for token in tokens[1:]:
+    current, rest = None, iter(tokens[1:])
+    for token in rest:
         if "=" in token:
             current, _, value = token.partition("=")
             current = current.strip()
             if not current or current in raw:
                 raise FeatlabError(f"condition {text!r}: parameter {current!r} is empty or repeated")
+            if value.strip() == HEAD_PREFIX[:-1]:  # head names hold '=': head:joint-all-alpha=10
+                value = HEAD_PREFIX + next(rest, "")
+                if value == HEAD_PREFIX:
+                    raise FeatlabError(f"condition {text!r}: {current}=head needs the head's "
+                                       f"name, e.g. {current}=head:joint-all-alpha=0")
             raw[current] = [value.strip()]
         elif current is None or not token:
             raise FeatlabError(f"condition {text!r}: expected 'param=value' after {name!r}, "

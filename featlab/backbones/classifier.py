@@ -1,8 +1,10 @@
-"""Classifiers built from backbones and the linear heads fitted on their cached features.
+"""Classifiers built from backbones and the heads fitted on their cached features.
 
-These are what gradient attacks differentiate through: ``HeadClassifier`` is one backbone
-plus its head (the fusion paper's foreground or background classifier), ``JointClassifier``
-both backbones plus the joint head (the fused model, attacked end to end).
+These are what gradient attacks differentiate through: :class:`HeadClassifier` is the
+backbones a stored head reads plus that head — one backbone and its head (the fusion
+paper's foreground or background classifier), two and the joint head (the fused model,
+attacked end to end), or any number (a head over N inputs), each differentiated through
+every backbone it reads.
 """
 from __future__ import annotations
 
@@ -23,34 +25,46 @@ def linear_from_arrays(arrays: dict) -> nn.Linear:
     return layer.eval()
 
 
+class BlockLinear(nn.Module):
+    """A linear head over several inputs: ``linear(concat(blocks))``.
+
+    Maps a list of per-input feature tensors, each of shape (n, d_i), to logits (n, C) —
+    the signature every head module takes here.
+    """
+
+    def __init__(self, linear: nn.Linear):
+        super().__init__()
+        self.linear = linear
+
+    def forward(self, blocks: list) -> torch.Tensor:
+        return self.linear(torch.cat(list(blocks), dim=1))
+
+
 class HeadClassifier(nn.Module):
-    """``head(backbone.features(images))`` for images in [0, 1]."""
+    """``head([b.features(images) for b in backbones])`` for images in [0, 1].
 
-    def __init__(self, backbone, head: nn.Linear):
+    Parameters
+    ----------
+    backbones : list of :class:`~featlab.backbones.base.Backbone`, in the head's input order
+    head : nn.Module mapping a list of per-input features (n, d_i) to logits (n, C)
+    """
+
+    def __init__(self, backbones: list, head: nn.Module):
         super().__init__()
-        self.backbone, self.head = backbone, head
+        self.backbones, self.head = nn.ModuleList(backbones), head
 
     @property
     def input_std(self) -> torch.Tensor:
-        return self.backbone.input_std
+        """The first input's normalisation std (``eps_space=normalized`` reads eps in it)."""
+        return self.backbones[0].input_std
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone.features(images))
+        return self.head([b.features(images) for b in self.backbones])
 
 
-class JointClassifier(nn.Module):
-    """``head(concat(fg.features(images), bg.features(images)))`` — the fused model."""
-
-    def __init__(self, fg, bg, head: nn.Linear):
-        super().__init__()
-        self.fg, self.bg, self.head = fg, bg, head
-
-    @property
-    def input_std(self) -> torch.Tensor:
-        return self.fg.input_std
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(torch.cat([self.fg.features(images), self.bg.features(images)], dim=1))
+def head_module(arrays: dict, attrs: dict) -> nn.Module:
+    """The differentiable module of a stored head: list of per-input features -> logits."""
+    return BlockLinear(linear_from_arrays(arrays))
 
 
 def classifier_from_head(arrays: dict, attrs: dict, models: dict, *, name: str = "head",
@@ -66,7 +80,7 @@ def classifier_from_head(arrays: dict, attrs: dict, models: dict, *, name: str =
 
     Returns
     -------
-    :class:`HeadClassifier` (one input) or :class:`JointClassifier` (two), in eval mode.
+    :class:`HeadClassifier` over the head's inputs in order, in eval mode.
     """
     if attrs.get("layer") != "penultimate":
         raise FeatlabError(f"head {name} was fitted on layer {attrs.get('layer')}; {purpose} "
@@ -76,9 +90,5 @@ def classifier_from_head(arrays: dict, attrs: dict, models: dict, *, name: str =
         raise FeatlabError(f"head {name} reads backbones {attrs.get('inputs')}, not all among "
                            f"{', '.join(models)}; use the store's backbones")
     inputs = [models[b] for b in attrs["inputs"]]
-    linear = linear_from_arrays(arrays)
     device = next(inputs[0].parameters()).device
-    linear = linear.to(device)
-    if len(inputs) == 2:
-        return JointClassifier(inputs[0], inputs[1], linear).eval()
-    return HeadClassifier(inputs[0], linear).eval()
+    return HeadClassifier(inputs, head_module(arrays, attrs).to(device)).eval()

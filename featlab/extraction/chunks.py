@@ -96,7 +96,8 @@ def compute_chunks(run: dict, conditions, dataset, writer, missing: dict, mine) 
 
     def probes():  # built on first use: it reads the store's heads and clean features
         if not runner:
-            runner.append(ProbeRunner(writer, dataset, run["fwd"], spec))
+            selects = [c.params["select"] for c in conditions if c.family == "probe"]
+            runner.append(ProbeRunner(writer, dataset, run["fwd"], spec, selects))
         return runner[0]
 
     bar = progress(total=sum((b - a) * sum((a, b) in m for m in missing.values())

@@ -5,11 +5,12 @@ decoded chunk at a time (one decode per image, reused for all its radii and copi
 
 Which images are probed is decided up front, from the store, without forward passes: the
 selecting head (``select=fg|bg|joint`` -> ``fg-all``, ``bg-all``, ``joint-all-alpha=0``,
-the files ``featlab fit-head`` writes) applied to the store's clean features gives each
-test image's probability of its true label; images at or above ``threshold`` are
-candidates, and the first ``samples`` of a seeded permutation of them (seed: the run seed)
-are probed. The choice is therefore the same in every chunk, in a resumed run, for every
-radius, and for isotropy and symmetry with the same ``samples/threshold/select``.
+the files ``featlab fit-head`` writes; ``select=head:NAME`` -> any stored head NAME) applied
+to the store's clean features gives each test image's probability of its true label;
+images at or above ``threshold`` are candidates, and the first ``samples`` of a seeded
+permutation of them (seed: the run seed) are probed. The choice is therefore the same in
+every chunk, in a resumed run, for every radius, and for isotropy and symmetry with the same
+``samples/threshold/select``.
 
 Per stored row (``probed`` says which rows were probed; the others read as NaN, or -1 / 0
 for ``pred``; a chunk without probed rows stores only ``probed`` and ``input_range``):
@@ -35,8 +36,10 @@ for ``pred``; a chunk without probed rows stores only ``probed`` and ``input_ran
 =============================  ==========  =================================================
 
 Features are computed in float64 on the CPU (:mod:`featlab.extraction.probe_precision`,
-which also defines the noise floor). Heads (:mod:`featlab.store.heads`): every one of ``fg-all``, ``bg-all``, ``joint-all-alpha=0`` fitted in the store whose
-backbones are all in this run, applied to the copies' features of the layer it was fitted on.
+which also defines the noise floor). Heads (:mod:`featlab.store.heads`): every one of
+``fg-all``, ``bg-all``, ``joint-all-alpha=0`` and the condition's own ``select=head:NAME``
+(:func:`scoring_heads`) fitted in the store whose backbones are all in this run, applied to
+the copies' features of the layer it was fitted on.
 """
 from __future__ import annotations
 
@@ -46,9 +49,10 @@ import numpy as np
 import torch
 
 from ..errors import FeatlabError
+from ..params import head_target
 from ..probes.base import SELECT
 from ..probes.sets import pairwise_condensed, perturbation_norms, sample_seed
-from ..store.heads import head_probabilities, heads_for, selecting_head
+from ..store.heads import head_probabilities, heads_for, list_heads, selecting_head
 from ..store.rerun import extract_hint
 from .probe_precision import float64_copies, forward64, noise_floor, warn_below_floor
 from ..utils.seeding import derive_seed
@@ -57,14 +61,23 @@ log = logging.getLogger(__name__)
 PIXELS = 255.0
 
 
+def scoring_heads(select: str) -> list[str]:
+    """Heads a probe condition with ``select`` scores: ``fg-all``, ``bg-all``,
+    ``joint-all-alpha=0`` and, with ``select=head:NAME``, NAME."""
+    named = head_target(select)
+    return [selecting_head(s) for s in SELECT] + ([named] if named else [])
+
+
 def select_rows(writer, samples, heads, *, select, threshold, samples_wanted, seed,
                 dataset) -> np.ndarray:
     """Sorted rows to probe (see the module docstring)."""
     root = writer.root
-    name = selecting_head(select)
+    name = head_target(select) or selecting_head(select)
     if name not in heads:
         raise FeatlabError(f"probe conditions select images with the head {name}, which store "
-                           f"{root} does not have; fit it: featlab fit-head --store {root}")
+                           f"{root} does not have for this run's backbones (stored heads: "
+                           f"{', '.join(list_heads(root)) or 'none'}); fit it: featlab "
+                           f"fit-head --store {root}")
     head = heads[name]
     if head["classes"] is not None and list(head["classes"]) != list(samples.classes):
         raise FeatlabError(f"head {name} was fitted on a class subset; probes need the "
@@ -99,17 +112,18 @@ class ProbeRunner:
     fwd : FeatureForward — the run's backbones (on its device) and stored layers; the
         heads' layers are captured too, and stored only when selected
     spec : ExtractionSpec — ``seed`` and ``batch_size`` are used
+    selects : the ``select`` values of the run's probe conditions (their heads are loaded)
     """
 
-    def __init__(self, writer, dataset, fwd, spec):
+    def __init__(self, writer, dataset, fwd, spec, selects=()):
         self.writer, self.root = writer, writer.root
         self.dataset, self.fwd, self.spec = dataset, fwd, spec
         self.models = fwd.models
         self.models64 = float64_copies(fwd.models)  # probes are computed in float64, CPU
         self.samples = dataset.samples
         self.device = next(self.models[0].parameters()).device
-        self.heads = heads_for(self.root, [selecting_head(s) for s in SELECT],
-                               [m.name for m in self.models])
+        names = dict.fromkeys(n for s in ("fg", *selects) for n in scoring_heads(s))
+        self.heads = heads_for(self.root, list(names), [m.name for m in self.models])
         self.head_layers = sorted({h["layer"] for h in self.heads.values()})
         self.chunk_size = writer.chunk_size
         self._selection: dict = {}
@@ -167,6 +181,10 @@ class ProbeRunner:
     def stored(self, backbone: str, layer: str) -> bool:
         return self.fwd.layers is None or layer in self.fwd.layers[backbone]
 
+    def _heads(self, params: dict) -> dict:
+        """The heads a condition scores (:func:`scoring_heads`) that are fitted."""
+        return {n: self.heads[n] for n in scoring_heads(params["select"]) if n in self.heads}
+
     def _forward(self, batch: torch.Tensor) -> dict:
         """Float64 features (CPU) of ``batch``: stored layers and the heads' layers."""
         return forward64(self.models64, batch, lambda m: self.fwd.wanted(m, self.head_layers),
@@ -178,7 +196,7 @@ class ProbeRunner:
         out = {k: v.copy() for k, v in base.items()}
         out["norms"] = np.full((n, t), np.nan)
         out["input_pdist"] = np.full((n, t * (t - 1) // 2), np.nan)
-        for head in self.heads:
+        for head in self._heads(p):
             out[f"scores/{head}"] = np.full((n, t), np.nan)
             out[f"pred/{head}"] = np.full((n, t), -1, np.int64)
             out[f"clean_score/{head}"] = np.full(n, np.nan)
@@ -212,7 +230,7 @@ class ProbeRunner:
                     shape, dtype = np.shape(part), np.float32 if np.ndim(part) else np.float64
                     out[key] = np.full((n,) + shape, np.nan, dtype)
                 out[key][row] = part
-        for head, spec in self.heads.items():
+        for head, spec in self._heads(p).items():
             prob = head_probabilities(spec, feats)
             out[f"scores/{head}"][row] = prob[1:, label]
             out[f"pred/{head}"][row] = prob[1:].argmax(axis=1)

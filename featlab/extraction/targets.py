@@ -2,13 +2,16 @@
 
 ``target=fg`` / ``bg``: the object / scene backbone with its head ``fg-all`` / ``bg-all``
 (the fusion paper's threat model is ``fg``, Section 3.3); ``target=joint``: both backbones
-and the joint head ``joint-all-alpha=<head_alpha>`` (the paper's alpha), differentiated end to
-end (the adaptive white-box attack); ``target=surrogate:surrogate=NAME``: the store backbone NAME with its own
-head (a transfer attack onto the others). ``head_subset=similar|dissimilar`` attacks the
-head fitted on that class subset (``fg-similar``, ``joint-dissimilar-alpha=0``; widened to
-the store's classes by :func:`~featlab.store.heads.in_store_classes`, so only the subset's
-rows are meaningful — the ones ``fit-head --subset`` scores). Heads come from ``featlab fit-head``; which
-backbone is the object one comes from :mod:`featlab.backbones.roles`.
+and the joint head ``joint-all-alpha=<head_alpha>`` (the paper's alpha), differentiated end
+to end (the adaptive white-box attack); ``target=head:NAME``: any stored head NAME (a robust
+head, a head over N backbones, ...) with every backbone it reads, in the order of its
+``inputs``, differentiated end to end (``fg``/``bg``/``joint`` are the heads they name);
+``target=surrogate:surrogate=NAME``: the store backbone NAME with its own head (a transfer
+attack onto the others). ``head_subset=similar|dissimilar`` attacks the head fitted on that
+class subset (``fg-similar``, ``joint-dissimilar-alpha=0``; widened to the store's classes by
+:func:`~featlab.store.heads.in_store_classes`, so only the subset's rows are meaningful — the
+ones ``fit-head --subset`` scores). Heads come from ``featlab fit-head``; which backbone is
+the object one comes from :mod:`featlab.backbones.roles`.
 
 A network trained by ``featlab train`` on the store's classes is its own classifier: with
 ``target=fg`` / ``bg`` (when it has that role) or ``target=surrogate:surrogate=NAME`` the
@@ -26,9 +29,10 @@ from ..backbones.classifier import classifier_from_head
 from ..backbones.roles import fg_or_single
 from ..backbones.trained import build_backbone
 from ..errors import FeatlabError
-from ..probes.base import SELECT
-from ..store.heads import head_digest, head_digests, head_name, in_store_classes, load_head, \
-    selecting_head
+from ..params import head_target
+from ..store.heads import head_digest, head_digests, head_name, in_store_classes, list_heads, \
+    load_head
+from .probing import scoring_heads
 
 HEAD_SETTINGS = ("kind", "alpha", "alpha_scale", "subset", "layer", "training_conditions", "inputs", "n_train")
 
@@ -59,7 +63,7 @@ class TargetModels:
     def own_classifier(self, condition):
         """The attacked network itself when it classifies the store's classes, else None."""
         p = condition.params
-        if p["target"] == "joint" or self.classes is None:
+        if p["target"] == "joint" or head_target(p["target"]) or self.classes is None:
             return None
         name = p["surrogate"] if p["target"] == "surrogate" else (
             self.fg if p["target"] == "fg" else self.bg)
@@ -82,6 +86,13 @@ class TargetModels:
 
     def head_name(self, condition) -> str:
         p = condition.params
+        named = head_target(p["target"])
+        if named is not None:
+            if named not in list_heads(self.root):
+                raise FeatlabError(f"{condition.key}: no head {named!r} in store {self.root}; "
+                                   f"stored heads: {', '.join(list_heads(self.root)) or '(none)'}"
+                                   f" — fit it with featlab fit-head or target one of those")
+            return named
         if p["target"] == "joint":
             if self.bg is None:
                 raise FeatlabError(f"{condition.key}: target=joint needs two backbones; this "
@@ -113,8 +124,8 @@ class TargetModels:
         """What an attack condition records about its target, and a probe condition about its
         heads (``heads``: name -> :func:`~featlab.store.heads.head_digest`); empty for others."""
         if condition.family == "probe":
-            return dict(heads=head_digests(self.root, [selecting_head(s) for s in SELECT]))
-        if not getattr(condition.perturbation, "needs_model", False):
+            return dict(heads=head_digests(self.root, scoring_heads(condition.params["select"])))
+        if not condition.perturbation.needs_model:
             return {}
         own = self.own_classifier(condition)
         if own is not None:

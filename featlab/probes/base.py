@@ -24,8 +24,8 @@ copies : int >= 3 — perturbed copies per image and radius (the paper's T = 100
 samples : int >= 1 — images probed (the paper's 300)
 threshold : float in [0, 1] — minimum true-class probability of the selecting head on the
     clean image (the paper's 0.99; any threshold >= 0.5 implies a correct prediction)
-select : fg | bg | joint — the fitted head that selects the images: ``fg-all``, ``bg-all``
-    or ``joint-all-alpha=0`` (``featlab fit-head``)
+select : fg | bg | joint | head:NAME — the fitted head that selects the images: ``fg-all``,
+    ``bg-all``, ``joint-all-alpha=0`` (``featlab fit-head``) or any stored head NAME
 norm : l2 | linf — what ``radius`` measures. The paper gives radii in "pixels" and does not
     say whether they are an L2 norm over all values (``l2``, the default, featlab's reading)
     or a per-pixel bound (``linf``: every element of ``v`` rescaled so that
@@ -36,7 +36,7 @@ norm : l2 | linf — what ``radius`` measures. The paper gives radii in "pixels"
 from __future__ import annotations
 
 from ..errors import FeatlabError
-from ..params import ConditionType, Param
+from ..params import HEAD_CHOICE, ConditionType, Param
 from ..utils.validation import MIN_COPIES
 from .registry import PROBES
 from .sets import isotropy_perturbations, symmetry_perturbations
@@ -59,8 +59,9 @@ class Probe(ConditionType):
         Param("samples", int, default=24, low=1, high=10 ** 7, help="images probed"),
         Param("threshold", float, default=0.99, low=0.0, high=1.0,
               help="minimum clean true-class probability of the selecting head"),
-        Param("select", str, default="fg", choices=SELECT,
-              help="head that selects the images: fg-all, bg-all or joint-all-alpha=0"),
+        Param("select", str, default="fg", choices=SELECT + (HEAD_CHOICE,),
+              help="head that selects the images: fg-all, bg-all, joint-all-alpha=0 or any "
+                   "stored head (head:NAME)"),
         Param("norm", str, default="l2", choices=NORMS, keyed_default=False,
               help="the norm the radius is measured in: l2 over all C*H*W values, or linf "
                    "(per pixel); the paper does not say which"),

@@ -13,6 +13,7 @@ from ..analyses.heads.run import fit_head
 from ..backbones.roles import fg_or_single
 from ..conditions import parse_condition
 from ..errors import CannotWrite, DamagedData, FeatlabError
+from ..params import head_target
 from ..store.rerun import extract_hint
 from ..utils.figures import slug
 from ..utils.paths import output_errors
@@ -130,8 +131,9 @@ def retrain_eps(store, key: str) -> float:
     With ``eps_space=normalized`` the stored eps is in normalized input units, like the
     paper's: 0.3. With ``eps_space=pixel`` it is in [0, 1] pixel units, where 0.3 normalized
     is ``0.3 * std`` — the mean per-channel input std of the attacked backbone (the object one
-    for ``target=fg``, the scene one for ``target=bg``, their mean otherwise; ImageNet's when
-    the store does not record it).
+    for ``target=fg``, the scene one for ``target=bg``, the mean over the backbones a
+    ``target=head:NAME`` head reads, over both otherwise; ImageNet's when the store does not
+    record it).
     """
     params = parse_condition(key)[0].params
     if params.get("eps_space", "pixel") == "normalized":
@@ -139,6 +141,8 @@ def retrain_eps(store, key: str) -> float:
     meta = store.backbone_meta
     fg, bg = fg_or_single(meta)
     names = {"fg": [fg], "bg": [bg or fg]}.get(params.get("target"), [n for n in (fg, bg) if n])
+    if head_target(params.get("target")):
+        names = (store.condition_info(key).get("head_settings") or {}).get("inputs") or names
     stds = [float(np.mean(meta[n]["normalization"][1])) for n in names
             if (meta[n] or {}).get("normalization")]
     return RETRAIN_EPS * float(np.mean(stds or [np.mean(IMAGENET_STD)]))

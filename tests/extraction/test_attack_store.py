@@ -87,3 +87,29 @@ def test_rerun_of_attacks_is_a_noop(attacked):
     _, run, _ = attacked
     summary = run("fgsm:eps=0.002:0.05:target=fg")
     assert all(v["computed"] == 0 for v in summary["conditions"].values())
+
+
+def test_a_head_target_equals_the_joint_alias_of_that_head(attacked):
+    """``target=head:NAME`` attacks the stored head NAME: the same features, success and head
+    record as ``target=joint`` naming the same head."""
+    base, run, _ = attacked
+    named = "fgsm:eps=0.05:target=head:joint-all-alpha=10"
+    run(named)
+    store = FeatureStore(str(base / "store"))
+    a, n = (store.resolve_condition(c) for c in ("fgsm:eps=0.05:target=joint:head_alpha=10",
+                                                 named))
+    assert a != n and store.condition_info(n)["heads"] == store.condition_info(a)["heads"]
+    assert store.condition_info(n)["target"] == "head:joint-all-alpha=10"
+    for backbone in store.backbones:
+        assert np.array_equal(store.read(backbone=backbone, layer="penultimate", condition=a),
+                              store.read(backbone=backbone, layer="penultimate", condition=n))
+    assert np.array_equal(store.read_array("attack/success", a),
+                          store.read_array("attack/success", n))
+
+
+def test_an_unknown_head_target_lists_the_stored_heads(attacked):
+    _, run, _ = attacked
+    with pytest.raises(FeatlabError, match=r"no head 'joint-all-alpha=3' in store .*; stored "
+                                           r"heads: bg-all, fg-all, joint-all-alpha=0, "
+                                           r"joint-all-alpha=10 "):
+        run("fgsm:eps=0.05:target=head:joint-all-alpha=3")

@@ -12,8 +12,8 @@ from the same generator state (common random numbers across strengths), so
 a generator ``h`` in the state ``g`` was in. The model runs in eval mode and every module's
 train/eval flag is restored afterwards; parameters are never written.
 
-``target``, ``surrogate``, ``head_alpha`` and ``head_subset`` name the classifier that is attacked; the
-caller builds that model and passes it as ``model`` (an ``nn.Module`` mapping images in
+``target``, ``surrogate``, ``head_alpha`` and ``head_subset`` name the classifier that is
+attacked (``target=head:NAME``: the stored head NAME and every backbone it reads); the caller builds that model and passes it as ``model`` (an ``nn.Module`` mapping images in
 [0, 1] to logits, with ``input_std`` for ``eps_space=normalized``). The attacks only
 validate them: they do not care how the model was built.
 """
@@ -25,6 +25,7 @@ from typing import Optional
 import torch
 
 from ...errors import FeatlabError
+from ...params import HEAD_CHOICE, head_target
 from ..base import Param, Perturbation
 from ._common import eval_mode
 
@@ -39,8 +40,10 @@ EPS = Param("eps", float, default=0.03, low=0.0, high=NORMALIZED_EPS_MAX, multi=
 EPS_SPACE = Param("eps_space", str, default="pixel", choices=("pixel", "normalized"),
                   help="normalized: eps is in (x - mean) / std units, i.e. eps * std_c pixels")
 TARGET_PARAMS = (
-    Param("target", str, default="fg", choices=("fg", "bg", "joint", "surrogate"),
-          help="attacked classifier: foreground, background, joint fused model, surrogate"),
+    Param("target", str, default="fg",
+          choices=("fg", "bg", "joint", "surrogate", HEAD_CHOICE),
+          help="attacked classifier: foreground, background, joint fused model, surrogate, "
+               "or any stored head through every backbone it reads (head:NAME)"),
     Param("surrogate", str, default="",
           help="backbone whose classifier crafts the attack (with target=surrogate)"),
     Param("head_alpha", float, default=0.0, low=0.0, high=1e9,
@@ -104,6 +107,9 @@ class Attack(Perturbation):
         if p["surrogate"] and p["target"] != "surrogate":
             raise FeatlabError(f"{cls.name}: surrogate={p['surrogate']} only applies with "
                                f"target=surrogate (got target={p['target']})")
+        if head_target(p["target"]) and (p["head_alpha"] or p["head_subset"] != "all"):
+            raise FeatlabError(f"{cls.name}: target={p['target']} names its head; head_alpha "
+                               f"and head_subset only choose among the fg/bg/joint heads")
         if "eps" in p and p.get("eps_space") == "pixel" and p["eps"] > PIXEL_EPS_MAX:
             raise FeatlabError(f"{cls.name}: eps={p['eps']} is out of range [0, 1] for pixel "
                                f"units; use eps_space=normalized for budgets in normalized "
@@ -160,7 +166,7 @@ class Attack(Perturbation):
 
 
 def _check_value(attack: str, param: Param, value) -> None:
-    if param.choices is not None and value not in param.choices:
+    if not param.allows(value):
         raise FeatlabError(f"{attack}: {param.name}={value!r}; expected one of "
                            f"{', '.join(map(str, param.choices))}")
     if param.kind in (int, float) and not isinstance(value, (int, float)):

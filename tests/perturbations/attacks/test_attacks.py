@@ -355,6 +355,31 @@ def test_condition_strings_expand_and_have_canonical_keys():
         assert cond.perturbation.needs_model
 
 
+def test_head_targets_take_the_next_token_as_the_head_name():
+    (cond,) = parse_conditions("fgsm:eps=0.03:target=head:joint-all-alpha=10")
+    assert cond.params["target"] == "head:joint-all-alpha=10" and cond.params["head_alpha"] == 0
+    assert cond.label == "fgsm:eps=0.03:target=head:joint-all-alpha=10"
+    assert [c.key for c in parse_conditions(cond.key)] == [cond.key]  # the key parses back
+    late = parse_conditions("pgd:target=head:mat-parallel-joint-all-eps=0.1:eps=0.01:0.02")
+    assert [(c.params["target"], c.params["eps"]) for c in late] == [
+        ("head:mat-parallel-joint-all-eps=0.1", 0.01), ("head:mat-parallel-joint-all-eps=0.1", 0.02)]
+    (probe,) = parse_conditions("isotropy:radius=1:select=head:three-all")
+    assert probe.params["select"] == "head:three-all"
+    assert parse_conditions(probe.key)[0].key == probe.key
+
+
+@pytest.mark.parametrize("text, match", [
+    ("fgsm:target=head", "target=head needs the head's name"),
+    ("fgsm:target=head:joint-all-alpha=0:head_alpha=10", "names its head"),
+    ("fgsm:target=head:fg-similar:head_subset=similar", "names its head"),
+    ("fgsm:target=heads", "expected one of .*head:NAME"),
+    ("isotropy:radius=1:select=head", "select=head needs the head's name"),
+])
+def test_bad_head_targets(text, match):
+    with pytest.raises(FeatlabError, match=match):
+        parse_conditions(text)
+
+
 @pytest.mark.parametrize("text, match", [
     ("fgsmm:eps=0.03", "unknown perturbation"),
     ("fgsm:eps=20", "out of range"),

@@ -1,0 +1,214 @@
+"""A third backbone end to end: a network from ``featlab train`` extracted beside the two
+synthetic backbones, a linear head over the three blocks, FGSM through all three with
+``target=head:NAME`` (checked against FGSM written out in plain torch), probes selected by
+that head, staleness after a refit, and ``featlab report`` on the store."""
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from click.testing import CliRunner
+
+from conftest import one_error_line
+from featlab.analyses.heads.linear import LinearHead
+from featlab.analyses.heads.run import fit_head
+from featlab.analyses.inputs import block
+from featlab.cli.main import cli
+from featlab.extraction.rebuild import rebuild
+from featlab.store import FeatureStore
+from featlab.store.heads import head_record, load_head, save_heads, stale_heads
+
+BATCH = 16
+HEAD = "three-all"
+ATTACK = f"fgsm:eps=0.03:target=head:{HEAD}"
+PROBE = "isotropy:radius=2:copies=3:samples=32:threshold={:.6f}:select=head:" + HEAD
+DEFAULT_HEADS = ("fg-all", "bg-all", "joint-all-alpha=0")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Two threads on two cores shared with other jobs are slower than one."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def run(*args):
+    result = CliRunner().invoke(cli, ["-q", *map(str, args)], catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def true_class_probability(store, name, split="test"):
+    """Softmax of the stored linear head ``name`` on the clean features (numpy, float64) at
+    each row's label, for the rows of ``split``."""
+    arrays, attrs = load_head(store.path, name)
+    x = np.concatenate([store.read(backbone=b, layer="penultimate", condition="clean",
+                                   split=split).astype(np.float64) for b in attrs["inputs"]], 1)
+    logits = x @ arrays["coef"].T.astype(np.float64) + arrays["intercept"]
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    return p[np.arange(len(x)), store.labels(split=split)]
+
+
+def candidates(store, head, threshold):
+    """Test rows (store row numbers) whose true-class probability under ``head`` reaches
+    ``threshold``."""
+    test = np.flatnonzero(store.samples.split == "test")
+    return set(test[true_class_probability(store, head) >= threshold].tolist())
+
+
+def telling_threshold(store):
+    """A threshold (6 decimals) at which HEAD selects other test images than every default
+    head does, so that a probe selecting with another head is seen."""
+    for t in np.unique(np.floor(true_class_probability(store, HEAD) * 1e6) / 1e6):
+        mine = candidates(store, HEAD, t)
+        if all(candidates(store, h, t) != mine for h in DEFAULT_HEADS):
+            return float(t)
+    raise AssertionError("no threshold tells the heads apart on this data")
+
+
+def fit_linear(store, name, inputs, l2=1e-4):
+    """A linear head over the concatenated penultimate blocks of ``inputs``, saved in the
+    store's head format."""
+    blocks, y, _ = block(store, inputs, split="train")
+    head = LinearHead(l2=l2).fit(np.concatenate(blocks, axis=1), y)
+    save_heads(store.path, {name: head_record(
+        head, kind="linear", alpha=None, inputs=list(inputs), subset="all", layer="penultimate",
+        l2=l2, training_conditions=["clean"], classes=store.classes("all"), n_train=len(y))})
+
+
+@pytest.fixture(scope="module")
+def three(tmp_path_factory, tiny_weights):
+    """(store path, extract args): synthetic-object, synthetic-scene and ``third`` (a
+    ResNet-10 from ``featlab train``, 1 epoch), heads fg/bg/joint and ``three-all``, and FGSM
+    crafted against ``three-all`` through all three backbones."""
+    from featlab.data.synthetic import generate_synthetic
+
+    base = tmp_path_factory.mktemp("three")
+    data = str(base / "data")
+    generate_synthetic(data, seed=2, n_images=32, image_size=32, n_supercategories=2,
+                       classes_per_supercategory=2)
+    net = base / "third.pt"
+    code, out = run("train", "--root", data, "--recipe", "standard", "--epochs", 1, "--arch",
+                    "resnet10-w16", "--image-size", 32, "--batch-size", 16, "--device", "cpu",
+                    "--out", net)
+    assert code == 0, out
+    store = str(base / "store")
+    args = ["extract", "--root", data, "--store", store, "--image-size", 32, "--device", "cpu",
+            "--batch-size", BATCH, "--chunk-size", BATCH,
+            "--backbones", f"synthetic-object,synthetic-scene,third={net}",
+            *[f"--weights={k}={v}" for k, v in tiny_weights.items()]]
+    assert run(*args, "--conditions", "clean")[0] == 0
+    fs = FeatureStore(store)
+    fit_head(fs, alphas=(0.0,))
+    fit_linear(fs, HEAD, list(fs.backbones))
+    threshold = telling_threshold(fs)
+    code, out = run(*args, "--conditions", f"{ATTACK},{PROBE.format(threshold)}")
+    assert code == 0, out
+    return store, args, threshold
+
+
+def reference_fgsm(store, head, eps, through=None):
+    """FGSM in plain torch: the stored head's ``coef``/``intercept`` over the concatenated
+    penultimate features of its inputs, the gradient of the batch-mean cross entropy of the
+    true labels (only through the backbones in ``through``; all by default), ``x + eps *
+    sign(grad)`` clipped to [0, 1], batch by batch as extracted; returns the features of every
+    backbone of the store."""
+    dataset, models = rebuild(store)
+    if store.manifest["storage"].get("channels_last"):  # the extraction's arithmetic: a few
+        # gradients of |g| ~ 1e-10 change sign between memory formats
+        models = {n: m.to(memory_format=torch.channels_last) for n, m in models.items()}
+    arrays, attrs = load_head(store.path, head)
+    coef, intercept = (torch.from_numpy(arrays[k]) for k in ("coef", "intercept"))
+    through = attrs["inputs"] if through is None else through
+    out = {name: [] for name in models}
+    n = len(store.samples)
+    for start in range(0, n, BATCH):
+        rows = list(range(start, min(start + BATCH, n)))
+        x = torch.stack([torch.from_numpy(np.ascontiguousarray(dataset.load(i)[0],
+                                                               dtype=np.float32))
+                         for i in rows]).requires_grad_(True)
+        y = torch.from_numpy(store.samples.label[rows].astype(np.int64))
+        feats = [models[b].features(x if b in through else x.detach()) for b in attrs["inputs"]]
+        loss = F.cross_entropy(torch.cat(feats, dim=1) @ coef.T + intercept, y)
+        (grad,) = torch.autograd.grad(loss, x)
+        adv = torch.clamp(x + eps * grad.sign(), 0, 1).detach()
+        with torch.no_grad():
+            for name, model in models.items():
+                out[name].append(model.features(adv).numpy())
+    return {name: np.concatenate(v) for name, v in out.items()}
+
+
+def test_fgsm_through_three_backbones_equals_plain_torch_fgsm(three):
+    store = FeatureStore(three[0])
+    key = store.resolve_condition(ATTACK)
+    info = store.condition_info(key)
+    assert info["target"] == f"head:{HEAD}" and info["head"] == HEAD
+    assert info["head_settings"]["inputs"] == ["synthetic-object", "synthetic-scene", "third"]
+    reference = reference_fgsm(store, HEAD, 0.03)
+    two_only = reference_fgsm(store, HEAD, 0.03, through=["synthetic-object", "synthetic-scene"])
+    for name in store.backbones:
+        stored = store.read(backbone=name, layer="penultimate", condition=key)
+        clean = store.read(backbone=name, layer="penultimate", condition="clean")
+        np.testing.assert_allclose(stored, reference[name], rtol=1e-4, atol=1e-5)
+        assert np.abs(stored - clean).max() > 100 * np.abs(stored - reference[name]).max()
+        # the gradient runs through the third backbone too: without it the images differ
+        assert not np.allclose(stored, two_only[name], rtol=1e-4, atol=1e-5)
+    success = store.read_array("attack/success", key)
+    assert success.dtype == bool and len(success) == len(store.samples)
+
+
+def test_probes_select_with_the_named_head_and_score_it(three):
+    store = FeatureStore(three[0])
+    key = store.resolve_condition(PROBE.format(three[2]))
+    assert HEAD in store.array_names(key, "scores")
+    assert set(store.condition_info(key)["heads"]) == {HEAD, *DEFAULT_HEADS}
+    probed = store.read_array("probed", key)
+    # samples=32 > the test images: every image the head selects is probed, and only those
+    assert set(np.flatnonzero(probed).tolist()) == candidates(store, HEAD, three[2])
+    test = store.samples.split == "test"
+    np.testing.assert_allclose(store.read_array(f"clean_score/{HEAD}", key)[probed],
+                               true_class_probability(store, HEAD)[probed[test]], rtol=1e-4)
+
+
+def test_an_unknown_head_is_one_line_listing_the_stored_heads(three):
+    path, args, _ = three
+    before = sorted(os.listdir(os.path.join(path, "conditions")))
+    stored = "bg-all, fg-all, joint-all-alpha=0, three-all"
+    code, out = run(*args, "--conditions", "fgsm:eps=0.03:target=head:four-all")
+    assert code == 2
+    line = one_error_line(out)
+    assert "no head 'four-all'" in line and f"stored heads: {stored}" in line
+    code, out = run(*args, "--conditions", "isotropy:radius=1:copies=3:select=head:four-all")
+    assert code == 2
+    line = one_error_line(out)
+    assert "the head four-all" in line and f"stored heads: {stored}" in line
+    assert sorted(os.listdir(os.path.join(path, "conditions"))) == before  # nothing written
+
+
+def test_a_refit_head_leaves_its_attacks_stale_until_refit_alike(three, tmp_path):
+    path, args, _ = three
+    copy = str(tmp_path / "store")
+    shutil.copytree(path, copy)
+    store = FeatureStore(copy)
+    key = store.resolve_condition(ATTACK)
+    assert stale_heads(copy, store.condition_info(key)) == []
+    fit_linear(store, HEAD, list(store.backbones), l2=1e-2)
+    assert stale_heads(copy, store.condition_info(key)) == [HEAD]
+    assert fit_head(store, alphas=(0.0,), save=False)["stale"][key] is True
+    at = args.index("--store") + 1
+    code, out = run(*args[:at], copy, *args[at + 1:], "--conditions", ATTACK)
+    assert code == 2 and "before a refit" in one_error_line(out)
+    fit_linear(store, HEAD, list(store.backbones))  # the old settings: the same head again
+    assert stale_heads(copy, store.condition_info(key)) == []
+
+
+def test_report_renders_the_three_backbone_store(three, tmp_path):
+    code, out = run("report", "--store", three[0], "--out", tmp_path / "report", "--alpha", 0,
+                    "--n-boot", 100)
+    assert code == 0, out
+    page = (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
+    assert "local-figure-1" in page and os.path.getsize(tmp_path / "report" / "report.pdf") > 0
