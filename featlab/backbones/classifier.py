@@ -1,56 +1,36 @@
-"""Classifiers built from backbones and the linear heads fitted on their cached features.
+"""Classifiers built from backbones and the heads fitted on their cached features.
 
-These are what gradient attacks differentiate through: ``HeadClassifier`` is one backbone
-plus its head (the fusion paper's foreground or background classifier), ``JointClassifier``
-both backbones plus the joint head (the fused model, attacked end to end).
+These are what gradient attacks differentiate through: :class:`HeadClassifier` is the
+backbones a head reads plus the head's own differentiable module
+(:meth:`featlab.heads.base.Head.to_torch`): one backbone and its head is the fusion paper's
+foreground or background classifier, both backbones and the joint head the fused model,
+attacked end to end; any number of backbones and any head type work the same way.
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
 from ..errors import FeatlabError
-
-
-def linear_from_arrays(arrays: dict) -> nn.Linear:
-    """An ``nn.Linear`` in raw feature space from a stored head (``coef``, ``intercept``)."""
-    coef = torch.from_numpy(np.asarray(arrays["coef"], dtype=np.float32))
-    layer = nn.Linear(coef.shape[1], coef.shape[0])
-    with torch.no_grad():
-        layer.weight.copy_(coef)
-        layer.bias.copy_(torch.from_numpy(np.asarray(arrays["intercept"], dtype=np.float32)))
-    return layer.eval()
+from ..heads.records import head_from_arrays
 
 
 class HeadClassifier(nn.Module):
-    """``head(backbone.features(images))`` for images in [0, 1]."""
+    """``head([b.features(images) for b in backbones])`` for images in [0, 1].
 
-    def __init__(self, backbone, head: nn.Linear):
+    ``head`` maps a list of per-input feature tensors (in the backbones' order) to logits.
+    """
+
+    def __init__(self, backbones, head: nn.Module):
         super().__init__()
-        self.backbone, self.head = backbone, head
+        self.backbones, self.head = nn.ModuleList(backbones), head
 
     @property
     def input_std(self) -> torch.Tensor:
-        return self.backbone.input_std
+        return self.backbones[0].input_std
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone.features(images))
-
-
-class JointClassifier(nn.Module):
-    """``head(concat(fg.features(images), bg.features(images)))`` — the fused model."""
-
-    def __init__(self, fg, bg, head: nn.Linear):
-        super().__init__()
-        self.fg, self.bg, self.head = fg, bg, head
-
-    @property
-    def input_std(self) -> torch.Tensor:
-        return self.fg.input_std
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(torch.cat([self.fg.features(images), self.bg.features(images)], dim=1))
+        return self.head([b.features(images) for b in self.backbones])
 
 
 def classifier_from_head(arrays: dict, attrs: dict, models: dict, *, name: str = "head",
@@ -66,7 +46,7 @@ def classifier_from_head(arrays: dict, attrs: dict, models: dict, *, name: str =
 
     Returns
     -------
-    :class:`HeadClassifier` (one input) or :class:`JointClassifier` (two), in eval mode.
+    :class:`HeadClassifier` over ``attrs["inputs"]`` in order, in eval mode.
     """
     if attrs.get("layer") != "penultimate":
         raise FeatlabError(f"head {name} was fitted on layer {attrs.get('layer')}; {purpose} "
@@ -76,9 +56,6 @@ def classifier_from_head(arrays: dict, attrs: dict, models: dict, *, name: str =
         raise FeatlabError(f"head {name} reads backbones {attrs.get('inputs')}, not all among "
                            f"{', '.join(models)}; use the store's backbones")
     inputs = [models[b] for b in attrs["inputs"]]
-    linear = linear_from_arrays(arrays)
     device = next(inputs[0].parameters()).device
-    linear = linear.to(device)
-    if len(inputs) == 2:
-        return JointClassifier(inputs[0], inputs[1], linear).eval()
-    return HeadClassifier(inputs[0], linear).eval()
+    module = head_from_arrays(arrays, attrs).to_torch().to(device)
+    return HeadClassifier(inputs, module).eval()
