@@ -79,7 +79,7 @@ def echo_robust(result) -> None:
 @click.option("--penalty", multiple=True, metavar="INPUT=VALUE",
               help="Penalty on an input's first-layer weights, paper's scale (repeatable); "
                    "--alpha sweeps the fg input's when it is not given here.")
-@click.option("--width", type=int, default=None, help="Hidden units of --head mlp [64].")
+@click.option("--width", type=int, default=None, help="Hidden units of --head mlp [32].")
 @click.option("--train-on", default=None, metavar="CONDITIONS",
               help="Also fit an adversarially retrained head on these train-split conditions, "
                    "half clean, half attacked (e.g. clean,fgsm:eps=0.3:target=fg).")

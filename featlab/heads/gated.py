@@ -25,17 +25,22 @@ from .registry import HEADS
 from .smooth import lbfgs, torch_weights, weighted_mean
 
 
-def _mixture(X, W, b, V, c, dims, lib):
-    """log p (n, C) and the gate (n, K) from standardized X; ``lib`` is numpy or torch."""
+def _mixture(blocks, W, b, V, c, lib):
+    """log p (n, C) and the gate (n, K) from the standardized ``blocks`` (list of (n, d_k));
+    ``W`` (C, D), ``V`` (K, D) hold each input's columns side by side; ``lib``: numpy or
+    torch. One product per input gives its expert's logits and its share of the gate's."""
+    cat = torch.cat if lib is torch else np.concatenate
     logsumexp = (lambda a, axis: torch.logsumexp(a, axis)) if lib is torch else \
         (lambda a, axis: np.logaddexp.reduce(a, axis=axis))
-    G = X @ V.T + c
+    C, lo, G, experts = W.shape[0], 0, c, []
+    for X in blocks:
+        hi = lo + X.shape[1]
+        out = X @ cat([W[:, lo:hi], V[:, lo:hi]]).T  # (n, C + K)
+        experts.append(out[:, :C])
+        G, lo = G + out[:, C:], hi
     log_g = G - logsumexp(G, 1)[:, None]
-    edges = np.cumsum([0] + list(dims))
-    parts = []
-    for k, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
-        Z = X[:, lo:hi] @ W[:, lo:hi].T + b[k]
-        parts.append(Z - logsumexp(Z, 1)[:, None] + log_g[:, k:k + 1])
+    parts = [Z + b[k] - logsumexp(Z + b[k], 1)[:, None] + log_g[:, k:k + 1]
+             for k, Z in enumerate(experts)]
     return logsumexp(lib.stack(parts), 0), lib.exp(log_g)
 
 
@@ -57,7 +62,7 @@ class GatedHead(Head):
     input_dims_, n_iter_.
     """
 
-    def __init__(self, penalty=None, l2=1e-4, standardize=True, max_iter=300, tol=1e-5):
+    def __init__(self, penalty=None, l2=1e-4, standardize=True, max_iter=100, tol=1e-4):
         self.penalty = penalty
         self.l2 = l2
         self.standardize = standardize
@@ -69,23 +74,25 @@ class GatedHead(Head):
         if not self.l2 > 0:
             raise FeatlabError(f"gated head: need l2 > 0; got {self.l2}")
         d = prepare(blocks, y, sample_weight, n_classes, self.standardize)
-        X, dims, C = torch.from_numpy(np.ascontiguousarray(d["Xs"])), d["dims"], len(d["classes"])
-        m = torch.as_tensor(self.l2 + np.repeat(penalties(self.penalty, dims), dims), dtype=X.dtype)
-        yt, w = torch.as_tensor(d["y"]), torch_weights(d["w"], X.dtype)
+        dims, C, edges = d["dims"], len(d["classes"]), np.cumsum([0] + d["dims"])
+        X = [torch.from_numpy(np.ascontiguousarray(d["Xs"][:, a:z]))
+             for a, z in zip(edges[:-1], edges[1:])]
+        m = torch.as_tensor(self.l2 + np.repeat(penalties(self.penalty, dims), dims),
+                            dtype=X[0].dtype)
+        yt, w = torch.as_tensor(d["y"]), torch_weights(d["w"], X[0].dtype)
         rows = torch.arange(len(yt))
 
         def objective(t):
-            logp = _mixture(X, t["W"], t["b"], t["V"], t["c"], dims, torch)[0]
+            logp = _mixture(X, t["W"], t["b"], t["V"], t["c"], torch)[0]
             return (weighted_mean(-logp[rows, yt], w) + (m * t["W"] ** 2).sum()
                     + self.l2 * (t["V"] ** 2).sum())
 
         warm, K = warm_start_from, len(dims)
-        start = dict(W=np.zeros((C, X.shape[1])), b=np.zeros((K, C)), V=np.zeros((K, X.shape[1])),
+        start = dict(W=np.zeros((C, sum(dims))), b=np.zeros((K, C)), V=np.zeros((K, sum(dims))),
                      c=np.zeros(K)) if warm is None else dict(
             W=warm.coef_, b=warm.intercept_, V=warm.gate_coef_, c=warm.gate_intercept_)
-        p, self.n_iter_, self.converged_ = lbfgs(objective, start, dtype=X.dtype,
+        p, self.n_iter_, self.converged_ = lbfgs(objective, start, dtype=X[0].dtype,
                                                  max_iter=self.max_iter, tol=self.tol,
-                                                 work=X.numel() * (C + len(dims)),
                                                  what="gated head")
         self.coef_, self.intercept_, self.gate_coef_, self.gate_intercept_ = \
             p["W"], p["b"], p["V"], p["c"]
@@ -95,19 +102,19 @@ class GatedHead(Head):
         return self
 
     def _standardized(self, blocks):
-        return (concat(self._blocks(blocks)).astype(np.float64) - self.mean_) / self.scale_
+        """The blocks standardized (float64), one per input."""
+        Xs = (concat(self._blocks(blocks)).astype(np.float64) - self.mean_) / self.scale_
+        return np.split(Xs, np.cumsum(self.input_dims_)[:-1], axis=1)
 
     def decision_function(self, blocks):
         """Log-probabilities (softmax gives back the mixture), ndarray (n, C), float64."""
         return _mixture(self._standardized(blocks), self.coef_, self.intercept_,
-                        self.gate_coef_, self.gate_intercept_, self.input_dims_, np)[0]
+                        self.gate_coef_, self.gate_intercept_, np)[0]
 
     def gate_weights(self, blocks) -> np.ndarray:
         """The gate per image, ndarray (n_samples, n_inputs), rows summing to 1."""
-        X = self._standardized(blocks)
-        G = X @ self.gate_coef_.T + self.gate_intercept_
-        G = np.exp(G - G.max(axis=1, keepdims=True))
-        return G / G.sum(axis=1, keepdims=True)
+        return _mixture(self._standardized(blocks), self.coef_, self.intercept_,
+                        self.gate_coef_, self.gate_intercept_, np)[1]
 
     def input_weights(self, blocks=None) -> list:
         """Mean gate weight per input on ``blocks`` (the training images when None)."""
@@ -151,5 +158,6 @@ class GatedModule(torch.nn.Module):
 
     def forward(self, blocks):
         x = blocks if torch.is_tensor(blocks) else torch.cat(list(blocks), dim=1)
-        return _mixture((x - self.mean) / self.scale, self.coef, self.intercept, self.gate_coef,
-                        self.gate_intercept, self.dims, torch)[0]
+        xs = torch.split((x - self.mean) / self.scale, self.dims, dim=1)
+        return _mixture(xs, self.coef, self.intercept, self.gate_coef, self.gate_intercept,
+                        torch)[0]

@@ -1,7 +1,7 @@
 """``mlp``: one hidden layer on the concatenated inputs, with a penalty per input.
 
-The fusion paper's future work (Section 5) asks for fusion beyond a linear head. This head
-minimises, in standardized feature space,
+The fusion paper's conclusion (Section 4) proposes "more sophisticated fusion layers" than
+its single fully connected one. This head minimises, in standardized feature space,
 
     mean_i CE(W2 act(W1 x_i + b1) + b2, y_i) + sum_k (l2 + penalty_k) |W1[:, block_k]|^2
                                                + l2 |W2|^2
@@ -42,8 +42,8 @@ class MLPHead(Head):
     standardized space; mean_, scale_ (D,); classes_; input_dims_; n_iter_.
     """
 
-    def __init__(self, width=64, activation="tanh", penalty=None, l2=1e-4, standardize=True,
-                 max_iter=300, tol=1e-5, random_state=0):
+    def __init__(self, width=32, activation="tanh", penalty=None, l2=1e-4, standardize=True,
+                 max_iter=100, tol=1e-4, random_state=0):
         self.width = width
         self.activation = activation
         self.penalty = penalty
@@ -85,7 +85,7 @@ class MLPHead(Head):
         start = self._start(X.shape[1], len(d["classes"]), warm_start_from)
         p, self.n_iter_, self.converged_ = lbfgs(objective, start, dtype=X.dtype,
                                                  max_iter=self.max_iter, tol=self.tol,
-                                                 work=X.numel() * self.width, what="mlp head")
+                                                 what="mlp head")
         self.hidden_coef_, self.hidden_intercept_, self.coef_, self.intercept_ = \
             p["W1"], p["b1"], p["W2"], p["b2"]
         self.mean_, self.scale_, self.classes_ = d["mean"], d["scale"], d["classes"]

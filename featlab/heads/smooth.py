@@ -2,8 +2,10 @@
 
 scipy's L-BFGS-B (Byrd, Lu, Nocedal & Zhu 1995) drives a flat float64 parameter vector; each
 evaluation rebuilds the parameters as tensors in the features' dtype, evaluates the objective
-and its gradient with torch autograd on the CPU. Full batch and no randomness in the loop:
-the same start and data give the same bytes.
+and its gradient with torch autograd on the CPU, in one thread. Full batch, one thread and no
+randomness in the loop: the same start and data give the same bytes on any machine's thread
+settings (and on shared cores one thread is also the faster: a second one waits on the
+first's hand-offs).
 """
 from __future__ import annotations
 
@@ -16,11 +18,9 @@ from scipy.optimize import minimize
 from sklearn.exceptions import ConvergenceWarning
 
 log = logging.getLogger(__name__)
-SMALL = 5e6  # multiply-adds per evaluation under which one thread is faster
 
 
-def lbfgs(objective, params: dict, *, dtype, max_iter: int, tol: float, work: float = 0,
-          what: str = "head"):
+def lbfgs(objective, params: dict, *, dtype, max_iter: int, tol: float, what: str = "head"):
     """Minimise ``objective(tensors) -> scalar tensor`` from ``params`` (name -> ndarray).
 
     Parameters
@@ -30,7 +30,6 @@ def lbfgs(objective, params: dict, *, dtype, max_iter: int, tol: float, work: fl
     dtype : torch dtype of the evaluation (the features' dtype)
     max_iter : int, maximum L-BFGS iterations; tol : float, stop when the largest gradient
         entry is <= tol (scipy's ``gtol``)
-    work : float, multiply-adds per evaluation: below :data:`SMALL` torch runs one thread
 
     Returns
     -------
@@ -57,8 +56,7 @@ def lbfgs(objective, params: dict, *, dtype, max_iter: int, tol: float, work: fl
                                             for g in grads])
 
     threads = torch.get_num_threads()
-    if work < SMALL:  # thread hand-offs cost more than they give (badly on shared cores)
-        torch.set_num_threads(1)
+    torch.set_num_threads(1)
     try:
         res = minimize(fun, x0, jac=True, method="L-BFGS-B",
                        options=dict(maxiter=max_iter, gtol=tol, ftol=1e-12, maxcor=10))

@@ -2,8 +2,8 @@
 (:data:`featlab.heads.HEADS`) on any list of stored backbones, with a penalty per input.
 
 The fusion paper (Sections 2.1, 3.4) fuses two backbones with a linear head and penalizes the
-foreground block (``alpha |theta_fg|^2`` beside the summed cross-entropy); its future work
-asks for more backbones and other heads. Here a head is described by its inputs (backbone,
+foreground block (``alpha |theta_fg|^2`` beside the summed cross-entropy); its conclusion
+(Section 4) proposes more contexts and richer fusion layers. Here a head is described by its inputs (backbone,
 or ``backbone/layer``), in order, and one penalty per input on the paper's scale (each
 solved as ``penalty / N`` beside the mean loss: :mod:`.alphas`). ``alphas`` sweep the penalty
 of the foreground (object) backbone when it is an input that ``penalty`` does not name, as
