@@ -220,3 +220,33 @@ def test_linear_fusion_heads_keep_their_digests():
     named = {"fg": heads["fg"], "bg": heads["bg"],
              **{f"joint-{a:g}": h for a, h in heads["joint"].items()}}
     assert {k: head_digest(*head_record(h)) for k, h in named.items()} == FUSION_DIGESTS
+
+
+class _Features(torch.nn.Module):
+    """A stand-in backbone: a fixed linear map of the flattened image to d features."""
+
+    def __init__(self, d, seed):
+        super().__init__()
+        self.map = torch.nn.Linear(12, d)
+        torch.nn.init.normal_(self.map.weight, generator=torch.Generator().manual_seed(seed))
+        self.input_std = torch.ones(3)
+
+    def features(self, images):
+        return self.map(images.flatten(1))
+
+
+def test_classifier_from_a_stored_head_is_backbones_then_that_head(name):
+    """What attacks differentiate through: the stored head of any type on the features its
+    backbones compute, in its input order."""
+    from featlab.backbones.classifier import classifier_from_head
+
+    models = {"a": _Features(4, 1), "b": _Features(3, 2), "c": _Features(2, 3)}
+    images = torch.rand(30, 3, 2, 2, generator=torch.Generator().manual_seed(0))
+    blocks = [models[k].features(images).detach().numpy() for k in "abc"]
+    head = HEADS.get(name)(**FAST[name]).fit(blocks, np.arange(30) % 3)
+    arrays, attrs = head.to_arrays()
+    attrs = dict(attrs, inputs=["a", "b", "c"], input_dims=[4, 3, 2], layer="penultimate")
+    model = classifier_from_head(arrays, attrs, models)
+    loaded = head_from_arrays(arrays, attrs)
+    got = torch.softmax(model(images), 1).detach().numpy()
+    assert np.abs(got - loaded.predict_proba(blocks)).max() < 1e-4
