@@ -12,7 +12,8 @@ the joint head's alpha does; without ``inputs`` the inputs are the roles' fg and
 Names: with ``inputs`` given, ``mlp-object+scene+third-all-object=10`` (type, inputs,
 subset, then each nonzero penalty); without, ``mlp-joint-all-alpha=10``. Each head is scored
 like the paper's heads (accuracy with a Wilson interval per condition, ``threat``,
-``stale``); ``weights`` give per input the mean |first-layer weight| (linear, mlp; Figure 4b)
+``stale``; ``head`` is its name, ``alpha`` None and ``penalty_alpha`` the swept foreground
+penalty or None); ``weights`` give per input the mean |first-layer weight| (linear, mlp; Figure 4b)
 or the mean gate weight (gated), and each gated row carries its condition's gate means.
 """
 from __future__ import annotations
