@@ -1,4 +1,4 @@
-"""Benchmark the gradient attacks (issue 3, "Performance"): ratios measured in one run.
+"""Benchmark the gradient attacks: ratios measured in one run.
 
 (a) FGSM at 6 strengths: featlab ``perturb_many`` (one gradient, six signs applied) vs
     ``torchattacks.FGSM`` called once per strength.             target: featlab >= 3x faster

@@ -1,4 +1,4 @@
-"""COCO selection cache at train2017's size (issue 12): the first load parses the annotation
+"""COCO selection cache at train2017's size: the first load parses the annotation
 file and examines every image, the second reads the per-file cache. Target: second < 2 s.
 
 The annotation file is generated here (in a temporary folder, never in the repository):

@@ -1,17 +1,17 @@
-"""Part compression (issue 8): deterministic gzip vs lzf, side by side in one run.
+"""Part compression: deterministic gzip vs lzf, side by side in one run.
 
 The same captured features (two ResNet18s, every BN layer + penultimate + logits, on the
 same pre-decoded batches) are written as parts with each setting, interleaved over repeats
 so that machine load hits every setting alike:
 
-* ``lzf direct`` — the write path before issue 8 (h5py straight to disk, lzf + shuffle);
-* ``lzf`` / ``gzip-N`` / ``none`` — today's path (file built in memory, checksum record,
+* ``lzf direct`` — a plain write (h5py straight to disk, lzf + shuffle), no checksum record;
+* ``lzf`` / ``gzip-N`` / ``none`` — featlab's path (file built in memory, checksum record,
   fsync, rename: :meth:`featlab.store.StoreWriter.write_part`) with each compressor.
 
 Extraction throughput of a setting = images / (forward time + write time), forward time
 measured once on the same batches (the serial cost: with the background writer on a busy
 CPU the compressing thread takes its time from the forward passes instead); the ratio to
-``none`` is what the scale issue's rule compares (compress unless it costs more than 10 %
+``none`` is what the store's default rule compares (compress unless it costs more than 10 %
 of extraction throughput), at 224 px and at 64 px, where the forward passes are 12x cheaper
 and the features as large. Also prints bytes per part, and whether two writes of the same
 arrays give identical file bytes.
@@ -46,7 +46,7 @@ SETTINGS = {
 
 
 def _direct_write(folder, start, stop, arrays):
-    """The pre-issue-8 part write: h5py to a temporary file, fsync, rename."""
+    """A plain part write: h5py to a temporary file, fsync, rename."""
     final = os.path.join(folder, f"part-{start:09d}-{stop:09d}.h5")
     tmp = os.path.join(folder, f".tmp-part-{start:09d}-{stop:09d}.h5")
     with h5py.File(tmp, "w") as part:

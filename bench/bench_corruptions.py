@@ -1,4 +1,4 @@
-"""Corrupted extraction (issue 10): the per-image corruptions in the decode workers versus a
+"""Corrupted extraction: the per-image corruptions in the decode workers versus a
 single-process loop that calls ``imagecorruptions`` per image, side by side in one run, on
 identical images (asserted).
 

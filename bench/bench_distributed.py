@@ -1,4 +1,4 @@
-"""Sharded extraction (issue 12): images/s of ``torchrun --nproc_per_node 1`` vs ``2``, one
+"""Sharded extraction: images/s of ``torchrun --nproc_per_node 1`` vs ``2``, one
 torch thread per rank (OMP_NUM_THREADS=1), on the same data, measured side by side.
 Target on a 2-core machine: 2 ranks >= 1.7x one rank.
 

@@ -1,10 +1,10 @@
-"""Extraction benchmarks (issue 2), ratios measured side by side in one run.
+"""Extraction benchmarks, ratios measured side by side in one run.
 
 1. Throughput: featlab's extraction of ``clean`` with both backbones and every captured layer
    (hooks on 20 BN layers + penultimate + logits, copy to numpy, write of the part by the
    pipeline's background writer thread with a new store's default ``--compression none``,
    all parts on disk before the clock stops) versus the two bare backbones' forward passes,
-   on the same pre-decoded batches. Target (issue 12): ratio >= 0.9 at 224 px and at 64 px.
+   on the same pre-decoded batches. Target: ratio >= 0.9 at 224 px and at 64 px.
    The same with ``--compression gzip`` is printed beside it. Both sides run in a new
    store's default memory format (channels-last; ``--contiguous`` for the other one) and
    with the C allocator set as the ``featlab`` command line sets it (freed memory kept in

@@ -1,4 +1,4 @@
-"""Benchmark ``featlab train`` (issue 9, section 3): each recipe's training throughput vs a
+"""Benchmark ``featlab train``: each recipe's training throughput vs a
 bare PyTorch loop doing the same forward and backward passes, side by side in one run.
 
 featlab: :func:`featlab.training.loop.run_stage` — the real loop: per-step seeded

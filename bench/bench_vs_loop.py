@@ -1,4 +1,4 @@
-"""``featlab extract --conditions clean`` vs the loop a researcher writes by hand (issue 12).
+"""``featlab extract --conditions clean`` vs the loop a researcher writes by hand.
 
 Both run as fresh processes on the same JPEG files and compute the same features (both
 ResNet18s, the 20 BN layers spatially averaged, penultimate, logits); the clock is each

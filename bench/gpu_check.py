@@ -1,4 +1,4 @@
-"""GPU check (issue 12), run by ``bench/gpu_check.sh``: on one CUDA device,
+"""GPU check, run by ``bench/gpu_check.sh``: on one CUDA device,
 
 1. throughput at 224 px: the two bare ResNet18 forwards vs featlab's per-batch work (pinned
    batch copied non-blocking, every layer captured, one device-to-host copy per batch,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU check (issue 12): bare-forward vs featlab throughput at 224 px and the feature
+# GPU check: bare-forward vs featlab throughput at 224 px and the feature
 # differences of tf32 / bf16 from fp32, on the first CUDA device, in a few minutes.
 #   bench/gpu_check.sh [--batch 64] [--batches 20]      (PYTHON=... to pick the interpreter)
 # On a machine without a GPU it refuses, exit code 1.

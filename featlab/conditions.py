@@ -1,9 +1,10 @@
 """Condition strings: ``name[:param=value[:value...]]...``.
 
 ``blur:sigma=1:5:10:region=object`` expands to three conditions; a bare token after a
-``param=value`` token is another value of that parameter. A perturbation may define
-``expand_values(values: dict name -> list) -> dict`` to expand aliases before the product
-(``corrupt:name=imagenet-c`` is the 15 ImageNet-C corruptions). Every condition has a canonical
+``param=value`` token is another value of that parameter. The registered class expands
+aliases before the product (:meth:`~featlab.params.ConditionType.expand_values`:
+``corrupt:name=imagenet-c`` is the 15 ImageNet-C corruptions) and checks each setting
+(:meth:`~featlab.params.ConditionType.validate_params`). Every condition has a canonical
 key with all parameters, defaults filled in and in declared order
 (``blur:sigma=5:region=object``), which is how stores name it; ``label`` drops defaults.
 """
@@ -128,15 +129,10 @@ def parse_condition(text: str) -> list[Condition]:
         if len(raw[pname]) > 1 and not param.multi:
             raise FeatlabError(f"condition {text!r}: {pname} takes one value")
         values[pname] = [_convert(v, param, text) for v in raw[pname]]
-    expand = getattr(cls, "expand_values", None)  # aliases, e.g. corrupt:name=imagenet-c
-    if expand is not None:
-        values = expand(values)
+    values = cls.expand_values(values)  # aliases, e.g. corrupt:name=imagenet-c
     out = []
-    check = getattr(cls, "validate_params", None)
     for combo in itertools.product(*values.values()):
-        params = dict(zip(values, combo))
-        if check is not None:
-            params = check(params)
+        params = cls.validate_params(dict(zip(values, combo)))
         key = ":".join([name] + [f"{k}={format_value(v)}" for k, v in params.items()
                                  if spec[k].keyed_default or v != spec[k].default])
         out.append(Condition(name=name, params=params, key=key))

@@ -1,6 +1,7 @@
 """Parameters of condition families (perturbations, probes) and how values print.
 
 A :class:`Param` declares one parameter of a registered perturbation or probe set;
+:class:`ConditionType` is what every class registered under a condition name declares;
 :func:`format_value` is how values appear in canonical condition keys and head names.
 """
 from __future__ import annotations
@@ -38,3 +39,71 @@ class Param:
     multi: bool = False
     help: str = ""
     keyed_default: bool = True
+
+
+class ConditionType:
+    """What every class registered under a condition name declares, with its default.
+
+    The perturbations (:class:`featlab.perturbations.base.Perturbation`) and the probe sets
+    (:class:`featlab.probes.base.Probe`) subclass it. Condition parsing
+    (:mod:`featlab.conditions`) and extraction read these names, and only these, off a
+    registered class; an entry overrides the ones that differ from the defaults.
+
+    Attributes
+    ----------
+    name : str
+        The registry name used in condition strings (``blur``, ``fgsm``, ``isotropy``).
+    params : tuple of Param
+        The parameters in canonical-key order.
+    needs_boxes : bool
+        Needs object boxes (``region=object`` blur, ...); extraction refuses a dataset
+        without boxes unless the condition has ``region=all``.
+    needs_model : bool
+        Needs a differentiable classifier (the gradient attacks).
+    per_image : bool
+        Computed one image at a time on the CPU inside the decode workers
+        (:mod:`featlab.extraction.cpu_perturb`), see
+        :class:`featlab.perturbations.per_image.PerImagePerturbation`.
+    """
+
+    name: str = ""
+    params: tuple = ()
+    needs_boxes: bool = False
+    needs_model: bool = False
+    per_image: bool = False
+
+    @classmethod
+    def expand_values(cls, values: dict) -> dict:
+        """Expand aliases among the parsed values before the product is taken.
+
+        Parameters
+        ----------
+        values : dict
+            Parameter name -> list of converted values (defaults filled in).
+
+        Returns
+        -------
+        dict of the same form; the default returns ``values`` unchanged
+        (``corrupt:name=imagenet-c`` becomes the 15 ImageNet-C corruptions).
+        """
+        return values
+
+    @classmethod
+    def validate_params(cls, params: dict) -> dict:
+        """Check one complete parameter setting (cross-parameter rules) and return it.
+
+        Raises :class:`~featlab.errors.FeatlabError` with one line saying what to change;
+        the default accepts every setting whose values passed their :class:`Param` checks.
+        """
+        return params
+
+    @classmethod
+    def check_classes(cls, key: str, params: dict, n_classes: int) -> None:
+        """Refuse, before extraction writes anything, a setting the dataset's ``n_classes``
+        cannot honour (e.g. more target classes than exist); the default accepts all."""
+
+    @classmethod
+    def class_record(cls, params: dict, n_classes: int) -> dict:
+        """What a condition records in its ``condition.json`` about the classes it ran on
+        (e.g. ``target_classes``); the default records nothing."""
+        return {}

@@ -11,7 +11,7 @@ Usage::
     DATASETS.names()          # -> ["coco", ...]
 
 An entry may also be *declared* before its module is imported,
-``Registry("backbone", declared={"imagenet-resnet18": "featlab.backbones.torchvision_r18"})``:
+``Registry("backbone", declared={"imagenet-resnet18": "featlab.backbones.imagenet"})``:
 its name is then known (for ``--help`` and error messages) without importing torch, and
 ``get`` imports the module, whose ``@register`` fills the entry. A contract test checks that
 every declared entry is registered by its module.

@@ -120,6 +120,79 @@ def test_no_import_cycles():
             visit(m)
 
 
+# Private names imported from another module, left while their modules are being rewritten
+# in parallel branches (the fused-head analyses): each is to become public or move.
+PRIVATE_IMPORTS_OK = {
+    ("featlab.analyses.heads.robust_plots", "featlab.analyses.heads.plots", "_axes"),
+    ("featlab.analyses.heads.robust_plots", "featlab.analyses.heads.plots", "_greens"),
+    ("featlab.analyses.heads.scoring", "featlab.analyses.heads.fusion", "_joint"),
+}
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def _private_imports(module, path):
+    """(owner, name) of each private name ``module`` imports from another featlab module,
+    and of each private module it reaches from outside the package that holds it."""
+    base = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        source = ".".join(base[:len(base) - node.level + 1] + [node.module or ""]).strip(".") \
+            if node.level else node.module or ""
+        if not source.startswith("featlab"):
+            continue
+        for alias in node.names:
+            full = f"{source}.{alias.name}"
+            parts = (full if full in MODULES else source).split(".")
+            owners = [(".".join(parts[:i]), part) for i, part in enumerate(parts) if _private(part)]
+            found += [(owner, part) for owner, part in owners
+                      if not f"{module}.".startswith(f"{owner}.")]
+            if full not in MODULES and _private(alias.name):
+                found.append((source, alias.name))
+    return found
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_no_private_name_is_imported_from_another_module(module):
+    """A name starting with ``_`` stays in its module (a private module in its package): a
+    name another module needs is public, or lives in the module that owns it."""
+    for source, name in _private_imports(module, MODULES[module]):
+        assert (module, source, name) in PRIVATE_IMPORTS_OK, \
+            f"{module} imports the private {source}.{name}; make it public or move it"
+
+
+def test_private_import_check_finds_private_imports(tmp_path):
+    path = tmp_path / "mod.py"
+    cases = {
+        ("featlab.perturbations.per_image", "from .blur import _box_slices, REGIONS"):
+            [("featlab.perturbations.blur", "_box_slices")],
+        ("featlab.training.crafting", "from ..perturbations.attacks._common import eval_mode"):
+            [("featlab.perturbations.attacks", "_common")],
+        ("featlab.analyses.local.mantel", "from . import _mantel_kernels\n"
+                                          "from ..._version import __version__"): [],
+        ("featlab.perturbations.attacks.pgd", "from ._common import boolean"): [],
+    }
+    for (module, code), expected in cases.items():
+        path.write_text(code + "\n")
+        assert _private_imports(module, path) == expected, code
+
+
+def test_test_folders_mirror_the_package():
+    """Every folder of tests/ that holds tests is named after a package of featlab (the tests
+    of featlab/store/ in tests/store/), and no two test files share a name."""
+    tests = Path(__file__).resolve().parent
+    files = sorted(tests.rglob("test_*.py"))
+    for folder in {f.parent for f in files} - {tests}:
+        package = ROOT.joinpath(*folder.relative_to(tests).parts)
+        assert (package / "__init__.py").is_file(), f"{folder} mirrors no featlab package"
+    names = [f.name for f in files]
+    assert len(names) == len(set(names)), "two test files share a name"
+
+
 @pytest.mark.parametrize("module", sorted(MODULES))
 def test_modules_and_functions_are_small(module):
     path = MODULES[module]

@@ -33,7 +33,7 @@ import featlab
 from featlab.analyses.stats import wilson_interval
 from featlab.backbones.trained import load_trained
 from featlab.data.synthetic import SUPERCATEGORIES
-from featlab.perturbations.attacks._common import input_gradient
+from featlab.perturbations.attacks import input_gradient
 from featlab.training import TRAIN_RECIPES
 from featlab.training.data import load_images, load_training_dataset
 from featlab.training.evaluate import fgsm_correct

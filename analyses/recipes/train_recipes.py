@@ -14,7 +14,7 @@ too. Then it checks the papers' claims with paired bootstrap intervals on the sa
 images (MAT's on the crafted sets, as the paper measures them, and white-box), and writes
 ``analyses/train-recipes/results.{json,md}`` and a figure.
 
-    PYTHONPATH=. python analyses/recipes/train_recipes.py            # the README numbers
+    PYTHONPATH=. python analyses/recipes/train_recipes.py            # the Benchmarks page's numbers
     PYTHONPATH=. python analyses/recipes/train_recipes.py --epochs 1 --limit 400   # a smoke run
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Reading analysis inputs from a store: features of several backbones with labels and the
 valid-row mask, how a condition key plots (family, strength), and whether a condition is
-stale (made against a head that has been refit since, issue 8)."""
+stale (made against a head that has been refit since)."""
 from __future__ import annotations
 
 import logging

@@ -4,8 +4,9 @@
 imports ``torch._dynamo``), more than a whole 64 px extraction of the demo's clean condition
 spends outside the forward passes. featlab builds its networks from this module instead; the
 state dicts are torchvision's (the same keys, so torchvision's ImageNet file and the CSAIL
-Places365 checkpoint load unchanged), and ``tests/test_resnet.py`` checks against torchvision
-that the same seed gives the same parameter bytes and that the outputs are the same bytes.
+Places365 checkpoint load unchanged), and ``tests/backbones/test_resnet.py`` checks against
+torchvision that the same seed gives the same parameter bytes and that the outputs are the same
+bytes.
 
 ``resnet10-w16`` is a ResNet-10 (one BasicBlock per stage) whose stages have 16, 32, 64 and
 128 channels: the same module names and forward as ResNet18 (12 BatchNorm layers, a 128-d

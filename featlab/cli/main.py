@@ -23,8 +23,8 @@ from ..utils.memory import keep_freed_memory
 COMMANDS = {
     "data": "featlab.cli.data_cmd:data_group",
     "extract": "featlab.cli.extract_cmd:extract_command",
-    "fit-head": "featlab.cli.heads_cmd:fit_head_command",
-    "pca-shift": "featlab.cli.pca_cmd:pca_shift_command",
+    "fit-head": "featlab.cli.fit_head_cmd:fit_head_command",
+    "pca-shift": "featlab.cli.pca_shift_cmd:pca_shift_command",
     "isotropy": "featlab.cli.local_cmd:isotropy_command",
     "symmetry": "featlab.cli.local_cmd:symmetry_command",
     "mantel": "featlab.cli.local_cmd:mantel_command",

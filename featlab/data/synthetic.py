@@ -99,7 +99,7 @@ def _union(boxes) -> float:
     return area
 
 
-def _nominal_boxes(rng, k: int, n: int, lo: float, hi: float) -> np.ndarray:
+def nominal_boxes(rng, k: int, n: int, lo: float, hi: float) -> np.ndarray:
     """``k`` boxes ``x, y, w, h`` of area fraction in [lo, hi), placed apart when possible."""
     boxes = []
     for _ in range(k):
@@ -120,7 +120,7 @@ def _scene_image(rng, shape: int, texture: int, scene: int, n: int):
     k = 1 if rng.random() < .6 else 2
     lo, hi = (.14, .4) if k == 1 else (.1, .2)
     for _attempt in range(100):
-        alpha, rgb = draw.draw_objects(rng, shape, texture, _nominal_boxes(rng, k, n, lo, hi), n)
+        alpha, rgb = draw.draw_objects(rng, shape, texture, nominal_boxes(rng, k, n, lo, hi), n)
         boxes = [_tight_box(a) for a in alpha]
         if all(b is not None and b[2] * b[3] >= MIN_BOX_FRACTION * n * n for b in boxes) \
                 and _union(boxes) <= MAX_BOX_FRACTION * n * n:
@@ -130,11 +130,7 @@ def _scene_image(rng, shape: int, texture: int, scene: int, n: int):
     image = draw.draw_scenes(rng, scene, 1, n)[0]
     for a, c in zip(alpha, rgb):
         image = image + (c - image) * a[..., None]
-    return _to_uint8(image), boxes
-
-
-def _to_uint8(image: np.ndarray) -> np.ndarray:
-    return (np.clip(image, 0, 1) * 255 + .5).astype(np.uint8)
+    return draw.to_uint8(image), boxes
 
 
 def _write_atomic(path: str, data: bytes) -> None:

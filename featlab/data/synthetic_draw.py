@@ -95,3 +95,8 @@ def draw_objects(rng, shape, texture, boxes, n):
     rim = np.clip(1.2 - np.abs(dist + 1.2), 0, 1)
     rgb = mix(rgb, np.where(bright, F(.08), F(.95)) * np.ones_like(base), .8 * rim)
     return alpha, rgb
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Float pixels in [0, 1] (clipped) -> uint8 in 0..255, rounded half up; same shape."""
+    return (np.clip(image, 0, 1) * 255 + .5).astype(np.uint8)

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..errors import FeatlabError
 from . import synthetic_draw as draw
-from .synthetic import _nominal_boxes, _to_uint8, object_types
+from .synthetic import nominal_boxes, object_types
 
 
 def _balanced_set(n, seed, image_size, n_types, stream, draw_batch):
@@ -23,7 +23,7 @@ def _balanced_set(n, seed, image_size, n_types, stream, draw_batch):
         rng = np.random.default_rng([seed, stream, t])
         for start in range(0, len(rows), 256):
             chunk = rows[start:start + 256]
-            images[chunk] = _to_uint8(draw_batch(rng, t, len(chunk))).transpose(0, 3, 1, 2)
+            images[chunk] = draw.to_uint8(draw_batch(rng, t, len(chunk))).transpose(0, 3, 1, 2)
     return images, labels.astype(np.int64)
 
 
@@ -41,7 +41,7 @@ def object_pretraining_set(n, *, seed=0, image_size=64):
     s = image_size
 
     def batch(rng, t, b):
-        boxes = np.stack([_nominal_boxes(rng, 1, s, .12, .45)[0] for _ in range(b)])
+        boxes = np.stack([nominal_boxes(rng, 1, s, .12, .45)[0] for _ in range(b)])
         background = draw.plain_backgrounds(rng, b, s)
         alpha, rgb = draw.draw_objects(rng, types[t][1], types[t][2], boxes, s)
         return background + (rgb - background) * alpha[..., None]

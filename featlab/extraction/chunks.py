@@ -67,7 +67,7 @@ def _results(group, cpu, plan, probes, images, labels, boxes, start, stop, run):
 
 def refuse_non_finite(key: str, arrays: dict, valid: np.ndarray, start: int, files) -> None:
     """Features that are not finite for a decoded (valid) image, in a probed row for probe
-    conditions, are an error (issue 8), not a stored row: FeatlabError naming the image."""
+    conditions, are an error, not a stored row: FeatlabError naming the image."""
     rows = valid & arrays["probed"].astype(bool) if "probed" in arrays else valid
     for name, values in arrays.items():
         if values.dtype.kind != "f" or not (is_feature(name) or name.startswith("delta/")):

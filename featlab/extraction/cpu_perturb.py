@@ -36,7 +36,7 @@ ITEM_BYTES = 256 * 2 ** 20
 
 
 def is_per_image(condition) -> bool:
-    return bool(getattr(condition_class(condition.name)[0], "per_image", False))
+    return condition_class(condition.name)[0].per_image
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ Aghdam, Heravi & Puig (VISAPP 2017) compare the features of an image ``x`` with 
 copies ``x + v`` (section 2, equations 4, 6 and 9; the Mantel test of section 2.3 uses the
 copies' pairwise feature distances). At small radii ``|v| = radius / 255`` the feature
 differences ``f(x + v) - f(x)`` are tiny against ``f(x)``, and in float32 they sit in
-rounding noise (issue 8: about 10 % error at radius 0.1 and 100 % at 0.01 on the CPU; TF32
+rounding noise (measured on the CPU: about 10 % error at radius 0.1 and 100 % at 0.01; TF32
 convolutions make it about 9x worse at radius 1). Therefore:
 
 * every probe condition is computed through a float64 copy of each backbone on the CPU

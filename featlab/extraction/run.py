@@ -7,7 +7,6 @@ lets rank 0 open the store and plan the missing chunks, computes this rank's chu
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -21,7 +20,7 @@ from ..errors import FeatlabError
 from ..store import StoreWriter
 from ..store.files import check_writable
 from ..store.layout import list_parts
-from ..utils.paths import atomic_write_bytes
+from ..store.records import record_bytes, restore_records, stored_record
 from .chunks import compute_chunks
 from .distributed import assign_chunks, rank_context
 from .forward import FeatureForward
@@ -43,22 +42,20 @@ def _targets(writer, models, dataset, spec) -> TargetModels:
                         cache_dir=spec.cache_dir)
 
 def _changed_heads(writer, key: str, info: dict):
-    """Heads recorded in ``key``'s condition.json whose digest differs from ``info["heads"]``
-    (the heads as they are now), and whether parts made against them are stored. A refit
-    since then (issue 8) makes those parts stale: extending or reusing them would mix two
-    heads' attacks in one condition."""
-    folder = writer.condition_dir(key)
-    try:
-        with open(os.path.join(folder, "condition.json")) as handle:
-            old = json.load(handle).get("heads") or {}
-    except (OSError, ValueError, AttributeError):
+    """Heads recorded in ``key``'s condition record whose digest differs from
+    ``info["heads"]`` (the heads as they are now), and whether parts made against them are
+    stored. A refit since then makes those parts stale: extending or reusing them would mix
+    two heads' attacks in one condition."""
+    old = (stored_record(writer.root, key) or {}).get("heads")
+    if not isinstance(old, dict):
         return [], False
     now = info.get("heads") or {}
-    return sorted(n for n, d in old.items() if now.get(n) != d), bool(list_parts(folder))
+    return (sorted(n for n, d in old.items() if now.get(n) != d),
+            bool(list_parts(writer.condition_dir(key))))
 
 
 def _register(writer, conditions, targets) -> None:
-    """Write each condition.json, after refusing conditions whose stored parts were made
+    """Write each condition record, after refusing conditions whose stored parts were made
     against heads that have changed since (nothing is written before that check)."""
     infos = {c.key: dict(name=c.name, params=c.params, label=c.label, **targets.describe(c),
                          **probe_metadata(c), **_class_record(c, targets.classes))
@@ -77,46 +74,18 @@ def _register(writer, conditions, targets) -> None:
 def _class_record(condition, classes) -> dict:
     """What a condition records about the store's classes (e.g. the number of target classes
     an AutoAttack component tries, at most K - 1)."""
-    record = getattr(condition.perturbation, "class_record", None)
-    return record(condition.params, len(classes)) if record and classes else {}
-
-
-def _records_before(writer, conditions) -> dict:
-    """Condition key -> the bytes of its ``condition.json`` before this run (None: none)."""
-    before = {}
-    for cond in conditions:
-        try:
-            with open(os.path.join(writer.condition_dir(cond.key), "condition.json"), "rb") as f:
-                before[cond.key] = f.read()
-        except OSError:
-            before[cond.key] = None
-    return before
+    return condition.perturbation.class_record(condition.params, len(classes)) if classes else {}
 
 
 def undo_records(writer, plan) -> None:
-    """After a refusal: put back the ``condition.json`` of every condition that got no part
+    """After a refusal: put back the condition record of every condition that got no part
     (so a refused run leaves no record, e.g. one naming no heads), and remove a store this
     run created when no part was written into it. Best effort: the refusal is what the user
     sees."""
     try:
-        _put_back(writer, plan)
+        restore_records(writer.root, plan["records_before"], remove_empty_store=plan["created"])
     except OSError as err:
         log.warning("could not undo the condition records of the refused run: %s", err)
-
-
-def _put_back(writer, plan) -> None:
-    for key, old in plan["records_before"].items():
-        folder = writer.condition_dir(key)
-        if list_parts(folder):
-            continue
-        if old is None:
-            shutil.rmtree(folder, ignore_errors=True)
-        else:
-            atomic_write_bytes(os.path.join(folder, "condition.json"), old)
-    base = os.path.join(writer.root, "conditions")
-    folders = os.listdir(base) if os.path.isdir(base) else []
-    if plan["created"] and not any(list_parts(os.path.join(base, d)) for d in folders):
-        shutil.rmtree(writer.root, ignore_errors=True)
 
 
 def _writer_args(spec, dataset, meta) -> dict:
@@ -142,7 +111,7 @@ def open_store(spec, conditions, dataset, models, meta):
     try:
         check_settings(writer.manifest, settings, writer.root, meta)
         targets = _targets(writer, models, dataset, spec)
-        before = _records_before(writer, conditions)
+        before = {c.key: record_bytes(writer.root, c.key) for c in conditions}
         _register(writer, conditions, targets)
         missing = {c.key: writer.missing_chunks(c.key) for c in conditions}
     except BaseException:

@@ -121,6 +121,4 @@ def check_conditions(conditions, dataset) -> None:
         if needs and not has_boxes:
             raise FeatlabError(f"condition {cond.key} needs object boxes and dataset "
                                f"{dataset.name} has none; use region=all")
-        check = getattr(perturbation, "check_classes", None)  # e.g. n_target_classes
-        if check is not None:
-            check(cond.key, cond.params, len(dataset.samples.classes))
+        perturbation.check_classes(cond.key, cond.params, len(dataset.samples.classes))

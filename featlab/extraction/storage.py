@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-import json
 import logging
 import os
 import shutil
@@ -23,8 +22,8 @@ import shutil
 import numpy as np
 
 from ..errors import FeatlabError
-from ..store.layout import MANIFEST, condition_dir, list_parts
-from ..store.manifest import read_manifest
+from ..store.layout import condition_dir, list_parts
+from ..store.manifest import stored_chunk_size, stored_manifest
 from ..store.writer import COMPRESSIONS, LEGACY_COMPRESSION
 
 log = logging.getLogger(__name__)
@@ -105,14 +104,6 @@ def with_store_defaults(spec):
     return dataclasses.replace(spec, **{name: own[name] for name in unset})
 
 
-def stored_manifest(root: str) -> dict | None:
-    """The checked manifest of the store at ``root``, or None when there is none; a damaged
-    one is a one-line FeatlabError (:func:`featlab.store.manifest.read_manifest`)."""
-    if not os.path.isfile(os.path.join(root, MANIFEST)):
-        return None
-    return read_manifest(root)
-
-
 def check_settings(manifest: dict, settings: dict, root: str, backbones: dict) -> None:
     """A store is continued only with the options it was started with (``backbones``: the
     run's manifest entries, whose ``layers`` must be the stored ones)."""
@@ -158,7 +149,7 @@ def row_bytes(condition, dims: int, itemsize: int, n_heads: int = 3) -> int:
         t = params["copies"]
         return ((t + 1) * dims * itemsize + t * dims * 4 + t * 8 + t * (t - 1) // 2 * 8
                 + n_heads * (t * 16 + 8) + 32)
-    extra = 9 if getattr(condition.perturbation, "needs_model", False) else 0
+    extra = 9 if condition.perturbation.needs_model else 0
     return dims * itemsize + 1 + extra
 
 
@@ -214,13 +205,7 @@ def check_disk(root: str, needed: int) -> None:
 def missing_on_disk(root: str, keys, n_rows: int, chunk_size: int) -> tuple[dict, int]:
     """Chunks of each condition key that no complete part of ``root`` holds yet (read-only:
     the store may not exist), and the chunk size in use (the store's, if it exists)."""
-    manifest = os.path.join(root, MANIFEST)
-    if os.path.isfile(manifest):
-        try:
-            with open(manifest) as handle:
-                chunk_size = int(json.load(handle)["chunk_size"])
-        except (OSError, ValueError, KeyError, TypeError):
-            pass  # the writer reports a damaged manifest
+    chunk_size = stored_chunk_size(root) or chunk_size  # the writer reports a damaged one
     chunks = [(s, min(s + chunk_size, n_rows)) for s in range(0, n_rows, chunk_size)]
     missing = {}
     for key in keys:

@@ -11,24 +11,19 @@ from typing import Optional
 
 import torch
 
-from ..params import Param  # noqa: F401  (the parameter type of every perturbation)
+from ..params import ConditionType, Param  # noqa: F401  (Param: every perturbation's type)
 
 
-class Perturbation:
+class Perturbation(ConditionType):
     """Base class: override :meth:`perturb` (and optionally :meth:`perturb_many`).
 
-    Class attributes
-    ----------------
-    name : str — registry name
-    params : tuple of Param
-    needs_boxes : bool — requires object boxes (``region=object`` blur, ``target=fg`` ...)
-    needs_model : bool — requires a differentiable classifier (gradient attacks)
+    The class attributes and class methods every registered condition declares are those of
+    :class:`~featlab.params.ConditionType`, with their defaults: ``name``, ``params``,
+    ``needs_boxes`` (object boxes: ``region=object`` blur, ``target=fg`` ...),
+    ``needs_model`` (a differentiable classifier: gradient attacks), ``per_image`` (CPU,
+    one image at a time), :meth:`expand_values`, :meth:`validate_params`,
+    :meth:`check_classes` and :meth:`class_record`.
     """
-
-    name: str = ""
-    params: tuple = ()
-    needs_boxes: bool = False
-    needs_model: bool = False
 
     def perturb(self, images: torch.Tensor, *, labels: torch.Tensor, boxes: torch.Tensor,
                 model: Optional[torch.nn.Module], generator: torch.Generator,

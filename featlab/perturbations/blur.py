@@ -58,7 +58,7 @@ def gaussian_blur(images: torch.Tensor, sigma: float, truncate: float = 4.0) -> 
     return bh @ images @ bw.T
 
 
-def _box_slices(box, height: int, width: int):
+def box_slices(box, height: int, width: int):
     """Integer pixel slices of an ``x0, y0, x1, y1`` box (pixels whose centre is inside)."""
     if not torch.isfinite(box).all():
         return None
@@ -93,7 +93,7 @@ class Blur(Perturbation):
             out = gaussian_blur(images, sigma)
         for i in range(images.shape[0]):
             for box in boxes[i]:
-                slices = _box_slices(box, height, width)
+                slices = box_slices(box, height, width)
                 if slices is None:
                     continue
                 rows, cols = slices

@@ -112,8 +112,9 @@ class Corrupt(PerImagePerturbation):
     )
     uint8_output = True
 
-    @staticmethod
-    def expand_values(values: dict) -> dict:
+    @classmethod
+    def expand_values(cls, values: dict) -> dict:
+        """``name=imagenet-c`` (an alias) -> the 15 corruptions it stands for."""
         names = []
         for name in values["name"]:
             for item in ALIASES.get(name, (name,)):

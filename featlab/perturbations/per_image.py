@@ -35,7 +35,7 @@ import torch
 
 from ..utils.seeding import derive_seed
 from .base import Param, Perturbation
-from .blur import _box_slices
+from .blur import box_slices
 
 REGIONS = ("object", "background", "all")
 REFERENCE_SIZE = 224  # the M-TLAT paper's pixel amounts are at 224 x 224
@@ -110,7 +110,7 @@ class PerImagePerturbation(Perturbation):
         full = image.shape[1:]
         if region == "all":
             return self._checked(self.apply(image, seed, full, **params), image.shape)
-        slices = [s for s in (_box_slices(torch.as_tensor(b), *full) for b in boxes) if s]
+        slices = [s for s in (box_slices(torch.as_tensor(b), *full) for b in boxes) if s]
         if region == "background":
             out = self._checked(self.apply(image, seed, full, **params), image.shape).copy()
             for rows, cols in slices:

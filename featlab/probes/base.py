@@ -36,7 +36,7 @@ norm : l2 | linf — what ``radius`` measures. The paper gives radii in "pixels"
 from __future__ import annotations
 
 from ..errors import FeatlabError
-from ..params import Param
+from ..params import ConditionType, Param
 from ..utils.validation import MIN_COPIES
 from .registry import PROBES
 from .sets import isotropy_perturbations, symmetry_perturbations
@@ -45,17 +45,13 @@ SELECT = ("fg", "bg", "joint")
 NORMS = ("l2", "linf")
 
 
-class Probe:
+class Probe(ConditionType):
     """Base of the probe sets: :meth:`probe_set` gives one image's copies.
 
-    Class attributes
-    ----------------
-    name : str — registry name
-    params : tuple of Param
+    Declares the :class:`~featlab.params.ConditionType` contract: the parameters below and
+    :meth:`validate_params`; the other names keep their defaults (no boxes, no model).
     """
 
-    name = ""
-    needs_boxes = False
     params = (
         Param("radius", float, required=True, low=0.0, high=1e6, multi=True,
               help="L2 norm of the perturbation in 0-255 pixel units (over all C*H*W values)"),
@@ -70,8 +66,9 @@ class Probe:
                    "(per pixel); the paper does not say which"),
     )
 
-    @staticmethod
-    def validate_params(params: dict) -> dict:
+    @classmethod
+    def validate_params(cls, params: dict) -> dict:
+        """Refuse fewer than ``MIN_COPIES`` copies and a radius that is not > 0."""
         if params["copies"] < MIN_COPIES:
             raise FeatlabError(f"copies={params['copies']}: at least {MIN_COPIES} perturbed "
                                f"copies per image are needed (score range, Mantel test); the "

@@ -20,6 +20,7 @@ from ..store import FeatureStore
 from ..store.files import write_h5
 from ..store.index import build_index
 from ..store.layout import MANIFEST, SAMPLES
+from ..store.manifest import stored_manifest
 from ..store.samples import table_hash, write_samples
 from ..utils.paths import atomic_write_text
 from ..utils.seeding import derive_seed
@@ -68,11 +69,11 @@ def resplit_store(source: str, root: str, seed: int) -> FeatureStore:
     record = dict(source=src.path, seed=int(seed), source_samples_sha256=src.manifest[
         "samples_sha256"])
     manifest_path = os.path.join(root, MANIFEST)
-    if os.path.isfile(manifest_path):
-        with open(manifest_path) as handle:
-            if json.load(handle).get("resplit") != record:
-                raise FeatlabError(f"{root} holds another store or split; remove it or use "
-                                   f"another --out")
+    view = stored_manifest(root)
+    if view is not None:
+        if view.get("resplit") != record:
+            raise FeatlabError(f"{root} holds another store or split; remove it or use "
+                               f"another --out")
         _link_conditions(src.path, root)  # conditions extracted into the source since
         return FeatureStore(root)
     samples = src.samples

@@ -27,7 +27,8 @@ from .._version import __version__
 from ..errors import CannotWrite, DamagedData, FeatlabError
 from ..store import FeatureStore
 from ..store.integrity import check_store
-from ..store.layout import INDEX, MANIFEST
+from ..store.layout import INDEX
+from ..store.manifest import has_manifest
 from ..utils.paths import check_output_dir, os_reason, output_errors
 from ..utils.results import write_json
 from ..utils.validation import enough_resamples, finite_number
@@ -100,7 +101,7 @@ def _check_intact(store) -> None:
 
 def _check_present(store) -> None:
     """One line when ``store`` has gone since the report opened it."""
-    if not os.path.isfile(os.path.join(store.path, MANIFEST)):
+    if not has_manifest(store.path):
         raise FeatlabError(f"store {store.path} disappeared while the report read it (deleted "
                            f"or moved); restore it and rerun featlab report (report.html was "
                            f"not written)")

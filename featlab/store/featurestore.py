@@ -233,7 +233,7 @@ class FeatureStore:
         conditions = {k: damaged.get(condition_slug(k)) or (
             "complete" if v["complete"] else f"{v['n_parts']}/{v['n_chunks']} chunks")
             for k, v in self._conditions.items()}
-        for k, v in self._conditions.items():  # made against a head refit since (issue 8)
+        for k, v in self._conditions.items():  # made against a head refit since
             changed = _heads.stale_heads(self.path, v)
             conditions[k] += f"; stale (head {', '.join(changed)} refit since)" if changed else ""
         return dict(describe(self.path, self.manifest, self.samples), conditions=conditions,

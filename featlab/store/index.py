@@ -16,8 +16,9 @@ import numpy as np
 
 from . import checksums
 from .files import write_h5
-from .layout import INDEX, is_complete, list_parts
+from .layout import CONDITION_RECORD, INDEX, is_complete, list_parts
 from .manifest import read_manifest
+from .records import read_record
 from .samples import write_samples
 from .table import trusted_samples
 
@@ -65,12 +66,10 @@ def _fill(dtype):
 
 def _add_condition(group: h5py.Group, folder: str, n_rows: int, n_chunks: int) -> None:
     try:
-        with open(os.path.join(folder, "condition.json")) as handle:
-            info = json.load(handle)
-        info["key"]
-    except (OSError, ValueError, KeyError, TypeError):
-        log.warning("%s/condition.json is unreadable; condition not indexed — rerun the "
-                    "extract command to rewrite it", folder)
+        info = read_record(folder)
+    except (OSError, ValueError):
+        log.warning("%s/%s is unreadable; condition not indexed — rerun the extract command "
+                    "to rewrite it", folder, CONDITION_RECORD)
         return
     shapes = {}
     for start, stop, path in list_parts(folder):
@@ -121,7 +120,7 @@ def _fill_index(index: h5py.File, root: str, manifest: dict, table, signature: s
     conditions = index.create_group("conditions", track_order=True)
     base = os.path.join(root, "conditions")
     for slug in sorted(os.listdir(base)) if os.path.isdir(base) else []:
-        if os.path.isfile(os.path.join(base, slug, "condition.json")):
+        if os.path.isfile(os.path.join(base, slug, CONDITION_RECORD)):
             _add_condition(conditions, os.path.join(base, slug), n_rows, n_chunks)
     heads = index.create_group("heads")
     head_dir = os.path.join(root, "heads")

@@ -9,7 +9,6 @@ store verify`` fully (every byte against its checksum).
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import Optional
 
@@ -17,10 +16,12 @@ import h5py
 
 from ..errors import DamagedData, FeatlabError
 from . import checksums
-from .layout import INDEX, MANIFEST, SAMPLES, condition_slug, list_parts, lock_holder, temporaries
+from .layout import (CONDITION_RECORD, INDEX, MANIFEST, SAMPLES, condition_slug, list_parts,
+                     lock_holder, temporaries)
 from .fits import mix_problems
 from .index import parts_signature
 from .manifest import read_manifest
+from .records import read_record
 from .table import REWRITE, index_copy, records_expected, samples_problem
 
 EXTRACT = "rerun the extract command to recompute it"
@@ -118,12 +119,11 @@ def _condition_problems(root: str, slug: str, manifest: dict, full: bool, counts
     folder = os.path.join(root, "conditions", slug)
     rel = f"conditions/{slug}"
     try:
-        with open(os.path.join(folder, "condition.json")) as handle:
-            key = json.load(handle)["key"]
+        key = read_record(folder)["key"]
         if condition_slug(key) != slug:
             raise ValueError("its key does not match the folder name")
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        return [_problem(f"{rel}/condition.json", f"missing or unreadable ({err})",
+    except (OSError, ValueError) as err:
+        return [_problem(f"{rel}/{CONDITION_RECORD}", f"missing or unreadable ({err})",
                          "rerun the extract command for this condition to rewrite it")]
     out, n, chunk = [], manifest["n_samples"], manifest["chunk_size"]
     parts = list_parts(folder)

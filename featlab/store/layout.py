@@ -27,6 +27,7 @@ from ..errors import FeatlabError
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
+CONDITION_RECORD = "condition.json"
 SAMPLES = "samples.h5"
 INDEX = "store.h5"
 LOCK = ".lock"

@@ -1,8 +1,13 @@
-"""Reading ``manifest.json``: every key a reader relies on is checked, one line per mistake."""
+"""Reading ``manifest.json``: every key a reader relies on is checked, one line per mistake.
+
+Code outside :mod:`featlab.store` reads a manifest through :func:`read_manifest`,
+:func:`stored_manifest` (the store may not exist yet) or :func:`stored_chunk_size`.
+"""
 from __future__ import annotations
 
 import json
 import os
+from typing import Optional
 
 from ..errors import FeatlabError
 from .layout import MANIFEST, SCHEMA_VERSION
@@ -83,3 +88,24 @@ def read_manifest(root: str) -> dict:
         raise FeatlabError(f"cannot read {path} ({err.strerror}); ask for read access to the "
                            f"store") from None
     return check_manifest(manifest, root)
+
+
+def has_manifest(root: str) -> bool:
+    """Whether ``root`` holds a store's manifest (without reading it)."""
+    return os.path.isfile(os.path.join(root, MANIFEST))
+
+
+def stored_manifest(root: str) -> Optional[dict]:
+    """The checked manifest of the store at ``root``, or None when there is none; a damaged
+    one is a one-line FeatlabError (:func:`read_manifest`)."""
+    return read_manifest(root) if has_manifest(root) else None
+
+
+def stored_chunk_size(root: str) -> Optional[int]:
+    """The chunk size of the store at ``root``, or None when it has no readable manifest
+    (read-only and lenient: opening the store for writing reports a damaged manifest)."""
+    try:
+        with open(os.path.join(root, MANIFEST), encoding="utf-8") as handle:
+            return int(json.load(handle)["chunk_size"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

@@ -21,9 +21,10 @@ from ..utils.paths import atomic_write_text, fsync_dir
 from .files import check_writable, disk_errors, set_aside, write_h5
 from .index import build_index
 from .integrity import check_part, part_problem
-from .layout import (MANIFEST, SAMPLES, SCHEMA_VERSION, WriterLock, condition_dir, is_complete,
-                     list_parts, part_name, remove_temporaries)
+from .layout import (CONDITION_RECORD, MANIFEST, SAMPLES, SCHEMA_VERSION, WriterLock,
+                     condition_dir, is_complete, list_parts, part_name, remove_temporaries)
 from .manifest import check_schema, read_manifest  # noqa: F401  (re-exported)
+from .records import stored_record
 from .samples import table_hash, write_samples
 from .table import samples_problem
 
@@ -124,14 +125,10 @@ class StoreWriter:
         """Write ``condition.json`` unless an intact one describes stored parts (a damaged
         one is rewritten, and so is one without parts: nothing was made against it)."""
         folder = condition_dir(self.root, key)
-        path = os.path.join(folder, "condition.json")
-        try:
-            with open(path) as handle:
-                if json.load(handle)["key"] == key and list_parts(folder):
-                    return
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
-        with disk_errors(self.root, f"{key}/condition.json"):
+        path = os.path.join(folder, CONDITION_RECORD)
+        if (stored_record(self.root, key) or {}).get("key") == key and list_parts(folder):
+            return
+        with disk_errors(self.root, f"{key}/{CONDITION_RECORD}"):
             os.makedirs(folder, exist_ok=True)
             atomic_write_text(path, json.dumps(dict(info, key=key), indent=2, sort_keys=True))
 

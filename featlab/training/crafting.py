@@ -28,7 +28,7 @@ from ..backbones.base import file_sha256
 from ..backbones.registry import BACKBONES
 from ..backbones.trained import build_backbone, cache_path, parse_backbone_entry
 from ..errors import FeatlabError
-from ..perturbations.attacks._common import eval_mode, input_gradient
+from ..perturbations.attacks import eval_mode, input_gradient
 
 log = logging.getLogger(__name__)
 SELF, AUTO = "self", "auto"

@@ -106,7 +106,7 @@ class TrainSpec:
         scene and shape) and then stays there: a texture feature the network begins to grow
         is not robust yet, and the attacked half of the batch takes back what the clean half
         gains. Started from a network that already separates the classes, the same training
-        keeps them and makes them robust (README, "Training backbones"). Default: half of
+        keeps them and makes them robust (docs, "Training backbones"). Default: half of
         ``epochs`` for ``self``-crafted FGSM recipes, 0 for every other recipe.
         """
         if self.clean_epochs is not None:

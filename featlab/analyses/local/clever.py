@@ -23,8 +23,8 @@ The ball law (:func:`sample_ball`) is uniform in the ball. For ``norm=1`` a poin
 ``s`` then has ``P(s <= t) = (t / R)^d`` in ``d = prod(x.shape)`` dimensions, mean
 ``R d / (d + 1)``: almost every point lies near the sphere (0.995 R for d = 192). Clipping
 the pool to ``clip_values`` (as ART does) moves points of saturated pixels back inside, so
-the *clipped* displacements are shorter (issue 8 reports a mean L1 norm of 0.674 R for
-such a clipped pool); that is the clip, not the sampler.
+the *clipped* displacements are shorter (a mean L1 norm of 0.674 R was measured for such a
+clipped pool); that is the clip, not the sampler.
 
 ``model`` maps a float batch (N, *x.shape) to logits (N, K), like the module inside ART's
 ``PyTorchClassifier``; put it in eval mode first.
@@ -46,7 +46,9 @@ log = logging.getLogger(__name__)
 DUAL = {1: np.inf, 2: 2, np.inf: 1}
 
 
-def _norm(norm) -> float:
+def check_norm(norm) -> float:
+    """The norm order ``1``, ``2`` or ``np.inf`` of ``norm`` (``"inf"`` accepted), else a
+    one-line FeatlabError; the keys of :data:`DUAL`."""
     norm = np.inf if norm in ("inf", np.inf, float("inf")) else norm
     if norm not in DUAL:
         raise FeatlabError(f"norm must be 1, 2 or inf, got {norm!r}")
@@ -66,7 +68,7 @@ def sample_ball(shape, n: int, radius: float, norm, random_state=None) -> np.nda
     -------
     ndarray of shape (n, *shape), float64
     """
-    rng, norm, d = _rng(random_state), _norm(norm), int(np.prod(shape))
+    rng, norm, d = _rng(random_state), check_norm(norm), int(np.prod(shape))
     if norm == 2:
         a = rng.standard_normal((n, d))
         s2 = np.sum(a ** 2, axis=1)
@@ -92,7 +94,7 @@ def margin_grad_norms(model, points, pred: int, target: int, norm, chunk: int = 
     -------
     ndarray of shape (n,)
     """
-    dual = DUAL[_norm(norm)]
+    dual = DUAL[check_norm(norm)]
     out = []
     for lo in range(0, len(points), chunk):
         xb = torch.as_tensor(points[lo:lo + chunk]).clone().requires_grad_(True)

@@ -26,7 +26,7 @@ import torch
 
 from ...errors import FeatlabError
 from ...utils.validation import finite_array, one_of
-from .clever import DUAL, _norm, sample_ball
+from .clever import DUAL, check_norm, sample_ball
 
 
 class MinMaxNormalizer:
@@ -171,5 +171,5 @@ def gradient_lipschitz(model, x, norm=2, *, radius: float = 0.0, n_points: int =
         label = int(logits[0].argmax())
     score = logits.softmax(dim=1) if output == "probability" else logits
     (grad,) = torch.autograd.grad(score[:, label].sum(), xb)
-    q = DUAL[_norm(norm)]
+    q = DUAL[check_norm(norm)]
     return float(np.linalg.norm(grad.reshape(len(xb), -1).double().numpy(), ord=q, axis=1).max())

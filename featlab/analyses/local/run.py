@@ -14,7 +14,7 @@ probe sets (:mod:`featlab.probes`), CPU only:
   ``bounds=True`` also gradient-norm and CLEVER estimates (:mod:`.bounds`).
 
 Every runner returns a JSON-able dict with ``stale`` (condition -> bool or None: made against
-a selecting/scoring head refit since, issue 8) and a ``stale`` column on every per-radius
+a selecting/scoring head refit since) and a ``stale`` column on every per-radius
 row; it and, with ``out_dir``, writes its figures and its
 JSON (``<stem>.json``) there.
 """

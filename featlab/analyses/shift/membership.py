@@ -18,7 +18,7 @@ Verdict on "stays inside": ``yes`` when the interval's upper end is below ``tole
 chosen before looking at any data: it lets perturbed points sit a quarter further from the
 subspace (in median) than clean test points do — room for the small off-subspace noise any
 perturbation adds — while a cloud that really leaves the subspace moves by a multiple of the
-clean residual (e.g. ratio > 2 for the orthogonal move in tests/test_paired_stats.py).
+clean residual (e.g. ratio > 2 for the orthogonal move in tests/analyses/test_paired_stats.py).
 """
 from __future__ import annotations
 

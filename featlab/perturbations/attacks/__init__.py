@@ -7,8 +7,8 @@ the least likely class), ``mifgsm`` and ``cw`` (CW-L2); the AutoAttack family ``
 contract.
 """
 from ._base import Attack  # noqa: F401
-from ._common import success_rate  # noqa: F401
+from ._common import eval_mode, input_gradient, success_rate  # noqa: F401
 from . import bim, cw, fgsm, mifgsm, pgd, pgdll, tfgsm  # noqa: F401  (register entries)
 from . import apgdce, apgdt, autoattack, fab, square  # noqa: F401,E402  (AutoAttack family)
 
-__all__ = ["Attack", "success_rate"]
+__all__ = ["Attack", "eval_mode", "input_gradient", "success_rate"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from ...perturbations.attacks._common import eval_mode, input_gradient
+from ...perturbations.attacks import eval_mode, input_gradient
 from ..labels import mixup, one_hot, sample_lambda, soft_cross_entropy, tlat_label
 from .base import Recipe, StepResult, halves, random_permutation
 from .registry import TRAIN_RECIPES

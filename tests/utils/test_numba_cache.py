@@ -1,4 +1,4 @@
-"""Issue 8: numba's compiled Mantel kernels are cached under featlab's cache directory, never
+"""numba's compiled Mantel kernels are cached under featlab's cache directory, never
 inside the installed package."""
 import os
 import subprocess

@@ -97,7 +97,7 @@ def test_featlab_does_not_import_torchvision_to_build_networks():
     import sys
     code = ("import sys; from featlab.backbones.trained import make_net; make_net('resnet18', 3); "
             "import featlab.backbones.synthetic, featlab.backbones.places365, "
-            "featlab.backbones.torchvision_r18; print('torchvision' in sys.modules)")
+            "featlab.backbones.imagenet; print('torchvision' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-1500:]
     assert out.stdout.strip() == "False"

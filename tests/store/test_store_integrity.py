@@ -1,4 +1,4 @@
-"""Issue 8 items 4-5: damaged parts, lost sample table, lost index — detected, named, repaired."""
+"""Damaged parts, lost sample table, lost index — detected, named, repaired."""
 import json
 import os
 import shutil
@@ -92,7 +92,7 @@ def test_parts_are_recorded_and_verify_passes(reference):
         assert record["size"] == os.path.getsize(path) and len(record["sha256"]) == 64
         assert record["datasets"][LAYER]["shape"] == [stop - start, 256]
         with h5py.File(path, "r") as part:
-            # new stores are uncompressed by default (README, "Storage")
+            # new stores are uncompressed by default (docs/concepts/store.md)
             assert part[LAYER].compression is None and part[LAYER].chunks is None
     result = _invoke("store", "verify", reference)
     assert result.exit_code == 0 and "healthy" in result.output

@@ -1,4 +1,4 @@
-"""Issue 8, "byte-identical, really": a run SIGKILLed at any point and resumed ends with the
+"""Byte-identical after a crash: a run SIGKILLed at any point and resumed ends with the
 same file bytes (parts, checksum records, sample table) as an uninterrupted run."""
 import json
 import os

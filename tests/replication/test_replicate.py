@@ -1,7 +1,7 @@
 """``featlab replicate``: the random-effects pool against statsmodels, the verdict across
 seeds on constructed rows (effect present -> yes, reversed -> no, too few seeds or no effect
 -> inconclusive), seeds that resume and refuse another study, the re-split of a store, and
-one end-to-end run of two tiny seeds side by side (in tests/test_replicate_run.py)."""
+one end-to-end run of two tiny seeds side by side (in tests/replication/test_replicate_run.py)."""
 import json
 import os
 

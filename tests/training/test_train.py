@@ -1,6 +1,6 @@
 """featlab train: recipes against hand-computed cases, the voting ensemble, the random walk
 on single-strength networks, resume after SIGKILL, the CLI end to end, the result as a
-backbone (the walk and the voting themselves: tests/test_mat.py), the crafting model, the
+backbone (the walk and the voting themselves: tests/mat/test_mat.py), the crafting model, the
 clean warm-up and hostile input."""
 import importlib
 import json
@@ -29,7 +29,7 @@ from featlab.training.labels import mixup, one_hot, soft_cross_entropy, tlat_lab
 from featlab.training.recipes import StepContext
 from featlab.training.recipes.mat_mixed import mat_loss
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -1,4 +1,4 @@
-"""Issue 8: file modes, read-only stores, full disks, damaged manifests and heads."""
+"""File modes, read-only stores, full disks, damaged manifests and heads."""
 import errno
 import json
 import os

@@ -6,7 +6,9 @@ import torch
 
 from featlab.errors import FeatlabError
 from featlab.conditions import parse_condition, parse_conditions
+from featlab.params import ConditionType
 from featlab.perturbations import PERTURBATIONS
+from featlab.probes import PROBES
 from featlab.perturbations.blur import gaussian_blur
 
 # a condition string and its zero-strength twin for every registered perturbation;
@@ -21,25 +23,25 @@ EXAMPLES = {
     "pgdll": ("pgdll:eps=0.05:steps=3", "pgdll:eps=0:steps=3"),
     "tfgsm": ("tfgsm:eps=0.05", "tfgsm:eps=0"),
     "cw": ("cw:steps=5", None),
-    # AutoAttack's components (equality with torchattacks: tests/test_autoattack.py)
+    # AutoAttack's components (equality with torchattacks: attacks/test_autoattack.py)
     "apgdce": ("apgdce:eps=0.05:steps=3", "apgdce:eps=0:steps=3"),
     "apgdt": ("apgdt:eps=0.05:steps=3:n_target_classes=2", "apgdt:eps=0:steps=3:n_target_classes=2"),
     "fab": ("fab:eps=0.05:steps=3:n_target_classes=2", "fab:eps=0:steps=3:n_target_classes=2"),
     "square": ("square:eps=0.05:n_queries=20", "square:eps=0:n_queries=20"),
     "autoattack": ("autoattack:eps=0.05:steps=3:n_queries=20:n_target_classes=2",
                    "autoattack:eps=0:steps=3:n_queries=20:n_target_classes=2"),
-    # per-image CPU corruptions (every ImageNet-C name: tests/test_corruptions.py)
+    # per-image CPU corruptions (every ImageNet-C name: test_corruptions.py)
     "corrupt": ("corrupt:name=fog:severity=3:region=object", "corrupt:name=fog:severity=0"),
     "rotate": ("rotate:severity=3", "rotate:severity=0"),
     "translate": ("translate:severity=3:region=background", "translate:severity=0"),
     "color": ("color:severity=3", "color:severity=0"),
     "occlude": ("occlude:severity=3:region=object", "occlude:severity=0"),
-    # probe kinds feed many copies per image; their contract is in test_local_store.py
+    # probe kinds feed many copies per image; their contract is in
+    # tests/analyses/local/test_local_store.py
     "isotropy": ("isotropy:radius=1", None),
     "symmetry": ("symmetry:radius=1", None),
 }
-IMAGE_KINDS = [n for n in PERTURBATIONS.names()
-               if getattr(PERTURBATIONS.get(n), "kind", "image") != "probe"]
+IMAGE_KINDS = PERTURBATIONS.names()
 
 
 class TinyClassifier(torch.nn.Module):
@@ -65,6 +67,33 @@ def _run(text, images, seed=0):
 
 def test_every_entry_has_an_example():
     assert set(PERTURBATIONS.names()) <= set(EXAMPLES)
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_every_condition_class_declares_the_contract(name):
+    """Parsing and extraction call the contract's names directly on every registered class;
+    the defaults leave a parsed condition as it was."""
+    cls = (PROBES if name in PROBES else PERTURBATIONS).get(name)
+    assert issubclass(cls, ConditionType) and cls.name == name
+    (cond,) = parse_condition(EXAMPLES[name][0])
+    assert cls.validate_params(dict(cond.params)) == cond.params
+    assert cls.expand_values({k: [v] for k, v in cond.params.items()}) == {
+        k: [v] for k, v in cond.params.items()}
+    assert isinstance(cls.class_record(cond.params, 10), dict)
+    assert cls.check_classes(cond.key, cond.params, 10) is None
+    assert isinstance(cls.per_image, bool) and isinstance(cls.needs_model, bool)
+
+
+def test_contract_overrides_take_effect():
+    assert len(parse_condition("corrupt:name=imagenet-c:severity=1")) == 15  # expand_values
+    assert PERTURBATIONS.get("corrupt").per_image and not PERTURBATIONS.get("blur").per_image
+    assert PERTURBATIONS.get("apgdt").class_record({"n_target_classes": 9}, 5) == {
+        "target_classes": 4}
+    assert PERTURBATIONS.get("blur").class_record({"sigma": 1.0}, 5) == {}
+    with pytest.raises(FeatlabError, match="at most 4 target classes"):
+        PERTURBATIONS.get("apgdt").check_classes("apgdt:...", {"n_target_classes": 7}, 5)
+    with pytest.raises(FeatlabError, match="at least"):  # the probe sets' validate_params
+        parse_condition("isotropy:radius=1:copies=2")
 
 
 @pytest.mark.parametrize("name", IMAGE_KINDS)

@@ -1,4 +1,5 @@
-"""torchvision's ResNet18 with its ImageNet weights, loaded offline."""
+"""The ImageNet ResNet18: torchvision's ImageNet-1k weights file, loaded offline into featlab's own
+ResNet18 (:mod:`featlab.backbones.resnet`; torchvision itself is not imported)."""
 from __future__ import annotations
 
 import os

@@ -1,4 +1,4 @@
-"""Issue 8, "one line, exit 2, nothing touched": each user mistake gives one line
+"""One line, exit 2, nothing touched: each user mistake gives one line
 ``featlab: error: ...``, exit 2, and writes nothing."""
 import json
 import os

@@ -7,7 +7,7 @@ import torchvision
 from featlab.backbones import BACKBONES
 from featlab.backbones.base import Backbone, capture_features, resolve_device
 from featlab.backbones.places365 import PLACES_FILE
-from featlab.backbones.torchvision_r18 import IMAGENET_FILE
+from featlab.backbones.imagenet import IMAGENET_FILE
 from featlab.errors import FeatlabError
 
 

@@ -1,4 +1,4 @@
-"""Gradient attacks as extraction conditions against heads fitted on the store (issue 3)."""
+"""Gradient attacks as extraction conditions against heads fitted on the store."""
 import numpy as np
 import pytest
 

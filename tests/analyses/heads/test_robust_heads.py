@@ -1,6 +1,6 @@
 """Robust heads on cached features: sample-weighted LinearHead, the J_M loss of mixed MAT,
 the voted parallel-MAT heads, and ``featlab fit-head --train-on/--recipe/--strengths`` end to
-end on a tiny extracted store (the random walk and the voting: tests/test_mat.py)."""
+end on a tiny extracted store (the random walk and the voting: tests/mat/test_mat.py)."""
 import json
 
 import numpy as np
@@ -117,7 +117,7 @@ def test_adversarial_retraining_is_more_robust_on_constructed_attacks():
     assert adv.score(Xt_adv, yt) > plain.score(Xt_adv, yt) + 0.05
 
 
-# -- parallel MAT voting (the coefficients themselves: tests/test_mat.py) ------------------
+# -- parallel MAT voting (the coefficients themselves: tests/mat/test_mat.py) ------------------
 def test_voted_heads_predict_the_weighted_mixture():
     X, y = blobs(seed=8)
     h1, h2 = LinearHead(l2=1e-2).fit(X, y), LinearHead(l2=1.0).fit(X, y)

@@ -380,7 +380,7 @@ def test_probe_extraction_needs_heads_and_reachable_threshold(stores, synthetic_
         extract(_spec(synthetic_root, bare, tiny_weights, "symmetry:radius=1:select=bg"))
 
 
-# ---------------------------------------------------------------- probe precision (issue 8.3)
+# ---------------------------------------------------------------- probe precision
 
 def _delta_reference(model, x, v, layer):
     """``f(x+v) - f(x)`` through an independent float64 copy of ``model``, x and x+v fed

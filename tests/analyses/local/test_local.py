@@ -231,7 +231,7 @@ def test_clever_u_agrees_with_art(tiny, art_clf):
 
 
 def test_clever_l1_ball_law_and_art_draw_for_draw(tiny, art_clf):
-    """Issue 8.9: the L1 sampler's law is uniform in the ball — the L1 norm of a point has
+    """The L1 sampler's law is uniform in the ball — the L1 norm of a point has
     P(|z|_1 <= t) = (t / R)^d, mean R d / (d + 1) — and with a RandomState CLEVER at
     norm 1 equals ART's draw for draw."""
     from art.metrics import clever_u as art_clever_u
@@ -275,7 +275,7 @@ def test_plots_return_axes(tmp_path):
     assert (tmp_path / "fig6.png").stat().st_size > 0
 
 
-# ---------------------------------------------------------------- issue 8.8: clean-correct, norm
+# ---------------------------------------------------------------- clean-correct, norm
 
 def test_misclassified_fraction_counts_only_clean_correct_images():
     # 4 images, 1 radius, 3 copies: images 0 and 1 are right when clean; 2 and 3 are not
