@@ -46,7 +46,8 @@ def _mixture(blocks, W, b, V, c, lib):
 
 @HEADS.register("gated")
 class GatedHead(Head):
-    """Softmax-gated mixture of one linear expert per input (see the module docstring).
+    """One linear expert per input, mixed by a softmax gate over the inputs computed from
+    all the features; reports the mean gate weight per input (see the module docstring).
 
     Parameters
     ----------

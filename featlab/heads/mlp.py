@@ -26,7 +26,8 @@ ACTIVATIONS = {"tanh": (np.tanh, torch.tanh), "relu": (lambda a: np.maximum(a, 0
 
 @HEADS.register("mlp")
 class MLPHead(Head):
-    """One-hidden-layer head (see the module docstring).
+    """One hidden layer on the concatenated inputs, a penalty on each input's block of
+    first-layer weights, L-BFGS from a seeded start (see the module docstring).
 
     Parameters
     ----------
