@@ -5,15 +5,10 @@ gradient per batch) through :class:`featlab.backbones.classifier.HeadClassifier`
 ResNet18 backbones (random init, no download, eval mode, channels-last as extraction uses
 them) whose 512-d penultimate features (1,536 in all) feed a head over 24 classes. Heads:
 
-- ``linear``: the stored-head module attacks use (:func:`featlab.backbones.classifier.
-  head_module` of random ``coef``/``intercept``);
-- ``mlp`` (STAND-IN, built here): concat -> Linear(1536, 256) -> ReLU -> Linear(256, 24);
-- ``gated`` (STAND-IN, built here): one linear expert per input, a softmax gate over the
-  inputs computed from the concatenated features, logits ``log sum_i g_i softmax(z_i)``.
-
-The stand-ins take the list of per-input features, the signature of a head's ``to_torch()``
-module; they have the layer sizes of the heads they stand for, which is what the attack's
-cost depends on. Target: mlp and gated >= 0.8 of linear's images/s. The three run interleaved
+every entry of :data:`featlab.heads.HEADS` (``linear``, ``mlp`` at width 256, ``gated``),
+fitted for a few L-BFGS iterations on random features of that shape (the attack's cost
+depends on the layer sizes, not on the fitted values), attacked through its own
+``to_torch()`` module. Target: mlp and gated >= 0.8 of linear's images/s. The three run interleaved
 (linear, mlp, gated, linear, ...) so background load hits all alike, and each repeat is
 timed in wall time and in CPU time of this process (``time.process_time``: what other jobs
 on a shared machine do not add to; with ``--threads 1`` no idle-thread spinning either).
@@ -34,43 +29,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torchvision
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 from featlab.backbones.base import Backbone  # noqa: E402
-from featlab.backbones.classifier import HeadClassifier, head_module  # noqa: E402
+from featlab.backbones.classifier import HeadClassifier  # noqa: E402
+from featlab.heads import HEADS  # noqa: E402
 from featlab.perturbations import PERTURBATIONS  # noqa: E402
 
 DIM, N_INPUTS, N_CLASSES, WIDTH = 512, 3, 24, 256
-
-
-class MLPStandIn(nn.Module):
-    """STAND-IN for the mlp head: one hidden layer over the concatenated inputs."""
-
-    def __init__(self):
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(DIM * N_INPUTS, WIDTH), nn.ReLU(),
-                                 nn.Linear(WIDTH, N_CLASSES))
-
-    def forward(self, blocks):
-        return self.net(torch.cat(list(blocks), dim=1))
-
-
-class GatedStandIn(nn.Module):
-    """STAND-IN for the gated head: linear experts per input, a softmax gate over inputs."""
-
-    def __init__(self):
-        super().__init__()
-        self.experts = nn.ModuleList(nn.Linear(DIM, N_CLASSES) for _ in range(N_INPUTS))
-        self.gate = nn.Linear(DIM * N_INPUTS, N_INPUTS)
-
-    def forward(self, blocks):
-        blocks = list(blocks)
-        log_gate = torch.log_softmax(self.gate(torch.cat(blocks, dim=1)), dim=1)  # (n, k)
-        log_p = torch.stack([torch.log_softmax(e(b), dim=1)
-                             for e, b in zip(self.experts, blocks)], dim=1)  # (n, k, C)
-        return torch.logsumexp(log_gate.unsqueeze(2) + log_p, dim=1)
 
 
 def backbones() -> list:
@@ -82,11 +49,15 @@ def backbones() -> list:
     return out
 
 
-def linear_head() -> nn.Module:
+def heads() -> dict:
+    """Each registered head type fitted briefly on random (n, 512) blocks of three inputs."""
     rng = np.random.default_rng(0)
-    arrays = dict(coef=rng.normal(0, 0.02, (N_CLASSES, DIM * N_INPUTS)).astype(np.float32),
-                  intercept=np.zeros(N_CLASSES, np.float32))
-    return head_module(arrays, {})
+    blocks = [rng.normal(size=(240, DIM)).astype(np.float32) for _ in range(N_INPUTS)]
+    y = np.arange(240) % N_CLASSES
+    settings = dict(linear=dict(max_iter=20), mlp=dict(width=WIDTH, max_iter=5),
+                    gated=dict(max_iter=5))
+    return {name: HEADS.get(name)(**settings.get(name, {})).fit(blocks, y).to_torch()
+            for name in HEADS.names()}
 
 
 def timed(fn) -> tuple:
@@ -110,9 +81,7 @@ def main(repeats: int, batch: int, size: int, threads: int) -> None:
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     nets = backbones()
-    models = {"linear": HeadClassifier(nets, linear_head()).eval(),
-              "mlp": HeadClassifier(nets, MLPStandIn()).eval(),
-              "gated": HeadClassifier(nets, GatedStandIn()).eval()}
+    models = {name: HeadClassifier(nets, module).eval() for name, module in heads().items()}
     x, y = torch.rand(batch, 3, size, size), torch.randint(0, N_CLASSES, (batch,))
     fgsm = PERTURBATIONS.get("fgsm")()
 

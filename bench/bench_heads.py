@@ -1,4 +1,4 @@
-"""Benchmark: LinearHead alpha sweep vs scikit-learn LogisticRegression; robust head recipes.
+"""Benchmark: LinearHead alpha sweep vs scikit-learn; robust head recipes; every head type.
 
 Problem size of the fusion paper's COCO subset (Sec. 2.2): 7,500 images x 1,024 float32 joint
 features (512 foreground + 512 background), 24 classes. The features are synthetic but shaped
@@ -8,6 +8,7 @@ like ResNet penultimate features (non-negative, correlated, power-law spectrum, 
     python bench/bench_heads.py --part sweep    # 10 alphas vs 10 sklearn fits of alpha=0
     python bench/bench_heads.py --part robust   # the head-level robust recipes, timed
     python bench/bench_heads.py --sk-tol 1e-4   # sklearn at its default tolerance
+    python bench/bench_heads.py --part family   # linear, mlp, gated on three 512-d inputs
 
 ``sweep`` prints wall time of ``fit_alpha_sweep`` (10 alphas, warm-started) and of 10 sklearn
 fits of the alpha=0 problem (``C = 1 / (2 l2 N)`` on standardized X), their ratio, and how far
@@ -15,7 +16,10 @@ the alpha=0 solutions are apart. ``robust`` writes a features-only store of that
 clean and FGSM-like attacked features at 5 strengths (:mod:`feature_store`), then times
 ``featlab.fit_head`` as the command runs it — plain, with ``train_on`` (adversarial
 retraining), each MAT recipe on given strengths, and everything at once with ``--strengths
-auto`` and the figures — against a 2-minute budget.
+auto`` and the figures — against a 2-minute budget. ``family`` fits each registered head
+type (:data:`featlab.heads.HEADS`, default settings) on 7,500 x 1,536 (three 512-d inputs),
+24 classes, with an alpha sweep of 4 values on the first input (warm-started), against the
+same 2-minute budget per type.
 """
 from __future__ import annotations
 
@@ -31,7 +35,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from featlab.analyses.heads.fusion import mean_abs_weights  # noqa: E402
-from featlab.analyses.heads.linear import fit_alpha_sweep  # noqa: E402
+from featlab.heads.linear import fit_alpha_sweep  # noqa: E402
 
 
 def synthetic_features(n=7500, n_each=512, n_classes=24, strengths=(0.35, 0.25), seed=0):
@@ -99,7 +103,7 @@ def robust_part(args):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--part", choices=("sweep", "robust", "all"), default="all")
+    ap.add_argument("--part", choices=("sweep", "robust", "family", "all"), default="all")
     ap.add_argument("--n", type=int, default=7500)
     ap.add_argument("--l2", type=float, default=1e-4)
     ap.add_argument("--tol", type=float, default=1e-8)
@@ -111,6 +115,8 @@ def main(argv=None):
         sweep_part(args)
     if args.part in ("robust", "all"):
         robust_part(args)
+    if args.part in ("family", "all"):
+        family_part(args)
 
 
 def sweep_part(args):
@@ -148,6 +154,34 @@ def sweep_part(args):
           f"{np.abs(heads[0].coef_std_ - sk.coef_).max():.2e} "
           f"(max |coef| = {np.abs(sk.coef_).max():.3f}); "
           f"objective featlab {heads[0].objective(X, y):.10f}")
+
+
+FAMILY_ALPHAS = (0.0, 1.0, 10.0, 100.0)  # the paper's scale: beside the summed loss
+
+
+def family_part(args):
+    """Each head type's alpha sweep (4 values, paper's scale, on input 0) on three inputs."""
+    from featlab.heads import HEADS
+    from featlab.heads.base import fit_sweep
+
+    X, y = synthetic_features(n=args.n, strengths=(0.35, 0.25, 0.15))
+    blocks = [X[:, i * 512:(i + 1) * 512] for i in range(3)]
+    penalties = [[a / len(y), 0.0, 0.0] for a in FAMILY_ALPHAS]
+    print(f"family: {len(y)} x {X.shape[1]} float32 (three 512-d inputs), "
+          f"{len(np.unique(y))} classes, alphas {FAMILY_ALPHAS} (paper's scale) on input 0")
+    for name in HEADS.names():
+        t0, c0 = time.perf_counter(), time.process_time()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            heads = fit_sweep(name, blocks, y, penalties, l2=args.l2)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        verdict = "within" if wall <= 120 else "OVER"
+        print(f"  {name:<7s} {wall:6.1f} s wall ({verdict} 120 s), {cpu:6.1f} s CPU; iterations "
+              f"{[h.n_iter_ for h in heads]}")
+        for a, h in zip(FAMILY_ALPHAS, heads):
+            print(f"    alpha={a:<6g} train acc={h.score(blocks, y):.3f}  per input: "
+                  + ", ".join(f"{w:.4f}" for w in h.input_weights(blocks)))
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end")
 
 
 if __name__ == "__main__":

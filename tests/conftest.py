@@ -36,9 +36,9 @@ def analyses_elsewhere(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def fresh_fit_memo():
-    """Each test starts with an empty head-solution memo (featlab.analyses.heads.linear), so
+    """Each test starts with an empty head-solution memo (featlab.heads.linear), so
     no test passes on another's solutions; tests of determinism turn the memo off."""
-    from featlab.analyses.heads.memo import FIT_MEMO
+    from featlab.heads.memo import FIT_MEMO
 
     FIT_MEMO.clear()
     FIT_MEMO.enabled = True

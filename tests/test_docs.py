@@ -154,11 +154,12 @@ def test_generated_pages_hold_every_registered_name_command_and_api_name(site):
     from featlab.perturbations import PERTURBATIONS
     from featlab.probes import PROBES
     from featlab.analyses.heads import HEAD_RECIPES
+    from featlab.heads import HEADS
     from featlab.training.recipes import TRAIN_RECIPES
 
     tables = _text(site / "reference" / "registries" / "index.html")
     for registry in (DATASETS, BACKBONES, PERTURBATIONS, PROBES, ANALYSES, TRAIN_RECIPES,
-                     HEAD_RECIPES):
+                     HEAD_RECIPES, HEADS):
         for name in registry.names():
             assert f" {name} " in tables, (registry.kind, name)
     assert "Identity: the images as decoded." in tables  # a docstring, not only the names

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1] / "featlab"
 # Each layer may import its own floor and the floors below it, never one above.
 FLOORS = {
     "_version": 0, "errors": 0, "registry": 0, "params": 0, "utils": 0,
-    "data": 1, "perturbations": 1, "probes": 1, "mat": 1,
+    "data": 1, "perturbations": 1, "probes": 1, "mat": 1, "heads": 1,
     "conditions": 2,
     "store": 3, "backbones": 3,
     "extraction": 4, "training": 4,

@@ -97,6 +97,14 @@ def heads_table() -> str:
     return _table(["head recipe", "command", "what"], rows)
 
 
+def head_types_table() -> str:
+    from featlab.heads import HEADS
+
+    rows = [[f"`{name}`", f"`fit-head --head {name}`", first_paragraph(HEADS.get(name)),
+             f"`{HEADS.get(name).__module__}`"] for name in HEADS.names()]
+    return _table(["head type", "command", "what", "module"], rows)
+
+
 def analyses_table() -> str:
     import featlab
     from featlab.analyses import ANALYSES
@@ -118,7 +126,7 @@ def recipes_table() -> str:
 
 
 TABLES = {"datasets": datasets_table, "backbones": backbones_table,
-          "conditions": conditions_table, "heads": heads_table,
+          "conditions": conditions_table, "heads": heads_table, "head-types": head_types_table,
           "analyses": analyses_table, "recipes": recipes_table}
 
 

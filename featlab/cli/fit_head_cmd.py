@@ -1,6 +1,7 @@
 """``featlab fit-head``."""
 import click
 
+from ..heads import HEADS
 from .common import also_json, echo_outputs, echo_table, json_option
 
 
@@ -69,6 +70,16 @@ def echo_robust(result) -> None:
 @click.option("--l2", default=1e-4, show_default=True, help="Small ridge on all weights.")
 @click.option("--fg", default=None, help="Foreground backbone [the object one].")
 @click.option("--bg", default=None, help="Background backbone [the scene one].")
+@click.option("--head", type=click.Choice(HEADS.names()), default="linear", show_default=True,
+              help="Head type. Not linear, or with --inputs/--penalty: heads of this type on "
+                   "--inputs [the roles' fg,bg], one per --alpha, instead of fg/bg/joint.")
+@click.option("--inputs", default=None, metavar="A,B[/LAYER],...",
+              help="Backbones the head reads, in order (any number; BACKBONE/LAYER for "
+                   "another layer than --layer).")
+@click.option("--penalty", multiple=True, metavar="INPUT=VALUE",
+              help="Penalty on an input's first-layer weights, paper's scale (repeatable); "
+                   "--alpha sweeps the fg input's when it is not given here.")
+@click.option("--width", type=int, default=None, help="Hidden units of --head mlp [32].")
 @click.option("--train-on", default=None, metavar="CONDITIONS",
               help="Also fit an adversarially retrained head on these train-split conditions, "
                    "half clean, half attacked (e.g. clean,fgsm:eps=0.3:target=fg).")
@@ -96,9 +107,9 @@ def echo_robust(result) -> None:
 @json_option
 @click.option("--out", default=None,
               help="Directory for JSON and figures [analyses/<store>/fit-head].")
-def fit_head_command(store, alphas, alpha_scale, subset, layer, l2, fg, bg, train_on, recipe,
-                     strengths, attack, robust_head, val_fraction, walk_steps, walks,
-                     walk_penalty, seed, json_out, out):
+def fit_head_command(store, alphas, alpha_scale, subset, layer, l2, fg, bg, head, inputs,
+                     penalty, width, train_on, recipe, strengths, attack, robust_head,
+                     val_fraction, walk_steps, walks, walk_penalty, seed, json_out, out):
     """Fit foreground, background and joint heads on clean train features and score them
     on the test split of every stored condition (fusion paper Sections 3.2-3.4); optionally
     beside them an adversarially retrained head (Figure 5) and MAT heads (MAT Section 4).
@@ -110,6 +121,7 @@ def fit_head_command(store, alphas, alpha_scale, subset, layer, l2, fg, bg, trai
     featlab fit-head --store cache/coco --alpha 0 --alpha 10 \\
         --train-on clean,fgsm:eps=0.3:eps_space=normalized:target=fg \\
         --recipe mat-mixed,mat-parallel --strengths auto
+    featlab fit-head --store cache/coco --head mlp --inputs object,scene,third --penalty object=10
     """
     from ..analyses.heads.alphas import SCALE_NOTE
     from ..analyses.heads.run import fit_head
@@ -121,10 +133,13 @@ def fit_head_command(store, alphas, alpha_scale, subset, layer, l2, fg, bg, trai
                       fg=fg, bg=bg, l2=l2, train_on=train_on, recipe=recipe, strengths=strengths,
                       attack=attack, robust_head=robust_head, val_fraction=val_fraction,
                       walk_steps=walk_steps, walks=walks, walk_penalty=walk_penalty, seed=seed,
+                      head=head, inputs=inputs, penalty=list(penalty) or None, width=width,
                       out_dir=output_dir(store, "fit-head", out))
     also_json(result, json_out)
-    click.echo(f"heads on {result['n_train']} clean train images of subset {subset} "
-               f"({len(result['classes'])} classes); fg={result['fg']} bg={result['bg']}")
+    reads = (f"{result['head']} heads on inputs {','.join(result['inputs'])}" if "inputs" in
+             result else f"heads; fg={result['fg']} bg={result['bg']}")
+    click.echo(f"{reads}; {result['n_train']} clean train images of subset {subset} "
+               f"({len(result['classes'])} classes)")
     click.echo(f"alpha on {SCALE_NOTE} (N = {result['n_train']}; mean scale = alpha / N): "
                + ", ".join(f"{a:g} (mean {m:.3g})"
                            for a, m in zip(result["alphas"], result["alphas_mean"])))
@@ -133,6 +148,10 @@ def fit_head_command(store, alphas, alpha_scale, subset, layer, l2, fg, bg, trai
         echo_table(rows, list(rows[0]))
     echo_labels(result)
     for w in result["weights"]:
+        if "measure" in w:  # heads on --inputs: per input
+            click.echo(f"{w['head']}: {w['measure']} " + ", ".join(
+                f"{b} {w[b]:.4f}" for b in result["inputs"]))
+            continue
         click.echo(f"joint alpha={w['alpha']:g}: mean |weight| fg {w['fg']:.4f}, bg {w['bg']:.4f} "
                    f"(standardized features; raw: fg {w['fg_raw']:.4g}, bg {w['bg_raw']:.4g})")
     if "robust" in result:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..analyses.heads.correct import head_predictions
-from ..store.heads import head_name, robust_head_name
+from ..store.heads import head_name, list_heads, robust_head_name
 
 ADV = robust_head_name("adv", "joint", "all")
 
@@ -44,7 +44,7 @@ def attack_measures(store, fg_keys, joint_keys, labels, alpha) -> dict:
     _, clean = _correct(store, [fg, j0, jhi], "clean")
     out = dict(alpha=alpha, clean=dict(fg=clean[fg], joint=clean[j0], joint_hi=clean[jhi]),
                fgsm={}, adaptive={})
-    adv = [ADV] if ADV in store.heads() else []
+    adv = [ADV] if ADV in list_heads(store.path) else []
     for key, jkey, label in zip(fg_keys, joint_keys, labels):
         p, c = _correct(store, [fg, bg, j0, jhi] + adv, key)
         pred = p["predictions"]

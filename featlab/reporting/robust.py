@@ -18,6 +18,7 @@ from .context import Missing, save_png
 from .formats import ci, figure, table
 from .style import report_style
 from .fusion import FGSM
+from ..store.heads import list_heads
 
 MAT_HEADS = ("joint", "adv", "mat-mixed", "mat-parallel")
 CORRUPTIONS = ("corrupt:name=imagenet-c:severity=1:2:3:4:5,rotate:severity=1:2:3:4:5,"
@@ -96,7 +97,7 @@ def mat_random_walk(ctx, store):
 
 
 def _robustness(ctx, store):
-    if not store.heads() and not trained_networks(store):
+    if not list_heads(store.path) and not trained_networks(store):
         raise Missing(f"{ctx.name(store)} has no fitted heads and no trained network to score",
                       f"featlab fit-head --store {store.path}")
     perturbed = [k for k in store.conditions if k != "clean"

@@ -220,19 +220,6 @@ class FeatureStore:
             return list(self.samples.classes)
         return [c for c in self.samples.classes if c in set(self.samples.subsets[subset])]
 
-    # -- heads (owned by :mod:`featlab.store.heads`) -------------------------------------
-    def heads(self) -> list[str]:
-        """Names of the fitted heads."""
-        return _heads.list_heads(self.path)
-
-    def load_head(self, name: str) -> tuple[dict, dict]:
-        """Arrays and attributes of a fitted head."""
-        return _heads.load_head(self.path, name)
-
-    def save_heads(self, records: dict) -> list[str]:
-        """Write heads (name -> (arrays, attrs)) and refresh the index, under the lock."""
-        return _heads.save_heads(self.path, records)
-
     def check_writable(self) -> None:
         """Refuse (one line) before any work when nothing could be saved in this store."""
         check_writable(self.path)
@@ -250,4 +237,4 @@ class FeatureStore:
             changed = _heads.stale_heads(self.path, v)
             conditions[k] += f"; stale (head {', '.join(changed)} refit since)" if changed else ""
         return dict(describe(self.path, self.manifest, self.samples), conditions=conditions,
-                    heads=self.heads(), problems=problems)
+                    heads=_heads.list_heads(self.path), problems=problems)

@@ -1,10 +1,12 @@
-"""The fitted linear heads of a store: their names, files and loading — the one owner.
+"""The fitted heads of a store: their names, files and loading — the one owner of head I/O.
 
-A head is ``STORE/heads/<name>.h5``: arrays ``coef`` (C, d), ``intercept`` (C,), ``mean``,
-``scale`` (d,), ``coef_std`` (C, d), and JSON attributes (``kind``, ``alpha``, ``subset``,
-``layer``, ``inputs`` — the backbones whose features it reads, in order —, ``classes``,
-``training_conditions``, ``n_train``, ...). ``featlab fit-head`` writes them; attacks, probe
-selection and the analyses read them through this module only.
+A head is ``STORE/heads/<name>.h5``: the arrays of its type (:meth:`featlab.heads.base.Head.
+to_arrays`; a linear head: ``coef`` (C, d), ``intercept`` (C,), ``mean``, ``scale`` (d,),
+``coef_std`` (C, d)) and JSON attributes (``head_type`` — absent for linear heads —, ``kind``,
+``alpha``, ``subset``, ``layer``, ``inputs`` — the backbones whose features it reads, in
+order —, ``classes``, ``training_conditions``, ``n_train``, ...). ``featlab fit-head`` writes
+them; attacks, probe selection and the analyses read them through this module only, as head
+objects (:func:`heads_for`, :func:`featlab.heads.base.head_from_arrays`).
 
 Identity: :func:`head_digest` is a sha256 over a head's arrays and attributes, so
 two fits give the same digest exactly when they give the same head. Attack and probe
@@ -21,7 +23,6 @@ voting member; :func:`robust_head_name`).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -30,6 +31,7 @@ import h5py
 import numpy as np
 
 from ..errors import DamagedData, FeatlabError
+from ..heads.records import content_digest, head_from_arrays
 from ..params import format_value
 from ..utils.paths import fsync_dir
 from .checksums import check_head
@@ -133,17 +135,10 @@ def load_head(root: str, name: str, *, purpose: str = "") -> tuple[dict, dict]:
 
 
 def head_digest(arrays: dict, attrs: dict) -> str:
-    """sha256 (hex) of a head's content: every array (name, dtype, shape, bytes) and every
-    attribute but ``fit`` (which run saved it, :mod:`featlab.store.fits`) as JSON, in sorted
-    order. Same fit, same bytes on CPU: same digest."""
-    digest = hashlib.sha256()
-    for key in sorted(arrays):
-        value = np.ascontiguousarray(arrays[key])
-        digest.update(f"{key}|{value.dtype.str}|{value.shape}|".encode())
-        digest.update(value.tobytes())
-    content = {k: attrs[k] for k in sorted(attrs) if k != FIT}
-    digest.update(json.dumps(content, sort_keys=True).encode())
-    return digest.hexdigest()
+    """sha256 (hex) of a head's content (:func:`featlab.heads.base.content_digest`): every
+    array and every attribute but ``fit`` (which run saved it, :mod:`featlab.store.fits`).
+    Same fit, same bytes on CPU: same digest."""
+    return content_digest(arrays, attrs, skip=(FIT,))
 
 
 _DIGESTS: dict = {}  # (path, size, mtime_ns) -> digest, per process
@@ -182,25 +177,27 @@ def stale_heads(root: str, info: dict, now=None):
 
 
 def in_store_classes(arrays: dict, attrs: dict, classes) -> dict:
-    """A subset head's coef/intercept widened to all ``classes`` (the store's), the classes
+    """A subset head's output layer widened to all ``classes`` (the store's), the classes
     outside the subset at a constant logit of -1e4 (softmax probability 0): the subset head's
-    decision on its own classes, with labels indexing the store's classes."""
+    decision on its own classes, with labels indexing the store's classes. The output layer
+    is ``coef`` (C, .) with ``intercept`` (C,) or, one per expert, (K, C)."""
     own = list(attrs.get("classes") or classes)
     if own == list(classes):
         return arrays
-    coef = np.zeros((len(classes), arrays["coef"].shape[1]), arrays["coef"].dtype)
-    intercept = np.full(len(classes), -1e4, arrays["intercept"].dtype)
     rows = [list(classes).index(c) for c in own]
-    coef[rows], intercept[rows] = arrays["coef"], arrays["intercept"]
+    coef = np.zeros((len(classes), arrays["coef"].shape[1]), arrays["coef"].dtype)
+    coef[rows] = arrays["coef"]
+    old = arrays["intercept"]
+    intercept = np.full(old.shape[:-1] + (len(classes),), -1e4, old.dtype)
+    intercept[..., rows] = old
     return dict(arrays, coef=coef, intercept=intercept)
 
 
 def head_record(head, **attrs) -> tuple[dict, dict]:
-    """(arrays, attrs) of a fitted :class:`~featlab.analyses.heads.linear.LinearHead`."""
-    arrays = dict(coef=head.coef_.astype(np.float32), intercept=head.intercept_.astype(np.float32),
-                  mean=head.mean_.astype(np.float32), scale=head.scale_.astype(np.float32),
-                  coef_std=head.coef_std_.astype(np.float32))
-    return arrays, attrs
+    """(arrays, attrs) of a fitted head (:class:`featlab.heads.base.Head`): its own
+    :meth:`~featlab.heads.base.Head.to_arrays` with ``attrs`` added."""
+    arrays, own = head.to_arrays()
+    return arrays, dict(own, **attrs)
 
 
 def save_heads(root: str, records: dict) -> list[str]:
@@ -233,26 +230,28 @@ def save_heads(root: str, records: dict) -> list[str]:
 
 
 def heads_for(root: str, names, backbones) -> dict:
-    """Heads among ``names`` whose inputs are all in ``backbones``: name -> dict(coef,
-    intercept (float64), inputs, layer, classes)."""
+    """Heads among ``names`` whose inputs are all in ``backbones``: name -> dict(head (the
+    head object), inputs, layer, layers (one per input), classes)."""
     out = {}
     for name in names:
         if not os.path.isfile(head_path(root, name)):
             continue
         arrays, attrs = load_head(root, name)
         if all(b in backbones for b in attrs.get("inputs", [])):
-            out[name] = dict(coef=arrays["coef"].astype(np.float64),
-                             intercept=arrays["intercept"].astype(np.float64),
-                             inputs=list(attrs["inputs"]), layer=attrs.get("layer", "penultimate"),
+            layer = attrs.get("layer", "penultimate")
+            out[name] = dict(head=head_from_arrays(arrays, attrs), inputs=list(attrs["inputs"]),
+                             layer=layer, layers=list(attrs.get("layers") or
+                                                      [layer] * len(attrs["inputs"])),
                              classes=attrs.get("classes"))
     return out
 
 
 def head_probabilities(head: dict, feats: dict) -> np.ndarray:
-    """Softmax of a head (as :func:`heads_for` gives it) on ``feats["<backbone>/<layer>"]``."""
-    x = np.concatenate([np.asarray(feats[f"{b}/{head['layer']}"], dtype=np.float64)
-                        for b in head["inputs"]], axis=1)
-    logits = x @ head["coef"].T + head["intercept"]
-    logits -= logits.max(axis=1, keepdims=True)
-    p = np.exp(logits)
-    return p / p.sum(axis=1, keepdims=True)
+    """Class probabilities (n, C), float64, of a head as :func:`heads_for` gives it, on
+    ``feats["<backbone>/<layer>"]``; NaN rows where a feature is not finite."""
+    blocks = [np.asarray(feats[f"{b}/{lay}"]) for b, lay in zip(head["inputs"], head["layers"])]
+    ok = np.logical_and.reduce([np.isfinite(x).all(axis=1) for x in blocks])
+    out = np.full((len(ok), len(head["head"].classes_)), np.nan)
+    if ok.any():
+        out[ok] = head["head"].predict_proba([x[ok] for x in blocks])
+    return out

@@ -17,6 +17,7 @@ from featlab.extraction import ExtractionSpec, extract
 from featlab.extraction import storage
 from featlab.store import FeatureStore, StoreWriter
 from featlab.store.checksums import sidecar
+from featlab.store.heads import load_head
 from featlab.store.integrity import check_store
 from featlab.store.layout import condition_dir
 from featlab.utils.paths import atomic_write_text
@@ -270,7 +271,7 @@ def test_truncated_head_is_one_line_for_readers_and_attacks(store, keep_record, 
     with open(path, "r+b") as raw:
         raw.truncate(os.path.getsize(path) // 3)
     with pytest.raises(FeatlabError, match="head fg-all in store .* is damaged") as err:
-        FeatureStore(store).load_head("fg-all")
+        load_head(store, "fg-all")
     _one_line(str(err.value))
     cond = parse_conditions("fgsm:eps=0.03:target=fg")[0]
     with pytest.raises(FeatlabError, match="head fg-all in store .* is damaged.*fit-head"):

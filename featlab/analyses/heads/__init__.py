@@ -1,8 +1,9 @@
-"""``fit-head``: linear heads on cached features (fusion paper Sections 2.1, 3.2-3.4).
+"""``fit-head``: scoring, sweeps and figures of the heads (fusion paper Sections 2.1, 3.2-3.4).
 
-* :mod:`.solver` — deterministic L-BFGS on the penalized softmax objective;
-* :mod:`.linear` — :class:`LinearHead`, the scikit-learn-style estimator;
+The heads themselves (linear, mlp, gated; the registry ``HEADS``) are :mod:`featlab.heads`.
+
 * :mod:`.fusion` — the foreground, background and joint heads, evaluation, weights;
+* :mod:`.inputs_fit` — heads of any type on any list of inputs with a penalty each;
 * :mod:`.run` — :func:`fit_head`, the command's function (store in, results out);
 * :mod:`.plots`, :mod:`.figures` — Figures 3-5;
 * robust heads: :mod:`.robust` (adversarial retraining, mixed / parallel MAT as weighted
@@ -13,7 +14,7 @@
   :mod:`.robust_figures`.
 """
 from .fusion import evaluate, fit_fusion_heads, mean_abs_weights
-from .linear import LinearHead, fit_alpha_sweep
+from ...heads.linear import LinearHead, fit_alpha_sweep
 from .robust import HEAD_RECIPES, VotedHeads, fit_multiset
 
 __all__ = ["LinearHead", "fit_alpha_sweep", "fit_fusion_heads", "evaluate", "mean_abs_weights",

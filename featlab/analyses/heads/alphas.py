@@ -5,7 +5,7 @@ alpha |theta_fg|^2``: the penalty sits beside the cross-entropy *summed* over th
 images. That is featlab's scale for ``alpha`` everywhere a user meets it (``fit-head
 --alpha``, :func:`~featlab.analyses.heads.run.fit_head`, ``featlab report``, ``featlab demo``,
 head names ``joint-all-alpha=10``, every JSON ``alpha``). The solver minimises the *mean*
-cross-entropy (:mod:`.linear`), so it is given ``alpha / N``; ``alpha_scale="mean"`` reads a
+cross-entropy (:mod:`featlab.heads.linear`), so it is given ``alpha / N``; ``alpha_scale="mean"`` reads a
 typed alpha on that mean scale (the paper's alpha is then ``alpha * N``).
 
 A joint head with a nonzero alpha records ``alpha`` (the paper's), ``alpha_scale="sum"`` and

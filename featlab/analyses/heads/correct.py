@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import FeatlabError
-from ...store.heads import head_probabilities, heads_for
+from ...store.heads import head_probabilities, heads_for, list_heads
 
 
 def head_predictions(store, names, condition, *, subset=None, split="test") -> dict:
@@ -27,15 +27,15 @@ def head_predictions(store, names, condition, *, subset=None, split="test") -> d
     missing = [n for n in names if n not in heads]
     if missing:
         raise FeatlabError(f"store {store.path} lacks head(s) {', '.join(missing)}; fitted: "
-                           f"{', '.join(store.heads()) or '(none)'}")
+                           f"{', '.join(list_heads(store.path)) or '(none)'}")
     classes = store.classes(subset)
     valid = store.valid(key, split=split, subset=subset)
     feats = {}
     for head in heads.values():
-        for b in head["inputs"]:
-            name = f"{b}/{head['layer']}"
+        for b, layer in zip(head["inputs"], head["layers"]):
+            name = f"{b}/{layer}"
             if name not in feats:
-                feats[name] = store.read(backbone=b, layer=head["layer"], condition=key,
+                feats[name] = store.read(backbone=b, layer=layer, condition=key,
                                          split=split, subset=subset)
                 valid &= np.isfinite(feats[name]).all(axis=1)
     labels = store.labels(split=split, subset=subset)[valid]

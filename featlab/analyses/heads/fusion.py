@@ -11,7 +11,7 @@ import numpy as np
 from ...errors import FeatlabError
 from ...utils.validation import check_features
 from ..stats import wilson_interval
-from .linear import LinearHead, fit_alpha_sweep
+from ...heads.linear import LinearHead, fit_alpha_sweep
 
 
 def fit_fusion_heads(X_fg, X_bg, y, *, alphas=(0.0,), l2=1e-4, n_classes=None, **kw) -> dict:

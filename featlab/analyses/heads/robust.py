@@ -1,5 +1,5 @@
 """Robust heads on cached features: adversarial retraining and multi-strength adversarial
-training (MAT), as weighted multi-set objectives of :class:`~.linear.LinearHead`.
+training (MAT), as weighted multi-set objectives of :class:`~featlab.heads.linear.LinearHead`.
 
 * Adversarial retraining (fusion paper Section 3.4 / Figure 5, its reference [26]): a head
   trained on clean and attacked features, half and half (:func:`fit_multiset` with shares).
@@ -30,7 +30,7 @@ import numpy as np
 from ...errors import FeatlabError
 from ...mat import fit_voting, label_probabilities
 from ...registry import Registry
-from .linear import LinearHead
+from ...heads.linear import LinearHead
 
 HEAD_RECIPES = Registry("head recipe")
 # The validation-stage heads (trained on train minus validation) only estimate validation
@@ -140,7 +140,7 @@ class VotedHeads:
 
     Parameters
     ----------
-    heads : list of fitted :class:`~featlab.analyses.heads.linear.LinearHead` (same classes).
+    heads : list of fitted :class:`~featlab.heads.linear.LinearHead` (same classes).
     weights : array_like (len(heads),), >= 0, summing to 1.
     """
 

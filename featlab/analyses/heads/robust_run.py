@@ -156,7 +156,7 @@ def _mat(out, data, store, plan, common, head_kw):
 def fit_robust_heads(store, plan, *, fg, bg, layer, subset, classes, head_kw) -> dict:
     """Fit the robust heads of a :func:`plan_robust` plan.
 
-    ``head_kw`` go to every :class:`~.linear.LinearHead` (``n_classes``, ``l2``, ``tol``,
+    ``head_kw`` go to every :class:`~featlab.heads.linear.LinearHead` (``n_classes``, ``l2``, ``tol``,
     ``max_iter``); ``plan["walk"]`` holds ``walk_steps``, ``walks``, ``walk_penalty``
     (:func:`featlab.mat.random_walk_select`). Returns dict ``models`` (label -> fitted
     predictor), ``info`` (for the JSON), ``records`` (store name -> (arrays, attrs)) and

@@ -31,50 +31,22 @@ import warnings
 import numpy as np
 
 from ...backbones.roles import fg_bg
-from ...conditions import parse_condition
 from ...errors import FeatlabError
 from ...mat import DEFAULT_PENALTY, DEFAULT_WALKS
-from ...store.heads import head_digest, head_name, head_record, paper_alpha, stale_heads
-from ...store.rerun import extract_hint
+from ...store.heads import head_digest, head_name, head_record, save_heads, stale_heads
 from ...utils.results import finish
 from ..inputs import block, condition_family, staleness
 from ..registry import ANALYSES
 from .figures import heads_figures
 from .alphas import alpha_fields, checked, fit_paper_heads, joint_attrs, paper_alphas
 from .fusion import evaluate, mean_abs_weights
+from .inputs_fit import fit_head_inputs
 from .robust_figures import robust_figures
 from .robust_run import fit_robust_heads, plan_robust
-from .scoring import condition_rows, range_table, test_inputs
+from .scoring import attack_info as _attacks, condition_rows, range_table, score_conditions \
+    as _conditions, test_inputs
 
 log = logging.getLogger(__name__)
-
-
-def _conditions(store, conditions):
-    """Conditions to score: those asked for, or every complete one that holds one perturbed
-    image per row (probe sets hold copies per row: the local-property analyses use them)."""
-    keys = [store.resolve_condition(c) for c in conditions] if conditions else [
-        k for k in store.conditions if store.condition_info(k)["complete"]]
-    probes = [k for k in keys if parse_condition(k)[0].family == "probe"]
-    if probes:
-        log.info("fit-head skips %d probe condition(s) (%s ...): they hold probe copies, scored "
-                 "by 'featlab isotropy' and 'featlab symmetry'", len(probes), probes[0])
-    keys = [k for k in keys if k not in probes]
-    if "clean" not in store.conditions:
-        raise FeatlabError(f"store {store.path} has no clean features to train heads on; "
-                           f"run '{extract_hint(store.path, store.manifest, 'clean')}'")
-    return keys, probes
-
-
-def _attacks(store, keys, subset, stale):
-    attacks = {}
-    for key in keys:
-        info = store.condition_info(key)
-        if "target" in info:
-            success = store.read_array("attack/success", key, split="test", subset=subset)
-            attacks[key] = dict(target=info["target"], head=info["head"], stale=stale[key],
-                                head_alpha=paper_alpha(info.get("head_settings") or {}),
-                                success_rate=float(np.mean(success)) if len(success) else None)
-    return attacks
 
 
 def _records(heads, fg, bg, common):
@@ -181,27 +153,43 @@ def _range(store, robust, entries, where, seed):
                 table=range_table(store, entries, keys, strengths, seed=seed, **where))
 
 
+def _quietly(fit, max_iter, tol):
+    """``fit()``, its convergence warnings counted in one log line."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = fit()
+    if caught:
+        log.info("%d head fit(s) stopped at max_iter=%d before tol=%g (accuracy is unaffected "
+                 "at this precision; raise max_iter to go further)", len(caught), max_iter, tol)
+    return out
+
+
 @ANALYSES.register("fit-head")
 def fit_head(store, *, alphas=(0.0,), subset="all", layer="penultimate", fg=None, bg=None,
              l2=1e-4, conditions=None, save=True, tol=1e-6, max_iter=500, train_on=None,
              recipe=None, strengths=None, attack=None, robust_head="joint", val_fraction=0.2,
              walk_steps=None, walks=DEFAULT_WALKS, walk_penalty=DEFAULT_PENALTY, seed=0,
-             alpha_scale="sum", out_dir=None) -> dict:
+             alpha_scale="sum", head="linear", inputs=None, penalty=None, width=None,
+             out_dir=None) -> dict:
     """Fit the three heads (one joint head per alpha typed on ``alpha_scale``, ``sum`` or
     ``mean``) and the robust heads of ``train_on`` / ``recipe`` (:func:`~.robust_run.
     fit_robust_heads`); score them all on every condition but probe sets (``skipped``).
+    ``head`` (not linear), ``inputs``, ``penalty``, ``width``: heads of that type on those
+    inputs instead (:func:`.inputs_fit.fit_head_inputs`; no robust heads, no figures).
 
-    Returns a dict with ``alphas`` (the paper's scale, as every ``alpha`` in the result;
-    :func:`.alphas.alpha_fields`), ``rows`` (condition, head, alpha, n, correct, accuracy,
-    ci_low, ci_high, family, strength, threat, stale), ``weights`` (mean |weight| per backbone
-    per alpha: ``fg``/``bg`` standardized, ``fg_raw``/``bg_raw`` raw), ``heads`` (names
-    saved), ``stale`` (condition -> bool or None) and, with robust heads, ``robust`` (how
-    they were trained) and ``range`` (average accuracy over the strength range). With
-    ``out_dir``: the figures and ``fit-head-<subset>.json``.
-    """
+    Returns a dict with ``alphas`` (the paper's scale, as every ``alpha``; :func:`.alphas.
+    alpha_fields`), ``rows`` (condition, head, alpha, n, correct, accuracy, ci_low, ci_high,
+    family, strength, threat, stale), ``weights`` (mean |weight| per backbone per alpha:
+    ``fg``/``bg`` standardized, ``fg_raw``/``bg_raw`` raw), ``heads`` (saved), ``stale``
+    and, with robust heads, ``robust`` and ``range`` (over the strength range)."""
     given, l2 = checked(alphas, l2, alpha_scale)
     if save:
         store.check_writable()  # refuse before fitting, not after
+    if head != "linear" or (inputs, penalty, width) != (None,) * 3:
+        return fit_head_inputs(store, conditions, subset, out_dir, dict(
+            train_on=train_on, recipe=recipe, fg=fg, bg=bg), head=head, inputs=inputs,
+            penalty=penalty, width=width, alphas=given, alpha_scale=alpha_scale, layer=layer,
+            l2=l2, save=save, linear_kw=dict(tol=tol, max_iter=max_iter))
     fg, bg = fg_bg(store.backbone_meta, fg, bg, where=f"store {store.path}")
     keys, skipped = _conditions(store, conditions)
     plan = plan_robust(store, train_on=train_on, recipe=recipe, strengths=strengths,
@@ -213,14 +201,9 @@ def fit_head(store, *, alphas=(0.0,), subset="all", layer="penultimate", fg=None
         keys = []  # nothing to score: no rows rather than NaN accuracies
     alphas, head_kw = paper_alphas(given, alpha_scale, len(y)), dict(
         n_classes=len(classes), l2=l2, tol=tol, max_iter=max_iter)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        heads = fit_paper_heads(x_fg, x_bg, y, alphas, **head_kw)
-        robust = fit_robust_heads(store, plan, fg=fg, bg=bg, layer=layer, subset=subset,
-                                  classes=classes, head_kw=head_kw) if plan else None
-    if caught:
-        log.info("%d head fit(s) stopped at max_iter=%d before tol=%g (accuracy is unaffected "
-                 "at this precision; raise max_iter to go further)", len(caught), max_iter, tol)
+    heads, robust = _quietly(lambda: (fit_paper_heads(x_fg, x_bg, y, alphas, **head_kw), (
+        fit_robust_heads(store, plan, fg=fg, bg=bg, layer=layer, subset=subset,
+                         classes=classes, head_kw=head_kw) if plan else None)), max_iter, tol)
     common = dict(subset=subset, layer=layer, l2=l2, training_conditions=["clean"],
                   classes=classes, n_train=int(len(y)), backbones=[fg, bg])
     records = {**_records(heads, fg, bg, common), **(robust["records"] if robust else {})}
@@ -229,12 +212,12 @@ def fit_head(store, *, alphas=(0.0,), subset="all", layer="penultimate", fg=None
         heads, robust)
     rows = _score(store, keys, heads, extra, where, stale)
     if save:
-        store.save_heads(records)
+        save_heads(store.path, records)
     result = dict(store=store.path, fg=fg, bg=bg, layer=layer, subset=subset,
                   **alpha_fields(alphas, len(y), given, alpha_scale), n_train=int(len(y)),
-                  classes=classes, rows=rows,
-                  weights=_weights(heads, x_fg.shape[1]), stale=stale, skipped=skipped,
-                  attacks=_attacks(store, keys, subset, stale), heads=sorted(records), figures=[])
+                  classes=classes, rows=rows, weights=_weights(heads, x_fg.shape[1]), stale=stale,
+                  skipped=skipped, attacks=_attacks(store, keys, subset, stale),
+                  heads=sorted(records), figures=[])
     if robust:
         result["robust"] = robust["info"]
         result["range"] = _range(store, dict(robust, rows=rows), entries + extra, where,

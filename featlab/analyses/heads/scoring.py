@@ -1,16 +1,25 @@
-"""Scoring any head beside the alpha heads: accuracy rows per condition, and the average
-accuracy over a strength range with a bootstrap interval (MAT paper Table 1).
+"""Scoring any head beside the alpha heads: which conditions are scored, accuracy rows per
+condition, what each attack condition targeted, and the average accuracy over a strength
+range with a bootstrap interval (MAT paper Table 1).
 
 A scored *entry* is ``dict(head=label, alpha=float or None, kind="fg"|"bg"|"joint",
 model=predictor)``; the predictor has ``predict(X) -> labels`` on the features of its kind.
 """
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
+from ...conditions import parse_condition
+from ...errors import FeatlabError
+from ...store.heads import paper_alpha
+from ...store.rerun import extract_hint
 from ..inputs import block
 from ..stats import wilson_interval
 from .fusion import _joint
+
+log = logging.getLogger(__name__)
 
 
 def test_inputs(store, key, *, fg, bg, layer, subset):
@@ -77,3 +86,32 @@ def range_table(store, entries, range_keys, strengths, *, fg, bg, layer, subset,
         table.append(dict(head=e["head"], alpha=e["alpha"], **stats, n_images=int(len(common)),
                           strengths=[float(s) for s in strengths]))
     return table
+
+
+def score_conditions(store, conditions):
+    """Conditions to score: those asked for, or every complete one that holds one perturbed
+    image per row (probe sets hold copies per row: the local-property analyses use them)."""
+    keys = [store.resolve_condition(c) for c in conditions] if conditions else [
+        k for k in store.conditions if store.condition_info(k)["complete"]]
+    probes = [k for k in keys if parse_condition(k)[0].family == "probe"]
+    if probes:
+        log.info("fit-head skips %d probe condition(s) (%s ...): they hold probe copies, scored "
+                 "by 'featlab isotropy' and 'featlab symmetry'", len(probes), probes[0])
+    keys = [k for k in keys if k not in probes]
+    if "clean" not in store.conditions:
+        raise FeatlabError(f"store {store.path} has no clean features to train heads on; "
+                           f"run '{extract_hint(store.path, store.manifest, 'clean')}'")
+    return keys, probes
+
+
+def attack_info(store, keys, subset, stale) -> dict:
+    """Condition -> what its attack targeted (target, head, stale, head alpha, success rate)."""
+    attacks = {}
+    for key in keys:
+        info = store.condition_info(key)
+        if "target" in info:
+            success = store.read_array("attack/success", key, split="test", subset=subset)
+            attacks[key] = dict(target=info["target"], head=info["head"], stale=stale[key],
+                                head_alpha=paper_alpha(info.get("head_settings") or {}),
+                                success_rate=float(np.mean(success)) if len(success) else None)
+    return attacks

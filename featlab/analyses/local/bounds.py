@@ -28,6 +28,7 @@ import torch
 from ...backbones.classifier import classifier_from_head
 from ...errors import FeatlabError
 from ...extraction.rebuild import rebuild
+from ...store.heads import load_head
 from ...utils.seeding import derive_seed
 from .clever import clever_u
 from .family import PIXELS, heads_in, read_rows, stack_radii
@@ -56,7 +57,7 @@ def lipschitz_bounds(store, family, radii, rows, *, heads=None, nb_batches=10, b
     radius = clever_radius / PIXELS
     out = []
     for head in names:
-        arrays, attrs = store.load_head(head)
+        arrays, attrs = load_head(store.path, head)
         model = classifier_from_head(arrays, attrs, models, name=head, purpose="--bounds")
         ratios = probe_ratio(store, family, radii, rows, head)
         for row, ratio in zip(rows, ratios):

@@ -16,6 +16,7 @@ from ...conditions import condition_class, parse_condition
 from ...errors import FeatlabError
 from ...extraction.probe_precision import NOISE_TOLERANCE, relative_noise
 from ...params import format_value
+from ...store.heads import load_head
 from ...store.rerun import extract_hint
 from .lipschitz import MinMaxNormalizer
 
@@ -152,7 +153,7 @@ def heads_in(store, family, radii, heads=None, backbones=None) -> list[str]:
                                f"{', '.join(stored) or '(none)'}")
         stored = list(heads)
     if backbones:
-        inputs = {h: store.load_head(h)[1].get("inputs", []) for h in stored}
+        inputs = {h: load_head(store.path, h)[1].get("inputs", []) for h in stored}
         stored = [h for h in stored if set(inputs[h]) & set(backbones)]
     if not stored:
         raise FeatlabError(f"no head scores stored with {family.name}; fit heads (featlab "

@@ -29,7 +29,7 @@ from ...conditions import parse_condition
 from ...errors import FeatlabError
 from ...perturbations.corrupt import IMAGENET_C
 from ...store.fits import REPAIR, describe_mix, mixed_fits
-from ...store.heads import head_probabilities, heads_for, load_head
+from ...store.heads import head_probabilities, heads_for, list_heads, load_head
 from ...store.rerun import extract_hint
 from ...utils.figures import new_figure, save_figure
 from ...utils.paths import atomic_write_text, output_errors
@@ -60,11 +60,11 @@ def _predict(classifier: dict, feats: dict) -> np.ndarray:
 
 
 def _classifiers(store, subset: str) -> dict:
-    names = [n for n in store.heads() if load_head(store.path, n)[1].get("subset") == subset]
+    names = [n for n in list_heads(store.path) if load_head(store.path, n)[1].get("subset") == subset]
     heads = dict(heads_for(store.path, names, store.backbones), **_task_backbones(store))
     if not heads:
         raise FeatlabError(f"store {store.path} has no classifier for subset {subset!r} "
-                           f"(heads: {', '.join(store.heads()) or 'none'}); fit them: featlab "
+                           f"(heads: {', '.join(list_heads(store.path)) or 'none'}); fit them: featlab "
                            f"fit-head --store {store.path} --subset {subset}")
     return heads
 
@@ -93,7 +93,8 @@ def _correctness(store, heads: dict, keys: list, subset: str):
     labels = store.labels(split="test", subset=subset)
     valid = np.ones(len(labels), bool)
     correct = {name: {} for name in heads}
-    layers = {(b, h["layer"]) for h in heads.values() for b in h["inputs"]}
+    layers = {(b, layer) for h in heads.values()
+              for b, layer in zip(h["inputs"], h.get("layers") or [h["layer"]] * len(h["inputs"]))}
     for key in keys:
         valid &= store.valid(key, split="test", subset=subset)
         feats = {f"{b}/{layer}": store.read(backbone=b, layer=layer, condition=key,

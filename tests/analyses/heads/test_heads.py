@@ -10,7 +10,7 @@ from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 
 from featlab.analyses.heads.fusion import evaluate, fit_fusion_heads, mean_abs_weights
-from featlab.analyses.heads.linear import LinearHead, fit_alpha_sweep
+from featlab.heads.linear import LinearHead, fit_alpha_sweep
 from featlab.analyses.stats import wilson_interval
 
 

@@ -10,10 +10,11 @@ from click.testing import CliRunner
 from scipy.special import logsumexp
 from sklearn.linear_model import LogisticRegression
 
-from featlab.analyses.heads.linear import LinearHead
+from featlab.heads.linear import LinearHead
 from featlab.analyses.heads.robust import VotedHeads, fit_multiset, half_and_half, row_weights
 from featlab.analyses.heads.robust_data import HeadData, carve_validation
 from featlab.errors import FeatlabError
+from featlab.store.heads import list_heads, load_head
 
 
 def blobs(n=240, p=10, C=4, seed=0, shift=None):
@@ -215,13 +216,13 @@ def test_cli_fits_scores_and_saves_the_robust_heads(attacked, cli_run):
     assert table == heads and result["range"]["strengths"] == [0.0, 0.01, 0.03, 0.1]
     for stem in ("robust-all", "strengths-A-all"):
         assert (out / f"{stem}.png").stat().st_size > 0 and (out / f"{stem}.pdf").is_file()
-    saved = store.heads()
+    saved = list_heads(store.path)
     assert {"adv-joint-all", "mat-mixed-joint-all"} <= set(saved)
-    _, attrs = store.load_head("adv-joint-all")
+    _, attrs = load_head(store.path, "adv-joint-all")
     assert attrs["training_conditions"] == ["clean", key]
     assert attrs["crafted_against"][0]["head"] == "fg-all"
     members = [n for n in saved if n.startswith("mat-parallel-joint-all-eps=")]
-    assert sum(store.load_head(n)[1]["voting_weight"] for n in members) == pytest.approx(1.0)
+    assert sum(load_head(store.path, n)[1]["voting_weight"] for n in members) == pytest.approx(1.0)
 
 
 def test_python_api_equals_the_cli(attacked, cli_run):

@@ -21,6 +21,7 @@ from featlab.conditions import parse_conditions
 from featlab.perturbations import PERTURBATIONS
 from featlab.probes import PROBES as PROBE_SETS
 from featlab.store import FeatureStore
+from featlab.store.heads import load_head
 from featlab.utils.seeding import derive_seed
 
 PROBES = ("isotropy:radius=1:8:copies=5:samples=3:threshold=0,"
@@ -227,7 +228,7 @@ def test_bounds_equal_direct_clever_and_gradient(store, tiny_weights):
                            max_samples=1, n_points=2)
     (got,) = out["rows"]
     dataset, models = rebuild(store)
-    model = classifier_from_head(*store.load_head("fg-all"), models)
+    model = classifier_from_head(*load_head(store.path, "fg-all"), models)
     x = torch.from_numpy(dataset.load(int(rows[0]))[0])
     seed = derive_seed("lipschitz-bounds", 0, store.samples.image_id[rows[0]]) % 2 ** 32
     label = int(store.samples.label[rows[0]])

@@ -12,6 +12,7 @@ from featlab.cli.main import cli
 from featlab.errors import FeatlabError
 from featlab.extraction import ExtractionSpec, extract
 from featlab.store import FeatureStore
+from featlab.store.heads import load_head
 
 from conftest import one_error_line
 
@@ -80,7 +81,7 @@ def test_table_end_to_end(store_path, tmp_path):
     names = {r["classifier"] for r in result["rows"]}
     assert names == {"fg-all", "bg-all", "joint-all-alpha=0", "joint-all-alpha=10"}
     # recompute fg-all's R on occlude from its coefficients
-    arrays, attrs = store.load_head("fg-all")
+    arrays, attrs = load_head(store.path, "fg-all")
     labels = store.labels(split="test")
 
     def accuracy(key):

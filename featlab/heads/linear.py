@@ -1,4 +1,4 @@
-"""Linear classification heads on cached features, with the fusion paper's foreground penalty.
+"""``linear``: the softmax linear head on cached features, with the fusion paper's penalty.
 
 Fusion paper (contextual-fusion.md) Section 2.1: the foreground, background and joint classifiers
 are single fully connected layers on frozen backbone features. Section 3.4 trains the joint head
@@ -10,7 +10,7 @@ where ``theta`` are the weights in *standardized* feature space (not the bias) a
 the columns listed in ``penalized``. The mean replaces the paper's sum so that ``alpha`` does not
 scale with the number of samples: the paper's ``alpha`` equals ``N * alpha`` here.
 
-The solver is in :mod:`.solver`. It is deterministic, so a fit is a pure function of its
+The solver is in :mod:`.solver`; the head contract in :mod:`.base`. It is deterministic, so a fit is a pure function of its
 inputs: :data:`.memo.FIT_MEMO` keeps the last solutions in memory keyed by a digest of everything
 the solver sees (standardized features, labels, weights, penalties, tolerances, warm start),
 and an identical fit in the same process (``featlab demo`` fits heads that ``featlab report``
@@ -23,42 +23,20 @@ import warnings
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
 
-from ...errors import FeatlabError
-from ...utils.validation import check_features
+from ..errors import FeatlabError
+from .base import (Head, as_blocks, block_means, check_weights, concat, encode_labels,
+                   penalties, standardize)
 from .memo import FIT_MEMO
-from .solver import CHUNK, lbfgs_fit, matmul64, softmax, Problem
+from .registry import HEADS
+from .solver import lbfgs_fit, matmul64, softmax, Problem
 
 log = logging.getLogger(__name__)
 
 
-def _standardize(X, standardize, w=None):
-    """Column mean and scale (float64, population std; 1 where constant) and X standardized.
-
-    With sample weights ``w`` (n,) the mean and std are weighted, so that integer weights give
-    the statistics of the rows repeated that many times."""
-    p = X.shape[1]
-    if not standardize:
-        return np.zeros(p), np.ones(p), X
-    if w is None:
-        mean = X.mean(axis=0, dtype=np.float64)
-        scale = X.std(axis=0, dtype=np.float64)
-    else:
-        w = w / w.sum()
-        mean = sum(w[i:i + CHUNK] @ X[i:i + CHUNK].astype(np.float64)
-                   for i in range(0, len(X), CHUNK))
-        scale = np.sqrt(sum(w[i:i + CHUNK] @ (X[i:i + CHUNK].astype(np.float64) - mean) ** 2
-                            for i in range(0, len(X), CHUNK)))
-    scale[scale <= 1e-12 * max(1.0, np.abs(mean).max())] = 1.0
-    Xs = np.empty(X.shape, X.dtype)
-    for i in range(0, len(X), CHUNK):
-        Xs[i:i + CHUNK] = (X[i:i + CHUNK] - mean) / scale
-    return mean, scale, Xs
-
-
-class LinearHead(ClassifierMixin, BaseEstimator):
+@HEADS.register("linear")
+class LinearHead(Head):
     """Softmax linear head with an extra L2 penalty on a block of columns (fusion Sec. 3.4).
 
     Minimises ``mean CE + alpha * |theta[:, penalized]|^2 + l2 * |theta|^2`` with ``theta`` the
@@ -76,6 +54,8 @@ class LinearHead(ClassifierMixin, BaseEstimator):
     standardize : bool. Fit on ``(X - mean_) / scale_``; otherwise on X itself.
     max_iter : int. Maximum L-BFGS iterations.
     tol : float. Stop when max |gradient| (standardized space, weights and bias) <= tol.
+    penalty : sequence of float >= 0, one per input, or None. Added to the columns of each
+        input (:mod:`.base`): ``alpha`` on ``penalized`` generalised to any number of inputs.
 
     Attributes
     ----------
@@ -83,11 +63,12 @@ class LinearHead(ClassifierMixin, BaseEstimator):
     coef_ : ndarray (n_classes, n_features), intercept_ : ndarray (n_classes,) in raw feature
         space: ``X @ coef_.T + intercept_`` are the logits.
     coef_std_, intercept_std_ : the same in standardized space (``coef_ = coef_std_ / scale_``).
-    n_iter_ : int. L-BFGS iterations used.
+    n_iter_ : int. L-BFGS iterations used. input_dims_ : list of int, features per input.
     """
 
     def __init__(self, alpha=0.0, penalized=None, l2=1e-4, standardize=True, max_iter=1000,
-                 tol=1e-8):
+                 tol=1e-8, penalty=None):
+        self.penalty = penalty
         self.alpha = alpha
         self.penalized = penalized
         self.l2 = l2
@@ -95,8 +76,9 @@ class LinearHead(ClassifierMixin, BaseEstimator):
         self.max_iter = max_iter
         self.tol = tol
 
-    def fit(self, X, y, n_classes=None, warm_start_from=None, sample_weight=None):
-        """Fit on X (n_samples, n_features) and labels y (n_samples,); returns self.
+    def fit(self, blocks, y, sample_weight=None, n_classes=None, warm_start_from=None):
+        """Fit on ``blocks`` (one array (n_samples, n_features) or a list, one per input) and
+        labels y (n_samples,); returns self.
 
         ``n_classes``: labels are then integers in ``[0, n_classes)`` and ``classes_`` is
         ``arange(n_classes)`` (classes absent from y still get a row). ``warm_start_from``: a
@@ -105,18 +87,23 @@ class LinearHead(ClassifierMixin, BaseEstimator):
         ``sum_i w_i CE_i / sum_i w_i`` and the standardization is weighted too, so integer
         weights fit the same head as rows repeated that many times.
         """
-        X = check_features(X)
-        classes, yi = _encode_labels(y, n_classes, len(X))
-        w = _check_weights(sample_weight, len(X))
-        prep = _standardize(X, self.standardize, w)
-        return self._fit_prepared(prep, classes, yi, warm_start_from, w)
+        blocks = as_blocks(blocks)
+        X = concat(blocks)
+        classes, yi = encode_labels(y, n_classes, len(X))
+        w = check_weights(sample_weight, len(X))
+        prep = standardize(X, self.standardize, w)
+        return self._fit_prepared(prep, classes, yi, warm_start_from, w,
+                                  [b.shape[1] for b in blocks])
 
-    def _fit_prepared(self, prep, classes, yi, warm_start_from=None, w=None):
+    def _fit_prepared(self, prep, classes, yi, warm_start_from=None, w=None, dims=None):
         mean, scale, Xs = prep
         p, C = Xs.shape[1], len(classes)
         if not self.l2 > 0 or not self.alpha >= 0:
             raise FeatlabError(f"need l2 > 0 and alpha >= 0; got l2={self.l2}, alpha={self.alpha}")
+        dims = list(dims or [p])
         penalty = self.l2 + self.alpha * _mask(self.penalized, p)
+        if self.penalty is not None:
+            penalty = penalty + np.repeat(penalties(self.penalty, dims), dims)
         start = None
         if warm_start_from is not None:
             W = np.asarray(warm_start_from.coef_, np.float64)
@@ -137,7 +124,7 @@ class LinearHead(ClassifierMixin, BaseEstimator):
         self.n_iter_ = solution["n_iter"]
         b = b - b.mean()
         self.classes_, self.mean_, self.scale_ = classes, mean, scale
-        self.n_features_in_ = p
+        self.n_features_in_, self.input_dims_ = p, dims
         self.coef_std_, self.intercept_std_ = Theta.T.copy(), b
         self.coef_ = self.coef_std_ / scale
         self.intercept_ = b - self.coef_ @ mean
@@ -153,18 +140,9 @@ class LinearHead(ClassifierMixin, BaseEstimator):
                                          refresh_at=() if start is not None else (25,))
         return dict(Theta=Theta, b=b, n_iter=n_iter, converged=ok)
 
-    def decision_function(self, X):
+    def decision_function(self, blocks):
         """Logits, ndarray (n_samples, n_classes), float64."""
-        X = check_features(X)
-        return matmul64(X, self.coef_.T) + self.intercept_
-
-    def predict_proba(self, X):
-        """Class probabilities, ndarray (n_samples, n_classes)."""
-        return softmax(self.decision_function(X))[0]
-
-    def predict(self, X):
-        """Predicted labels, ndarray (n_samples,), values from ``classes_``."""
-        return self.classes_[np.argmax(self.decision_function(X), axis=1)]
+        return matmul64(concat(self._blocks(blocks)), self.coef_.T) + self.intercept_
 
     def objective(self, X, y, sample_weight=None):
         """The training objective at the fitted parameters (mean CE, weighted with
@@ -173,19 +151,61 @@ class LinearHead(ClassifierMixin, BaseEstimator):
         A = self.decision_function(X)
         lse = softmax(A)[1]
         m = self.l2 + self.alpha * _mask(self.penalized, self.n_features_in_)
-        w = _check_weights(sample_weight, len(A))
+        if self.penalty is not None:
+            m = m + np.repeat(penalties(self.penalty, self.input_dims_), self.input_dims_)
+        w = check_weights(sample_weight, len(A))
         ce = lse - A[np.arange(len(A)), yi]
         data = ce.mean() if w is None else (w @ ce) / w.sum()
         return float(data + (m * self.coef_std_ ** 2).sum())
 
-    def to_torch(self):
-        """``torch.nn.Linear`` (float32) computing the raw-space logits."""
-        C, p = self.coef_.shape
-        lin = torch.nn.Linear(p, C)
+    def input_weights(self, blocks=None) -> list:
+        """Mean |weight| per input, standardized space (Figure 4b; ``blocks`` unused)."""
+        return block_means(self.coef_std_, self.input_dims_)
+
+    def to_arrays(self) -> tuple[dict, dict]:
+        """``coef`` (C, d), ``intercept`` (C,), ``mean``, ``scale`` (d,), ``coef_std`` (C, d),
+        float32; no attributes of its own (a stored head without ``head_type`` is linear)."""
+        return dict(coef=self.coef_.astype(np.float32),
+                    intercept=self.intercept_.astype(np.float32),
+                    mean=self.mean_.astype(np.float32), scale=self.scale_.astype(np.float32),
+                    coef_std=self.coef_std_.astype(np.float32)), {}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict, attrs: dict):
+        """The head a stored record describes (float64 copies of its arrays); ``attrs`` may
+        give ``l2`` and ``input_dims``."""
+        head = cls(l2=attrs.get("l2", 1e-4))
+        head.coef_ = np.asarray(arrays["coef"], np.float64)
+        head.intercept_ = np.asarray(arrays["intercept"], np.float64)
+        C, p = head.coef_.shape
+        head.classes_, head.n_features_in_ = np.arange(C), p
+        head.input_dims_ = list(attrs.get("input_dims") or [p])
+        head.mean_ = np.asarray(arrays.get("mean", np.zeros(p)), np.float64)
+        head.scale_ = np.asarray(arrays.get("scale", np.ones(p)), np.float64)
+        head.coef_std_ = np.asarray(arrays.get("coef_std", head.coef_ * head.scale_), np.float64)
+        head.intercept_std_ = head.intercept_ + head.coef_ @ head.mean_
+        return head
+
+    def to_torch(self, dtype=torch.float32):
+        """:class:`LinearModule`: a list of per-input tensors -> raw-space logits."""
+        return LinearModule(self.coef_, self.intercept_, dtype)
+
+
+class LinearModule(torch.nn.Linear):
+    """An ``nn.Linear`` holding ``coef`` / ``intercept`` whose ``forward(blocks)`` takes a
+    list/tuple of tensors (n, d_k) in input order (or one tensor (n, d)) and returns
+    ``concat(blocks) @ coef.T + intercept``, logits (n, C)."""
+
+    def __init__(self, coef, intercept, dtype=torch.float32):
+        super().__init__(coef.shape[1], coef.shape[0], dtype=dtype)
         with torch.no_grad():
-            lin.weight.copy_(torch.as_tensor(self.coef_, dtype=torch.float32))
-            lin.bias.copy_(torch.as_tensor(self.intercept_, dtype=torch.float32))
-        return lin
+            self.weight.copy_(torch.as_tensor(coef, dtype=dtype))
+            self.bias.copy_(torch.as_tensor(intercept, dtype=dtype))
+        self.eval()
+
+    def forward(self, blocks):
+        x = blocks if torch.is_tensor(blocks) else torch.cat(list(blocks), dim=1)
+        return super().forward(x)
 
 
 def _mask(penalized, p):
@@ -194,39 +214,20 @@ def _mask(penalized, p):
     return mask
 
 
-def _check_weights(w, n):
-    if w is None:
-        return None
-    w = np.asarray(w, np.float64)
-    if w.shape != (n,) or not np.isfinite(w).all() or (w < 0).any() or not w.sum() > 0:
-        raise FeatlabError(f"sample_weight must be {n} finite values >= 0 with a positive sum; "
-                           f"got shape {w.shape}")
-    return w
-
-
-def _encode_labels(y, n_classes, n):
-    y = np.asarray(y)
-    if y.shape != (n,):
-        raise FeatlabError(f"y must have shape ({n},); got {y.shape}")
-    if n_classes is None:
-        classes = np.unique(y)
-        return classes, np.searchsorted(classes, y)
-    if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= n_classes:
-        raise FeatlabError(f"with n_classes={n_classes}, y must hold integers in [0, {n_classes})")
-    return np.arange(n_classes), y.astype(np.intp)
-
-
 def fit_alpha_sweep(X, y, alphas, penalized, *, n_classes=None, **kw):
     """Fit one :class:`LinearHead` per alpha, warm-started in increasing alpha.
 
-    X is standardized once. Returns the heads in the order of ``alphas``; ``kw`` go to
-    :class:`LinearHead` (``l2``, ``standardize``, ``max_iter``, ``tol``).
+    ``X``: one array (n, d) or a list of per-input blocks; it is standardized once. Returns
+    the heads in the order of ``alphas``; ``kw`` go to :class:`LinearHead` (``l2``,
+    ``standardize``, ``max_iter``, ``tol``, ``penalty``).
     """
-    X = check_features(X)
-    classes, yi = _encode_labels(y, n_classes, len(X))
-    prep = _standardize(X, kw.get("standardize", True))
+    blocks = as_blocks(X)
+    X = concat(blocks)
+    classes, yi = encode_labels(y, n_classes, len(X))
+    prep = standardize(X, kw.get("standardize", True))
     heads, prev = [None] * len(alphas), None
     for i in np.argsort(np.asarray(alphas, float), kind="stable"):
         head = LinearHead(alpha=float(alphas[i]), penalized=penalized, **kw)
-        heads[i] = prev = head._fit_prepared(prep, classes, yi, warm_start_from=prev)
+        heads[i] = prev = head._fit_prepared(prep, classes, yi, warm_start_from=prev,
+                                             dims=[b.shape[1] for b in blocks])
     return heads

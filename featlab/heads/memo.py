@@ -1,4 +1,4 @@
-"""An in-process memo of linear-head solutions (see :mod:`.linear`).
+"""An in-process memo of linear-head solutions (see :mod:`featlab.heads.linear`).
 
 The head solver is deterministic, so a fit is a pure function of what it sees; :data:`FIT_MEMO`
 maps a blake2b digest of those inputs to the solution and returns a copy on a repeated fit.
