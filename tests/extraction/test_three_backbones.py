@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 
 from conftest import one_error_line
-from featlab.analyses.heads.linear import LinearHead
+from featlab.heads import HEADS
 from featlab.analyses.heads.run import fit_head
 from featlab.analyses.inputs import block
 from featlab.cli.main import cli
@@ -74,7 +74,7 @@ def fit_linear(store, name, inputs, l2=1e-4):
     """A linear head over the concatenated penultimate blocks of ``inputs``, saved in the
     store's head format."""
     blocks, y, _ = block(store, inputs, split="train")
-    head = LinearHead(l2=l2).fit(np.concatenate(blocks, axis=1), y)
+    head = HEADS.get("linear")(l2=l2).fit(np.concatenate(blocks, axis=1), y)
     save_heads(store.path, {name: head_record(
         head, kind="linear", alpha=None, inputs=list(inputs), subset="all", layer="penultimate",
         l2=l2, training_conditions=["clean"], classes=store.classes("all"), n_train=len(y))})
