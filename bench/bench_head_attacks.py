@@ -25,6 +25,7 @@ import argparse
 import platform
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -56,8 +57,10 @@ def heads() -> dict:
     y = np.arange(240) % N_CLASSES
     settings = dict(linear=dict(max_iter=20), mlp=dict(width=WIDTH, max_iter=5),
                     gated=dict(max_iter=5))
-    return {name: HEADS.get(name)(**settings.get(name, {})).fit(blocks, y).to_torch()
-            for name in HEADS.names()}
+    with warnings.catch_warnings():  # a few iterations on purpose: not converged
+        warnings.simplefilter("ignore")
+        return {name: HEADS.get(name)(**settings.get(name, {})).fit(blocks, y).to_torch()
+                for name in HEADS.names()}
 
 
 def timed(fn) -> tuple:
