@@ -216,9 +216,35 @@ def test_a_refit_head_leaves_its_attacks_stale_until_refit_alike(three, tmp_path
     assert stale_heads(copy, store.condition_info(key)) == []
 
 
-def test_report_renders_the_three_backbone_store(three, tmp_path):
-    code, out = run("report", "--store", three[0], "--out", tmp_path / "report", "--alpha", 0,
+def test_every_head_type_is_listed_by_fit_head_robustness_and_the_report(three, tmp_path):
+    """An mlp and a gated head over the three inputs beside the linear ones: fit-head prints
+    each as a column, robustness and the report's Table 1 list each as a row."""
+    copy = str(tmp_path / "store")
+    shutil.copytree(three[0], copy)
+    names = [f"{kind}-{INPUTS.replace(',', '+')}-all" for kind in ("mlp", "gated")]
+    for kind, name in zip(("mlp", "gated"), names):
+        code, out = run("fit-head", "--store", copy, "--head", kind, "--inputs", INPUTS,
+                        *(["--width", 8] if kind == "mlp" else []), "--out", tmp_path / kind)
+        assert code == 0, out
+        header = next(line for line in out.splitlines() if line.startswith("condition"))
+        assert header.split() == ["condition", name]
+    every = [*DEFAULT_HEADS, HEAD, *names]
+    code, out = run("robustness", "--store", copy, "--n-boot", 100, "--out", tmp_path / "rob",
+                    "--json", tmp_path / "rob.json")
+    assert code == 0, out
+    with open(tmp_path / "rob.json", encoding="utf-8") as f:
+        rows = {r["classifier"]: r for r in json.load(f)["rows"]}
+    assert set(every) <= set(rows) and all(name in out for name in every)
+    assert all(rows[n]["scores"][store_key(copy)]["R"] >= 0 for n in every)
+    code, out = run("report", "--store", copy, "--out", tmp_path / "report", "--alpha", 0,
                     "--n-boot", 100)
     assert code == 0, out
     page = (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
+    table1 = page[page.index("mtlat-table-1"):]
     assert "local-figure-1" in page and os.path.getsize(tmp_path / "report" / "report.pdf") > 0
+    assert all(f"<td>{name}</td>" in table1 for name in every)
+
+
+def store_key(path):
+    """The stored key of the FGSM condition made against HEAD."""
+    return FeatureStore(path).resolve_condition(ATTACK)
