@@ -83,6 +83,8 @@ def echo_summary(summary) -> None:
     click.echo("* claims 1-4 are built into the synthetic benchmark (its scene always tells "
                "the supercategory): a 'yes' there shows the pipeline works, not that a finding "
                "replicates; claim 5 varies exactly that.")
+    if summary.get("exploration"):
+        echo_exploration(summary["exploration"])
     click.echo(f"summary: {summary['summary_json']}")
     click.echo(f"figures: {', '.join(summary['figures'])}")
     if summary.get("report"):
@@ -95,3 +97,19 @@ def echo_summary(summary) -> None:
     if summary.get("phase_seconds"):
         click.echo("wall time per phase: " + ", ".join(
             f"{k} {v:.0f} s" for k, v in summary["phase_seconds"].items()))
+
+
+def echo_exploration(rows) -> None:
+    """The exploration rows, labelled as not a claim of the papers."""
+    click.echo("exploration (not a claim of the papers; not counted in the verdicts): mlp and "
+               "gated fusion heads vs the linear joint head (alpha 0) on the same test images, "
+               "and each under the adaptive attack crafted through it:")
+    echo_table([dict(r, versus=r["versus"] or "-", effect="-" if r["effect"] is None
+                     else f"{r['effect']:.3f}",
+                     interval="-" if r["low"] is None else
+                     f"[{r['low']:+.3f}, {r['high']:+.3f}]" if r["versus"] else
+                     f"[{r['low']:.3f}, {r['high']:.3f}]") for r in rows],
+               ["head", "condition", "versus", "verdict", "effect", "interval", "n"])
+    click.echo("effect: accuracy difference head - versus (yes: interval above 0; no: below "
+               f"+{rows[0]['margin']:g}; else inconclusive), or for 'reported' rows the "
+               "accuracy with its 95% Wilson interval.")
