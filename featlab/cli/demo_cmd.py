@@ -34,8 +34,11 @@ CLAIMS = {"1": "joint > fg under object blur at every sigma, on All, Similar, Di
 @click.option("--workers", default=0, show_default=True)
 @click.option("--report/--no-report", default=True, show_default=True,
               help="End by writing featlab report (HTML + PDF) over the demo's stores.")
+@click.option("--explore/--no-explore", default=True, show_default=True,
+              help="With the report: also explore the mlp and gated fusion heads against the "
+                   "linear joint head (not a claim; two more FGSM extractions).")
 def demo_command(cache_dir, analyses_dir, n_images, dose_images, n_boot, shift_margin, tolerance,
-                 seed, device, workers, report):
+                 seed, device, workers, report, explore):
     """Run the whole pipeline on the embedded synthetic benchmark (minutes on a CPU):
     generate data, pretrain the two embedded backbones (once; cached), extract clean,
     blurred and FGSM-attacked features, fit heads, and print the fusion paper's claims, each
@@ -51,7 +54,7 @@ def demo_command(cache_dir, analyses_dir, n_images, dose_images, n_boot, shift_m
     summary = demo(DemoSpec(cache_dir=cache_dir, analyses_dir=analyses_dir, seed=seed,
                             n_images=n_images, dose_images=dose_images, n_boot=n_boot,
                             shift_margin=shift_margin, tolerance=tolerance, device=device,
-                            workers=workers, report=report))
+                            workers=workers, report=report, explore=explore))
     echo_summary(summary)
     click.echo(f"done in {time.perf_counter() - start:.0f} s")
 

@@ -29,8 +29,9 @@ So that its report renders every section, the demo also extracts probe sets on a
 images and trains two small networks (:mod:`.demo_sections`). Beside the claims, and not
 counted in their verdicts, it explores non-linear fusion heads: the mlp and gated heads
 against the linear joint head under blur and fg-FGSM, and the adaptive attack through each
-(:mod:`.demo_explore`; ``exploration`` in the summary). With ``report=False`` (as ``featlab
-replicate`` runs each seed) it skips all three, since no claim reads them. :func:`demo` returns its
+(:mod:`.demo_explore`; ``exploration`` in the summary; ``explore=False`` skips it). With
+``report=False`` (as ``featlab replicate`` runs each seed) it skips all three, since no claim
+reads them. :func:`demo` returns its
 summary and writes ``<analyses>/demo/summary.json`` (``claims``: the rows of :mod:`.claims`;
 ``stores``: the stores the report renders; ``phase_seconds``: wall time per phase).
 """
@@ -49,7 +50,7 @@ from ..analyses.shift.run import pca_shift
 from ..store import FeatureStore
 from ..utils.paths import atomic_write_text
 from . import claims as C
-from .demo_explore import explore
+from .demo_explore import explore as explore_heads
 from .demo_measure import accuracy_table, attack_measures, blur_pairs, fusion_pair, membership
 from .demo_sections import probe_conditions, trained_store
 from .demo_steps import benchmark, check_spec, extract_into
@@ -76,6 +77,7 @@ class DemoSpec:
     workers: int = 0
     weights: dict = field(default_factory=dict)
     report: bool = True  # end by writing featlab report over the demo's stores
+    explore: bool = True  # with report: the exploration beside the claims (.demo_explore)
     # probe sets for the local-property figures (on the main store's test images)
     probe_radii: tuple = (1.0, 10.0)
     probe_copies: int = 8
@@ -112,7 +114,7 @@ def demo(spec: DemoSpec = DemoSpec()) -> dict:
     clock.lap("main store, heads, pca-shift")
     dose, dose_stores = _dose(spec)
     clock.lap("dose-response stores")
-    explored = _explore(spec, store, root) if spec.report else None  # not a claim
+    explored = _explore(spec, store, root) if spec.report and spec.explore else None
     if explored is not None:
         clock.lap("exploration: mlp and gated heads")
     trained = trained_store(spec, root) if spec.report else None  # for M-TLAT Table 2
@@ -193,7 +195,7 @@ def _explore(spec, store, root):
     """The exploration beside the claims (:mod:`.demo_explore`) at the middle sigma and eps."""
     eps = _middle(spec.eps)
     blur = store.resolve_condition(_label("blur:sigma", _middle(spec.sigmas)))
-    return explore(spec, store, root, blur,
+    return explore_heads(spec, store, root, blur,
                    store.resolve_condition(_label("fgsm:eps", eps) + ":target=fg"), eps)
 
 

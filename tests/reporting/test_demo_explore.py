@@ -1,10 +1,14 @@
 """The demo exploration's decision on constructed correctness vectors: a head that is right
 on more of the same images is 'yes', an identical head 'no', a few images 'inconclusive';
-the adaptive rows are accuracies with the Wilson interval (statsmodels' reference)."""
+the adaptive rows are accuracies with the Wilson interval (statsmodels' reference); the
+demo command passes ``--explore/--no-explore``."""
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from statsmodels.stats.proportion import proportion_confint
 
+from featlab.cli.main import cli
+from featlab.errors import FeatlabError
 from featlab.reporting.claims import GAIN_MARGIN
 from featlab.reporting.demo_explore import adaptive, compare
 
@@ -48,3 +52,18 @@ def test_adaptive_rows_are_accuracies_with_the_wilson_interval():
     low, high = proportion_confint(17, 50, alpha=0.05, method="wilson")
     assert r["effect"] == pytest.approx(17 / 50) and r["verdict"] == "reported"
     assert (r["low"], r["high"]) == pytest.approx((low, high)) and r["versus"] is None
+
+
+@pytest.mark.parametrize("flag, explore", [([], True), (["--no-explore"], False)])
+def test_the_demo_command_passes_explore(monkeypatch, flag, explore):
+    from featlab.reporting import demo as demo_module
+
+    seen = []
+
+    def stop(spec):
+        seen.append(spec)
+        raise FeatlabError("stopped before any work")
+
+    monkeypatch.setattr(demo_module, "demo", stop)
+    result = CliRunner().invoke(cli, ["demo", *flag])
+    assert result.exit_code == 2 and [s.explore for s in seen] == [explore]
