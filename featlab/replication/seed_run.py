@@ -31,7 +31,7 @@ SIZES = {
                             "scene": dict(n_train=600, n_val=200, epochs=1, image_size=32)}),
 }
 DEMO_FIELDS = set(DemoSpec.__dataclass_fields__) - {"cache_dir", "analyses_dir", "seed", "weights",
-                                                    "report", "device", "workers"}
+                                                    "report", "explore", "device", "workers"}
 
 
 def size_config(size: str, options=None) -> dict:

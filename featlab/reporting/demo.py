@@ -26,8 +26,12 @@ Claims 1-4 are built in by construction on this benchmark (its scene always tell
 they show the pipeline works. Claim 5 varies what the finding depends on.
 
 So that its report renders every section, the demo also extracts probe sets on a few test
-images and trains two small networks (:mod:`.demo_sections`); with ``report=False`` (as
-``featlab replicate`` runs each seed) it skips both, since no claim reads them. :func:`demo` returns its
+images and trains two small networks (:mod:`.demo_sections`). Beside the claims, and not
+counted in their verdicts, it explores non-linear fusion heads: the mlp and gated heads
+against the linear joint head under blur and fg-FGSM, and the adaptive attack through each
+(:mod:`.demo_explore`; ``exploration`` in the summary; ``explore=False`` skips it). With
+``report=False`` (as ``featlab replicate`` runs each seed) it skips all three, since no claim
+reads them. :func:`demo` returns its
 summary and writes ``<analyses>/demo/summary.json`` (``claims``: the rows of :mod:`.claims`;
 ``stores``: the stores the report renders; ``phase_seconds``: wall time per phase).
 """
@@ -46,6 +50,7 @@ from ..analyses.shift.run import pca_shift
 from ..store import FeatureStore
 from ..utils.paths import atomic_write_text
 from . import claims as C
+from .demo_explore import explore as explore_heads
 from .demo_measure import accuracy_table, attack_measures, blur_pairs, fusion_pair, membership
 from .demo_sections import probe_conditions, trained_store
 from .demo_steps import benchmark, check_spec, extract_into
@@ -72,6 +77,7 @@ class DemoSpec:
     workers: int = 0
     weights: dict = field(default_factory=dict)
     report: bool = True  # end by writing featlab report over the demo's stores
+    explore: bool = True  # with report: the exploration beside the claims (.demo_explore)
     # probe sets for the local-property figures (on the main store's test images)
     probe_radii: tuple = (1.0, 10.0)
     probe_copies: int = 8
@@ -108,6 +114,9 @@ def demo(spec: DemoSpec = DemoSpec()) -> dict:
     clock.lap("main store, heads, pca-shift")
     dose, dose_stores = _dose(spec)
     clock.lap("dose-response stores")
+    explored = _explore(spec, store, root) if spec.report and spec.explore else None
+    if explored is not None:
+        clock.lap("exploration: mlp and gated heads")
     trained = trained_store(spec, root) if spec.report else None  # for M-TLAT Table 2
     if trained:
         clock.lap("trained networks and their store")
@@ -122,6 +131,8 @@ def demo(spec: DemoSpec = DemoSpec()) -> dict:
                    shift_condition=shift["condition"], shift_comparison=shift["comparison"],
                    membership=members, figures=shift["figures"], alphas=list(spec.alphas),
                    alpha_scale="sum")
+    if explored is not None:
+        summary["exploration"] = explored
     if spec.report:
         written = report(stores=summary["stores"], out_dir=os.path.join(spec.analyses_dir, "report"),
                          alphas=spec.alphas, n_boot=spec.n_boot, seed=spec.seed)
@@ -178,6 +189,14 @@ def _main_store(spec):
     # the alpha sweep once, beside adversarial retraining (alpha 0 refits to the same head)
     fit_head(store, alphas=spec.alphas, subset="all", train_on=["clean", adv])
     return store, root, seconds
+
+
+def _explore(spec, store, root):
+    """The exploration beside the claims (:mod:`.demo_explore`) at the middle sigma and eps."""
+    eps = _middle(spec.eps)
+    blur = store.resolve_condition(_label("blur:sigma", _middle(spec.sigmas)))
+    return explore_heads(spec, store, root, blur,
+                   store.resolve_condition(_label("fgsm:eps", eps) + ":target=fg"), eps)
 
 
 def _attack_keys(store, spec):

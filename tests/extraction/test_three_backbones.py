@@ -1,7 +1,9 @@
 """A third backbone end to end: a network from ``featlab train`` extracted beside the two
-synthetic backbones, a linear head over the three blocks, FGSM through all three with
+synthetic backbones, ``featlab fit-head --inputs`` over the three (a linear head), FGSM through all three with
 ``target=head:NAME`` (checked against FGSM written out in plain torch), probes selected by
 that head, staleness after a refit, and ``featlab report`` on the store."""
+import glob
+import json
 import os
 import shutil
 
@@ -12,16 +14,15 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 
 from conftest import one_error_line
-from featlab.heads import HEADS
 from featlab.analyses.heads.run import fit_head
-from featlab.analyses.inputs import block
 from featlab.cli.main import cli
 from featlab.extraction.rebuild import rebuild
 from featlab.store import FeatureStore
-from featlab.store.heads import head_record, load_head, save_heads, stale_heads
+from featlab.store.heads import load_head, stale_heads
 
 BATCH = 16
-HEAD = "three-all"
+INPUTS = "synthetic-object,synthetic-scene,third"
+HEAD = "linear-synthetic-object+synthetic-scene+third-all"  # the name fit-head --inputs gives
 ATTACK = f"fgsm:eps=0.03:target=head:{HEAD}"
 PROBE = "isotropy:radius=2:copies=3:samples=32:threshold={:.6f}:select=head:" + HEAD
 DEFAULT_HEADS = ("fg-all", "bg-all", "joint-all-alpha=0")
@@ -70,21 +71,12 @@ def telling_threshold(store):
     raise AssertionError("no threshold tells the heads apart on this data")
 
 
-def fit_linear(store, name, inputs, l2=1e-4):
-    """A linear head over the concatenated penultimate blocks of ``inputs``, saved in the
-    store's head format."""
-    blocks, y, _ = block(store, inputs, split="train")
-    head = HEADS.get("linear")(l2=l2).fit(np.concatenate(blocks, axis=1), y)
-    save_heads(store.path, {name: head_record(
-        head, kind="linear", alpha=None, inputs=list(inputs), subset="all", layer="penultimate",
-        l2=l2, training_conditions=["clean"], classes=store.classes("all"), n_train=len(y))})
-
-
 @pytest.fixture(scope="module")
 def three(tmp_path_factory, tiny_weights):
     """(store path, extract args): synthetic-object, synthetic-scene and ``third`` (a
-    ResNet-10 from ``featlab train``, 1 epoch), heads fg/bg/joint and ``three-all``, and FGSM
-    crafted against ``three-all`` through all three backbones."""
+    ResNet-10 from ``featlab train``, 1 epoch), heads fg/bg/joint and HEAD from ``featlab
+    fit-head --inputs`` (its result also under ``base/fit``), and FGSM crafted against HEAD
+    through all three backbones."""
     from featlab.data.synthetic import generate_synthetic
 
     base = tmp_path_factory.mktemp("three")
@@ -104,7 +96,9 @@ def three(tmp_path_factory, tiny_weights):
     assert run(*args, "--conditions", "clean")[0] == 0
     fs = FeatureStore(store)
     fit_head(fs, alphas=(0.0,))
-    fit_linear(fs, HEAD, list(fs.backbones))
+    code, out = run("fit-head", "--store", store, "--inputs", INPUTS, "--out", base / "fit")
+    assert code == 0, out
+    assert HEAD in out  # the printed accuracy table has the head's column
     threshold = telling_threshold(fs)
     code, out = run(*args, "--conditions", f"{ATTACK},{PROBE.format(threshold)}")
     assert code == 0, out
@@ -161,6 +155,22 @@ def test_fgsm_through_three_backbones_equals_plain_torch_fgsm(three):
     assert success.dtype == bool and len(success) == len(store.samples)
 
 
+def test_fit_head_in_python_gives_the_cli_head(three):
+    store = FeatureStore(three[0])
+    result = fit_head(store, inputs=INPUTS.split(","), conditions=["clean"], save=False)
+    assert result["heads"] == [HEAD] and result["inputs"] == INPUTS.split(",")
+    (cli_json,) = glob.glob(os.path.join(os.path.dirname(three[0]), "fit", "*.json"))
+    with open(cli_json, encoding="utf-8") as f:
+        cli_rows = {r["condition"]: r for r in json.load(f)["rows"] if r["head"] == HEAD}
+    (row,) = result["rows"]
+    assert (row["correct"], row["n"]) == (cli_rows["clean"]["correct"], cli_rows["clean"]["n"])
+    attrs = load_head(store.path, HEAD)[1]
+    assert attrs["inputs"] == INPUTS.split(",") and attrs.get("head_type", "linear") == "linear"
+    labels = store.labels(split="test")
+    p = true_class_probability(store, HEAD)
+    assert row["n"] == len(labels) and 0 < row["correct"] and len(p) == len(labels)
+
+
 def test_probes_select_with_the_named_head_and_score_it(three):
     store = FeatureStore(three[0])
     key = store.resolve_condition(PROBE.format(three[2]))
@@ -177,7 +187,7 @@ def test_probes_select_with_the_named_head_and_score_it(three):
 def test_an_unknown_head_is_one_line_listing_the_stored_heads(three):
     path, args, _ = three
     before = sorted(os.listdir(os.path.join(path, "conditions")))
-    stored = "bg-all, fg-all, joint-all-alpha=0, three-all"
+    stored = f"bg-all, fg-all, joint-all-alpha=0, {HEAD}"
     code, out = run(*args, "--conditions", "fgsm:eps=0.03:target=head:four-all")
     assert code == 2
     line = one_error_line(out)
@@ -196,19 +206,45 @@ def test_a_refit_head_leaves_its_attacks_stale_until_refit_alike(three, tmp_path
     store = FeatureStore(copy)
     key = store.resolve_condition(ATTACK)
     assert stale_heads(copy, store.condition_info(key)) == []
-    fit_linear(store, HEAD, list(store.backbones), l2=1e-2)
+    fit_head(store, inputs=INPUTS, l2=1e-2)
     assert stale_heads(copy, store.condition_info(key)) == [HEAD]
     assert fit_head(store, alphas=(0.0,), save=False)["stale"][key] is True
     at = args.index("--store") + 1
     code, out = run(*args[:at], copy, *args[at + 1:], "--conditions", ATTACK)
     assert code == 2 and "before a refit" in one_error_line(out)
-    fit_linear(store, HEAD, list(store.backbones))  # the old settings: the same head again
+    fit_head(store, inputs=INPUTS)  # the old settings: the same head again
     assert stale_heads(copy, store.condition_info(key)) == []
 
 
-def test_report_renders_the_three_backbone_store(three, tmp_path):
-    code, out = run("report", "--store", three[0], "--out", tmp_path / "report", "--alpha", 0,
+def test_every_head_type_is_listed_by_fit_head_robustness_and_the_report(three, tmp_path):
+    """An mlp and a gated head over the three inputs beside the linear ones: fit-head prints
+    each as a column, robustness and the report's Table 1 list each as a row."""
+    copy = str(tmp_path / "store")
+    shutil.copytree(three[0], copy)
+    names = [f"{kind}-{INPUTS.replace(',', '+')}-all" for kind in ("mlp", "gated")]
+    for kind, name in zip(("mlp", "gated"), names):
+        code, out = run("fit-head", "--store", copy, "--head", kind, "--inputs", INPUTS,
+                        *(["--width", 8] if kind == "mlp" else []), "--out", tmp_path / kind)
+        assert code == 0, out
+        header = next(line for line in out.splitlines() if line.startswith("condition"))
+        assert header.split() == ["condition", name]
+    every = [*DEFAULT_HEADS, HEAD, *names]
+    code, out = run("robustness", "--store", copy, "--n-boot", 100, "--out", tmp_path / "rob",
+                    "--json", tmp_path / "rob.json")
+    assert code == 0, out
+    with open(tmp_path / "rob.json", encoding="utf-8") as f:
+        rows = {r["classifier"]: r for r in json.load(f)["rows"]}
+    assert set(every) <= set(rows) and all(name in out for name in every)
+    assert all(rows[n]["scores"][store_key(copy)]["R"] >= 0 for n in every)
+    code, out = run("report", "--store", copy, "--out", tmp_path / "report", "--alpha", 0,
                     "--n-boot", 100)
     assert code == 0, out
     page = (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
+    table1 = page[page.index("mtlat-table-1"):]
     assert "local-figure-1" in page and os.path.getsize(tmp_path / "report" / "report.pdf") > 0
+    assert all(f"<td>{name}</td>" in table1 for name in every)
+
+
+def store_key(path):
+    """The stored key of the FGSM condition made against HEAD."""
+    return FeatureStore(path).resolve_condition(ATTACK)

@@ -11,6 +11,7 @@ from featlab.cli.demo_cmd import echo_summary
 from featlab.reporting.papers import CLAIMS
 from featlab.reporting.demo import DemoSpec, demo
 from featlab.errors import FeatlabError
+from featlab.store import FeatureStore
 
 FIELDS = {"claim", "section", "verdict", "effect", "low", "high", "margin", "test", "n",
           "by_construction", "decides"}
@@ -45,8 +46,24 @@ def test_tiny_demo_decides_every_claim(tmp_path, tiny_weights, capsys):
     report = json.load(open(os.path.join(tmp_path, "analyses", "report", "report.json")))
     assert report["alpha_scale"] == "sum" and report["alphas"] == [0.0, 10.0]
     assert "demo-standard (logits)" in open(summary["report"]["html"], encoding="utf-8").read()
+    explored = summary["exploration"]  # beside the claims, not among them
+    assert on_disk["exploration"] == json.loads(json.dumps(explored, default=float))
+    heads = {"mlp-joint-all-alpha=0", "gated-joint-all-alpha=0"}
+    paired = [r for r in explored if r["versus"] == "joint-all-alpha=0"]
+    assert {(r["head"], r["condition"].split()[0]) for r in paired} == {
+        (h, c) for h in heads for c in ("blur", "fg-FGSM")}
+    assert all(r["verdict"] in ("yes", "no", "inconclusive") and r["low"] <= r["effect"]
+               <= r["high"] and r["n"] > 0 for r in paired)
+    attacked = {r["head"]: r for r in explored if r["versus"] is None}
+    assert set(attacked) == heads and all(
+        r["condition"] == f"fgsm:eps=0.03:target=head:{h}" and r["verdict"] == "reported"
+        and r["low"] <= r["effect"] <= r["high"] for h, r in attacked.items())
+    assert not any(r["claim"].startswith(("mlp", "gated")) for r in rows)
+    assert set(summary["phase_seconds"]) >= {"exploration: mlp and gated heads"}
     echo_summary(summary)
     out = capsys.readouterr().out
+    assert "exploration (not a claim of the papers; not counted in the verdicts)" in out
+    assert all(r["condition"] in out and r["head"] in out for r in explored)
     assert "by construction" in out and "verdict per claim" in out
     assert "±0.01" in out and "±0.02" in out and "±0.5" in out  # every claim's margin
     assert {r["margin"] for r in rows} == {0.01, 0.02, 0.5}
@@ -67,8 +84,10 @@ def test_a_demo_without_report_skips_the_report_only_parts(tmp_path, tiny_weight
     summary = demo(_spec(tmp_path, tiny_weights, report=False, consistencies=(1.0,)))
     assert {r["id"] for r in summary["claims"]} == {"1", "2", "3", "3b", "4", "5"}
     assert len(summary["stores"]) == 2 and "report" not in summary
+    assert "exploration" not in summary
     conditions = os.listdir(os.path.join(summary["store"], "conditions"))
     assert conditions and not [c for c in conditions if "isotropy" in c or "symmetry" in c]
+    assert not [k for k in FeatureStore(summary["store"]).conditions if "target=head:" in k]
 
 
 def test_demo_refuses_bad_settings_before_writing(tmp_path, tiny_weights):
