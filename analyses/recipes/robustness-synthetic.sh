@@ -3,7 +3,7 @@
 # synthetic benchmark: the 15 ImageNet-C corruptions and the paper's 4 extra ones at 5
 # severities, and its 5 attacks (FGSM, PGD, PGD-LL, CW-L2, MI-FGSM) crafted on the object
 # backbone's head, scored for the fg / bg / joint heads. CW-L2 as the paper's Section 4.1:
-# 40 iterations, confidence kappa = 50. CPU: 35 min on 2 cores.
+# 40 iterations, confidence kappa = 50. Wall time: see the Benchmarks page.
 # Outputs go to analyses/robust-synth/robustness/ (git-ignored). Rerunning continues.
 set -euo pipefail
 STORE=${STORE:-cache/robust-synth}
