@@ -34,6 +34,17 @@ def analyses_elsewhere(tmp_path_factory):
     return os.environ["FEATLAB_ANALYSES"]
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module's tests (``pytestmark = pytest.mark.usefixtures(
+    "one_torch_thread")``): tiny models gain nothing from threads, and on a shared 2-core
+    machine idle threads spin."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(autouse=True)
 def fresh_fit_memo():
     """Each test starts with an empty head-solution memo (featlab.heads.linear), so

@@ -28,13 +28,7 @@ PROBE = "isotropy:radius=2:copies=3:samples=32:threshold={:.6f}:select=head:" + 
 DEFAULT_HEADS = ("fg-all", "bg-all", "joint-all-alpha=0")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Two threads on two cores shared with other jobs are slower than one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def run(*args):

@@ -32,13 +32,7 @@ from featlab.training.recipes.mat_mixed import mat_loss
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Two threads on two cores shared with other jobs are slower than one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def run(*args):

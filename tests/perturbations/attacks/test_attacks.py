@@ -74,13 +74,7 @@ def train(seed):
     return model
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The toy net gains nothing from threads, and on a shared 2-core machine they spin."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -32,13 +32,7 @@ SMALL = {"apgdce": {"steps": 10}, "apgdt": {"steps": 10}, "fab": {"steps": 10},
          "square": {"n_queries": 60}, "autoattack": {"steps": 10, "n_queries": 60}}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and on a shared 2-core machine they spin."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
