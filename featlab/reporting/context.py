@@ -87,7 +87,9 @@ class Context:
         """:func:`~featlab.analyses.heads.run.fit_head` on ``store``: the alpha sweep and,
         when an FGSM family is stored, adversarial retraining at the stored eps nearest the
         paper's 0.3 in the family's units (:func:`retrain_eps`; and on ``all`` the MAT heads on
-        random-walk strengths). Heads are not saved."""
+        random-walk strengths). The sections read the alpha sweep only under FGSM (Figure 5),
+        so a store without an FGSM family is fitted at the first alpha alone. Heads are not
+        saved."""
         key = (id(store), subset)
         if key not in self._fits:
             if "clean" not in store.conditions:
@@ -96,7 +98,8 @@ class Context:
             options = self._robust_options(store, subset)
             log.info("report: fit-head on %s (subset %s%s)", self.name(store), subset,
                      ", robust heads" if options else "")
-            result = fit_head(store, alphas=self.alphas, subset=subset, save=False,
+            alphas = self.alphas if self.family(store, "fgsm") else self.alphas[:1]
+            result = fit_head(store, alphas=alphas, subset=subset, save=False,
                               seed=self.seed, **options)
             write_json(self.path(store, f"fit-head-{subset}.json"), result)
             self._fits[key] = result

@@ -10,7 +10,9 @@ p, and the claims' verdict rule (:func:`~featlab.analyses.stats.verdict`, "effec
 the claims' :data:`~.claims.GAIN_MARGIN`: yes when the interval lies above 0, no when it lies
 below the margin, else inconclusive). Beside them, the adaptive attack ``fgsm:eps=<middle>:
 target=head:NAME`` crafted through both backbones and that head: its accuracy with a 95 %
-Wilson interval, reported (no verdict).
+Wilson interval, reported (no verdict). Only test images are scored, so the adaptive attack
+runs on them alone and in memory (:func:`adaptive_correct`, the classifier extraction builds
+for that condition; nothing is added to the store).
 
 A row is ``dict(head, condition, versus, verdict, effect, low, high, margin, test, n)``
 (plus ``p_value`` for the paired rows); ``versus`` is the linear joint head's name, or None
@@ -20,13 +22,22 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
+import torch
+
 from ..analyses.heads.correct import head_predictions
 from ..analyses.heads.run import fit_head
 from ..analyses.stats import mcnemar, paired_bootstrap, verdict, wilson_interval
-from ..store import FeatureStore
+from ..backbones.base import resolve_device
+from ..conditions import parse_conditions
+from ..extraction import ExtractionSpec
+from ..extraction.precision import precision_mode
+from ..extraction.spec import build_backbones, load_dataset
+from ..extraction.storage import with_store_defaults
+from ..extraction.targets import TargetModels
 from ..store.heads import head_name
+from ..training.data import load_images
 from .claims import GAIN_MARGIN
-from .demo_steps import extract_into
 from .robust import short
 
 log = logging.getLogger(__name__)
@@ -73,18 +84,55 @@ def _correct(store, names, key):
     return {n: p["predictions"][n] == p["labels"] for n in names}
 
 
+def adaptive_correct(store, root: str, attacks: list, *, device="auto", seed=0, image_size=None,
+                     cache_dir=None, weights=None, batch_size=64) -> list:
+    """Per attack condition of ``attacks`` (gradient attacks with ``target=...``, e.g.
+    ``fgsm:eps=0.01:target=head:NAME``), whether each test image of ``store`` is classified
+    right under it: the images of the store's benchmark ``root`` are attacked in memory
+    through the classifier extraction would build for that condition (its backbones with
+    the store's settings, the head, fp32), and nothing is written.
+
+    Returns a list (one per attack) of ndarray of shape (n_test,) bool, in the order of
+    ``store``'s test rows (an image that cannot be decoded is left out)."""
+    run = with_store_defaults(ExtractionSpec(
+        store=store.path, root=root, backbones=tuple(store.backbone_meta), device=device,
+        seed=seed, image_size=image_size, cache_dir=cache_dir, weights=dict(weights or {})))
+    dataset, device = load_dataset(run), resolve_device(device)
+    images = load_images(dataset, dataset.samples.indices(split="test"))
+    with precision_mode("fp32", device):
+        models = build_backbones(run, dataset, device)
+        targets = TargetModels(store.path, models, store.backbone_meta,
+                               classes=dataset.samples.classes, weights=run.weights,
+                               cache_dir=cache_dir)
+        return [_correct_under(targets.model_for(condition), condition, images, device,
+                               batch_size, seed) for condition in parse_conditions(attacks)]
+
+
+def _correct_under(model, condition, images, device, batch_size, seed) -> np.ndarray:
+    out, attack = [], condition.perturbation
+    generator = torch.Generator().manual_seed(seed)
+    for x, y in images.batches(torch.arange(len(images)), batch_size, min_size=1):
+        x, y = x.to(device), y.to(device)
+        adv = attack.perturb_many(x, [condition.params], labels=y, model=model,
+                                  generator=generator)[0]
+        with torch.no_grad():
+            out.append((model(adv).argmax(1) == y).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros(0, bool)
+
+
 def explore(spec, store, root: str, blur: str, fgsm: str, eps: float) -> list[dict]:
-    """Fit the :data:`EXPLORED` heads on ``store`` (subset all, alpha 0, saved), extract the
-    adaptive FGSM at ``eps`` through each into the store, and return the exploration rows
-    (module docstring). ``blur`` / ``fgsm``: the conditions compared on."""
+    """Fit the :data:`EXPLORED` heads on ``store`` (subset all, alpha 0, saved), attack the
+    test images with FGSM at ``eps`` through each (:func:`adaptive_correct`), and return the
+    exploration rows (module docstring). ``blur`` / ``fgsm``: the conditions compared on."""
     names = {}
     for kind in EXPLORED:
         fitted = fit_head(store, head=kind, alphas=(0.0,), subset="all", conditions=["clean"])
         names[kind] = fitted["heads"][0]
     attacks = {name: f"fgsm:eps={eps:g}:target=head:{name}" for name in names.values()}
-    log.info("demo exploration: %s", ", ".join(attacks.values()))
-    extract_into(spec, store.path, root, ",".join(attacks.values()))
-    store = FeatureStore(store.path)
+    log.info("demo exploration: %s on the test images", ", ".join(attacks.values()))
+    adaptive_rows = adaptive_correct(store, root, list(attacks.values()), device=spec.device,
+                                     seed=spec.seed, image_size=spec.image_size,
+                                     cache_dir=spec.cache_dir, weights=spec.weights)
     linear = head_name("joint", "all", 0.0)
     kw = dict(n_boot=spec.n_boot, seed=spec.seed)
     rows = []
@@ -92,6 +140,6 @@ def explore(spec, store, root: str, blur: str, fgsm: str, eps: float) -> list[di
         correct = _correct(store, [linear, *names.values()], key)
         rows += [compare(name, f"{label} {short(key)}", linear, correct[name],
                          correct[linear], **kw) for name in names.values()]
-    for name, attack in attacks.items():
-        rows.append(adaptive(name, attack, _correct(store, [name], attack)[name]))
+    for (name, attack), correct in zip(attacks.items(), adaptive_rows):
+        rows.append(adaptive(name, attack, correct))
     return rows

@@ -67,3 +67,36 @@ def test_the_demo_command_passes_explore(monkeypatch, flag, explore):
     monkeypatch.setattr(demo_module, "demo", stop)
     result = CliRunner().invoke(cli, ["demo", *flag])
     assert result.exit_code == 2 and [s.explore for s in seen] == [explore]
+
+
+def test_the_in_memory_adaptive_attack_is_the_stored_one_on_the_test_images(tmp_path,
+                                                                              tiny_weights):
+    from featlab.analyses.heads.run import fit_head
+    from featlab.data.synthetic import generate_synthetic
+    from featlab.extraction import ExtractionSpec, extract
+    from featlab.reporting.demo_explore import adaptive_correct
+    from featlab.store import FeatureStore
+
+    root, path = str(tmp_path / "data"), str(tmp_path / "store")
+    generate_synthetic(root, seed=3, n_images=48, image_size=32, n_supercategories=2,
+                       classes_per_supercategory=2)
+
+    def run(conditions):
+        extract(ExtractionSpec(store=path, root=root, conditions=conditions, device="cpu",
+                               batch_size=16, chunk_size=16, image_size=32, weights=tiny_weights))
+
+    run("clean")
+    name = fit_head(FeatureStore(path), head="mlp", alphas=(0.0,), conditions=["clean"],
+                    width=8)["heads"][0]
+    attacks = [f"fgsm:eps=0.03:target=head:{name}", "fgsm:eps=0.1:target=fg"]
+    fit_head(FeatureStore(path), alphas=(0.0,))
+    run(",".join(attacks))
+    store = FeatureStore(path)
+    labels = store.samples.label[store.samples.split == "test"]
+    got = adaptive_correct(store, root, attacks, device="cpu", image_size=32,
+                           weights=tiny_weights, batch_size=5)
+    for attack, correct in zip(attacks, got):
+        stored = store.read_array("attack/prediction", store.resolve_condition(attack),
+                                  split="test")
+        assert correct.dtype == bool and len(correct) == len(labels) > 0
+        np.testing.assert_array_equal(correct, stored == labels)
