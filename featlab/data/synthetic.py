@@ -247,10 +247,11 @@ def generate_synthetic(out_dir, *, seed=0, n_images=1600, image_size=64, context
 
 
 @DATASETS.register("synthetic")
-def load_synthetic(root, **kwargs):
+def load_synthetic(root, cache_dir=None, **kwargs):
     """Load a dataset written by :func:`generate_synthetic` with the COCO loader
-    (``featlab.data.coco.load_coco``, same keyword arguments), named ``"synthetic"``."""
+    (``featlab.data.coco.load_coco``, same keyword arguments; ``cache_dir``: where its
+    selection cache goes), named ``"synthetic"``."""
     if not os.path.isdir(os.path.join(str(root), "annotations")):
         raise FeatlabError(f"no synthetic dataset at {root}; create one with "
                            f"featlab.data.synthetic.generate_synthetic({str(root)!r})")
-    return load_coco(root, name="synthetic", **kwargs)
+    return load_coco(root, name="synthetic", cache_dir=cache_dir, **kwargs)

@@ -137,3 +137,17 @@ def test_selection_all_extracts_with_object_regions(coco, tiny_weights, tmp_path
     valid = fs.valid("clean")
     x = fs.read(backbone="synthetic-object", layer="penultimate")
     assert np.isfinite(x[valid]).all() and (~valid).sum() == 2  # truncated + garbage files
+
+
+def test_the_synthetic_loader_keeps_its_selection_in_the_named_cache(tmp_path, monkeypatch):
+    from featlab.data import open_dataset
+    from featlab.data.synthetic import generate_synthetic
+
+    root = str(tmp_path / "data")
+    generate_synthetic(root, seed=0, n_images=24, image_size=16, n_supercategories=2,
+                       classes_per_supercategory=2)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FEATLAB_CACHE", raising=False)
+    open_dataset("synthetic", root, dict(image_size=16), cache_dir=str(tmp_path / "mine"))
+    assert len(os.listdir(tmp_path / "mine" / "coco-selection")) == 2
+    assert not (tmp_path / "cache").exists()
