@@ -71,7 +71,7 @@ def echo_result(result) -> None:
     for cid, c in result["claims"].items():
         state = "flips" if c["flips"] else "stable" if c["stable"] else "varies"
         per_seed = " ".join(f"{s}:{v}" for s, v in c["per_seed"].items())
-        click.echo(f"  [{c['verdict']:^12}] {cid:3s} {c['agree']}/{len(seeds)} seeds agree, "
-                   f"{state}: {per_seed}")
+        click.echo(f"  [{c['verdict']:^12}] {cid:3s} {c['agree']}/{len(seeds)} seeds' own verdicts "
+                   f"agree with it; per seed {state}: {per_seed}")
     click.echo(f"results {result['json']} and {result['csv']}; forest plots "
                f"{', '.join(p[0] for p in result['figures'].values())}")

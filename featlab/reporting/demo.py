@@ -31,7 +31,8 @@ counted in their verdicts, it explores non-linear fusion heads: the mlp and gate
 against the linear joint head under blur and fg-FGSM, and the adaptive attack through each
 (:mod:`.demo_explore`; ``exploration`` in the summary; ``explore=False`` skips it). With
 ``report=False`` (as ``featlab replicate`` runs each seed) it skips all three, since no claim
-reads them. :func:`demo` returns its
+reads them, and its stores hold the penultimate layer only (all that the claims read; the
+batch-norm layers are for the report). :func:`demo` returns its
 summary and writes ``<analyses>/demo/summary.json`` (``claims``: the rows of :mod:`.claims`;
 ``stores``: the stores the report renders; ``phase_seconds``: wall time per phase).
 """
@@ -163,6 +164,11 @@ def _middle(values):
     return values[len(values) // 2]
 
 
+def _layers(spec) -> dict:
+    """Every layer when the report is written; without it, what the claims read."""
+    return {} if spec.report else dict(layers="penultimate")
+
+
 def _fgsm(spec, target):
     return f"fgsm:eps={':'.join(f'{e:g}' for e in spec.eps)}:target={target}"
 
@@ -174,7 +180,7 @@ def _main_store(spec):
     path = os.path.join(spec.cache_dir, "demo")
     root = benchmark(spec, "demo-data", path, spec.n_images, 1.0)
     blur = "blur:sigma=" + ":".join(f"{s:g}" for s in spec.sigmas)
-    seconds = extract_into(spec, path, root, f"clean,{blur}")
+    seconds = extract_into(spec, path, root, f"clean,{blur}", **_layers(spec))
     store = FeatureStore(path)
     fit_head(store, alphas=(0.0,), subset="all")  # the heads the attacks target
     for subset in ("similar", "dissimilar"):
@@ -183,7 +189,7 @@ def _main_store(spec):
     attacks = _fgsm(spec, "fg") + (f",{_fgsm(spec, 'joint')}" if spec.adaptive else "")
     if spec.report:  # the probe sets serve the report's local-property sections only
         attacks += f",{probe_conditions(spec)}"
-    seconds += extract_into(spec, path, root, attacks)
+    seconds += extract_into(spec, path, root, attacks, **_layers(spec))
     store = FeatureStore(path)
     adv = _label("fgsm:eps", _middle(spec.eps)) + ":target=fg"
     # the alpha sweep once, beside adversarial retraining (alpha 0 refits to the same head)
@@ -213,7 +219,7 @@ def _dose(spec):
     for level in spec.consistencies:
         path = os.path.join(spec.cache_dir, f"demo-dose-{level:g}")
         root = benchmark(spec, f"demo-dose-{level:g}-data", path, spec.dose_images, level)
-        extract_into(spec, path, root, f"clean,{sigma}")
+        extract_into(spec, path, root, f"clean,{sigma}", **_layers(spec))
         store = FeatureStore(path)
         fit_head(store, alphas=(0.0,), subset="all")
         dose[float(level)] = fusion_pair(store, store.resolve_condition(sigma))

@@ -178,7 +178,7 @@ def test_cli_merges_folders_and_refuses_mistakes(tmp_path):
     dirs = [str(tmp_path / f"job-{s}") for s in range(3)]
     out = runner.invoke(cli, ["replicate", "--merge", *dirs, "--out", str(tmp_path / "all")])
     assert out.exit_code == 0, out.output
-    assert "3/3 seeds agree, stable" in out.output
+    assert "3/3 seeds' own verdicts agree with it; per seed stable" in out.output
     assert json.load(open(tmp_path / "all" / "replicate.json"))["seeds"] == [0, 1, 2]
     for args, words in ((["--merge"], "name the folders"), (["--seeds", "3-1"], "--seeds"),
                         (["--quick", "--store", str(tmp_path)], "--quick"),

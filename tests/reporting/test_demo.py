@@ -88,6 +88,9 @@ def test_a_demo_without_report_skips_the_report_only_parts(tmp_path, tiny_weight
     conditions = os.listdir(os.path.join(summary["store"], "conditions"))
     assert conditions and not [c for c in conditions if "isotropy" in c or "symmetry" in c]
     assert not [k for k in FeatureStore(summary["store"]).conditions if "target=head:" in k]
+    for path in summary["stores"]:  # what the claims read, no batch-norm layers
+        assert {layer for meta in FeatureStore(path).backbone_meta.values()
+                for layer in meta["layers"]} == {"penultimate"}
 
 
 def test_demo_refuses_bad_settings_before_writing(tmp_path, tiny_weights):
