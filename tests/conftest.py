@@ -66,6 +66,16 @@ def tiny_weights(tmp_path_factory):
             "synthetic-scene": save_synthetic_checkpoint(folder / "scene.pt", 4, seed=2)}
 
 
+def run_cli(*args):
+    """(exit code, output) of ``featlab -q ARGS`` in process (exceptions propagate)."""
+    from click.testing import CliRunner
+
+    from featlab.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["-q", *map(str, args)], catch_exceptions=False)
+    return result.exit_code, result.output
+
+
 def one_error_line(output: str) -> str:
     """The single ``featlab: error:`` line of a refused command; progress lines the command
     logged before it (e.g. what a dataset holds) may precede it, a traceback may not."""

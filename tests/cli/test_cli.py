@@ -3,15 +3,9 @@ import json
 import os
 
 import pytest
-from click.testing import CliRunner
 
-from featlab.cli.main import cli
 from featlab.store.layout import WriterLock
-
-
-def run(*args):
-    result = CliRunner().invoke(cli, ["-q", *map(str, args)], catch_exceptions=False)
-    return result.exit_code, result.output
+from conftest import run_cli as run
 
 
 @pytest.fixture(scope="module")

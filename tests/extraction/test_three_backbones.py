@@ -11,11 +11,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from click.testing import CliRunner
 
-from conftest import one_error_line
+from conftest import one_error_line, run_cli as run
 from featlab.analyses.heads.run import fit_head
-from featlab.cli.main import cli
 from featlab.extraction.rebuild import rebuild
 from featlab.store import FeatureStore
 from featlab.store.heads import load_head, stale_heads
@@ -29,11 +27,6 @@ DEFAULT_HEADS = ("fg-all", "bg-all", "joint-all-alpha=0")
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def run(*args):
-    result = CliRunner().invoke(cli, ["-q", *map(str, args)], catch_exceptions=False)
-    return result.exit_code, result.output
 
 
 def true_class_probability(store, name, split="test"):

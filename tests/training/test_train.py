@@ -14,13 +14,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from click.testing import CliRunner
 
 import featlab
 from featlab.backbones.trained import load_trained
 from featlab.backbones.ensemble import EnsembleBackbone, VotingNet
 from featlab.backbones.trained import make_net
-from featlab.cli.main import cli
 from featlab.cli.train_cmd import RECIPE_NAMES
 from featlab.errors import FeatlabError
 from featlab.mat import best_subset
@@ -28,16 +26,12 @@ from featlab.training import TRAIN_RECIPES, TrainSpec, train
 from featlab.training.labels import mixup, one_hot, soft_cross_entropy, tlat_label
 from featlab.training.recipes import StepContext
 from featlab.training.recipes.mat_mixed import mat_loss
+from conftest import run_cli as run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def run(*args):
-    result = CliRunner().invoke(cli, ["-q", *map(str, args)], catch_exceptions=False)
-    return result.exit_code, result.output
 
 
 @pytest.fixture(scope="module")
