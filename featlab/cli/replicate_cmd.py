@@ -31,7 +31,7 @@ def replicate_command(dirs, seeds, jobs, out_dir, quick, store, merge, device, m
     store's images into train/test and refit the heads.
 
     \b
-    featlab replicate --seeds 0-4 --jobs 2
+    featlab replicate --seeds 0-4
     featlab replicate --quick --seeds 0-19 --jobs 2 --out analyses/replicate-quick
     featlab replicate --store cache/coco --seeds 0-19
     featlab replicate --seeds 7 --out runs/seed-7          # one seed, e.g. one cluster job

@@ -5,8 +5,9 @@ split), pretrains both embedded backbones (initialisation, pretraining images, o
 flips: :func:`featlab.backbones.synthetic.pretrain` with ``recipe["seed"] = seed``), and seeds
 the extraction and every bootstrap; the heads are convex fits, determined by the features.
 Everything lives under the seed's folder (``cache/``: data, weights, stores; ``analyses/``:
-the demo's outputs), so seeds never share a file. At the default size with seed 0 this is
-``featlab demo`` itself (the same recipe, the same weights).
+the demo's outputs), so seeds never share a file. At the default size with seed 0 and the
+demo's torch thread count this is ``featlab demo``'s study (the same weights and claim rows;
+one thread instead of two changes the weights by rounding).
 """
 from __future__ import annotations
 
