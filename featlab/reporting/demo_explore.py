@@ -104,19 +104,20 @@ def adaptive_correct(store, root: str, attacks: list, *, device="auto", seed=0, 
         targets = TargetModels(store.path, models, store.backbone_meta,
                                classes=dataset.samples.classes, weights=run.weights,
                                cache_dir=cache_dir)
-        return [_correct_under(targets.model_for(condition), condition, images, device,
-                               batch_size, seed) for condition in parse_conditions(attacks)]
+        return [_correct_under(targets, condition, images, device, batch_size, seed)
+                for condition in parse_conditions(attacks)]
 
 
-def _correct_under(model, condition, images, device, batch_size, seed) -> np.ndarray:
-    out, attack = [], condition.perturbation
+def _correct_under(targets, condition, images, device, batch_size, seed) -> np.ndarray:
+    """Per image, the prediction extraction stores (``TargetModels.outcome``) == the label."""
+    out, attack, model = [], condition.perturbation, targets.model_for(condition)
     generator = torch.Generator().manual_seed(seed)
     for x, y in images.batches(torch.arange(len(images)), batch_size, min_size=1):
         x, y = x.to(device), y.to(device)
-        adv = attack.perturb_many(x, [condition.params], labels=y, model=model,
-                                  generator=generator)[0]
-        with torch.no_grad():
-            out.append((model(adv).argmax(1) == y).cpu().numpy())
+        (adv,), aimed = attack.attack_many(x, [condition.params], labels=y, model=model,
+                                           generator=generator)
+        pred = targets.outcome(model, adv, aimed, attack.targeted)["attack/prediction"]
+        out.append(pred == y.cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0, bool)
 
 
