@@ -36,7 +36,8 @@ CLAIMS = {"1": "joint > fg under object blur at every sigma, on All, Similar, Di
               help="End by writing featlab report (HTML + PDF) over the demo's stores.")
 @click.option("--explore/--no-explore", default=True, show_default=True,
               help="With the report: also explore the mlp and gated fusion heads against the "
-                   "linear joint head (not a claim; two more FGSM extractions).")
+                   "linear joint head (not a claim; two head fits and FGSM on the test "
+                   "images).")
 def demo_command(cache_dir, analyses_dir, n_images, dose_images, n_boot, shift_margin, tolerance,
                  seed, device, workers, report, explore):
     """Run the whole pipeline on the embedded synthetic benchmark (minutes on a CPU):
