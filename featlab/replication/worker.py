@@ -49,13 +49,13 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
                         stream=sys.stderr, force=True)
     if len(argv) != 1:
-        print("usage: python -m featlab.replication.worker SEED_DIR", file=sys.stderr)
+        log.error("usage: python -m featlab.replication.worker SEED_DIR")
         return 2
     keep_freed_memory()  # as the featlab command line: featlab/utils/memory.py
     try:
         summary = run(argv[0])
     except FeatlabError as err:
-        print(f"featlab: error: {err}", file=sys.stderr)
+        log.error("featlab: error: %s", err)
         return 2
     log.info("seed %s done in %.0f s: %s", summary["seed"], summary["seconds"],
              summary["verdicts"])
